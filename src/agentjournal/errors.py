@@ -1,0 +1,141 @@
+"""The exception tree of agentjournal.
+
+Every error raised on purpose derives from :class:`JournalError`. Subclasses also
+inherit the matching builtin so callers can catch either (``except ValueError``
+still works for a corrupt record). Errors carry where they happened (``path``,
+``offset``, ``seq``) and a ``hint`` saying what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CorruptRecordError",
+    "CorruptSnapshotError",
+    "InvalidAgentIdError",
+    "InvalidPatchError",
+    "JournalClosedError",
+    "JournalError",
+    "JournalExistsError",
+    "JournalLockedError",
+    "JournalNotFoundError",
+    "JournalPoisonedError",
+    "LimitExceededError",
+    "NotJSONEncodableError",
+    "StepNotFoundError",
+    "StepPrunedError",
+    "TamperedError",
+    "UnsafePathError",
+]
+
+
+class JournalError(Exception):
+    """Base class of every error agentjournal raises on purpose.
+
+    Attributes:
+        path: the file concerned, when there is one.
+        offset: byte offset in ``path``, when known.
+        seq: the record sequence number concerned, when known.
+        hint: what the user can do about it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        offset: int | None = None,
+        seq: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.offset = offset
+        self.seq = seq
+        self.hint = hint
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        where = []
+        if self.path is not None:
+            where.append(str(self.path))
+        if self.offset is not None:
+            where.append(f"byte {self.offset}")
+        if self.seq is not None:
+            where.append(f"seq {self.seq}")
+        if where:
+            parts.append(f"({', '.join(where)})")
+        if self.hint:
+            parts.append(f"- {self.hint}")
+        return " ".join(parts)
+
+
+class InvalidAgentIdError(JournalError, ValueError):
+    """An agent id that is not ``^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$``."""
+
+
+class UnsafePathError(JournalError, PermissionError):
+    """A symlink, a loose permission or a foreign owner where the store needs its own files."""
+
+
+class JournalNotFoundError(JournalError, FileNotFoundError):
+    """No journal exists for the agent under this root."""
+
+
+class JournalExistsError(JournalError, FileExistsError):
+    """A journal already exists where a new one was to be created (e.g. a fork target)."""
+
+
+class JournalLockedError(JournalError, BlockingIOError):
+    """Another process holds the agent's writer lock.
+
+    Attributes:
+        pid: the holder's process id as it wrote it into the lock file, if readable.
+    """
+
+    def __init__(self, message: str, *, pid: int | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.pid = pid
+
+
+class JournalClosedError(JournalError, ValueError):
+    """The journal or writer was used after ``close()``."""
+
+
+class JournalPoisonedError(JournalError, OSError):
+    """A write or fsync failed earlier; this writer refuses further appends.
+
+    Reopen the journal: recovery keeps every acknowledged record.
+    """
+
+
+class CorruptRecordError(JournalError, ValueError):
+    """A record that fails to decode or whose hash chain does not verify."""
+
+
+class TamperedError(CorruptRecordError):
+    """A record whose hash does not match its bytes (edited, reordered or forged)."""
+
+
+class CorruptSnapshotError(JournalError, ValueError):
+    """A snapshot file that fails its checksum, decoding or chain check."""
+
+
+class LimitExceededError(JournalError, ValueError):
+    """A record, segment, snapshot or decoded document beyond the configured limits."""
+
+
+class NotJSONEncodableError(JournalError, TypeError):
+    """A value in the state that JSON cannot represent; ``path`` is its JSON Pointer."""
+
+
+class InvalidPatchError(JournalError, ValueError):
+    """A JSON Patch op that is malformed or does not apply to the document."""
+
+
+class StepNotFoundError(JournalError, LookupError):
+    """A step beyond the journal's history (or before its first record)."""
+
+
+class StepPrunedError(StepNotFoundError):
+    """A step whose records were removed by pruning compaction."""
