@@ -1,0 +1,107 @@
+"""Encoding, hashing and bounded decompression shared by the journal and snapshots.
+
+Everything read from disk is untrusted: sizes are checked before reading, decompression is
+capped, and JSON nesting beyond msgspec's recursion limit becomes a typed error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import lz4.frame
+import msgspec
+
+from .errors import LimitExceededError
+
+HASH_HEX_LEN = 64  # BLAKE2b with a 32-byte digest, hex encoded
+_HASH_OPEN = b',"h":"'
+HASH_SUFFIX_LEN = len(_HASH_OPEN) + HASH_HEX_LEN + 2  # ,"h":"<64 hex>"}
+
+_encoder = msgspec.json.Encoder()
+_any_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
+
+LZ4_MAGIC = b"\x04\x22\x4d\x18"
+
+
+def encode(obj: Any) -> bytes:
+    """Encode ``obj`` as compact JSON."""
+    return _encoder.encode(obj)
+
+
+def decode_any(data: bytes, *, what: str = "document") -> Any:
+    """Decode untrusted JSON into plain Python values (nesting bounded)."""
+    try:
+        return _any_decoder.decode(data)
+    except RecursionError:
+        raise LimitExceededError(f"{what} is nested too deeply to decode") from None
+
+
+def chain_hash(body: bytes, key: bytes | None) -> str:
+    """The hex BLAKE2b-256 of ``body``, keyed (a MAC) when ``key`` is given."""
+    if key:
+        return hashlib.blake2b(body, digest_size=32, key=key).hexdigest()
+    return hashlib.blake2b(body, digest_size=32).hexdigest()
+
+
+def content_digest(data: bytes) -> str:
+    """Unkeyed BLAKE2b-256 of a snapshot's JSON bytes, recorded in its journal marker."""
+    return hashlib.blake2b(data, digest_size=32).hexdigest()
+
+
+def seal_line(body: bytes, key: bytes | None) -> tuple[bytes, str]:
+    """Turn an encoded record ``{...}`` into its journal line ``{...,"h":"<hash>"}\\n``."""
+    h = chain_hash(body, key)
+    return b"".join((body[:-1], _HASH_OPEN, h.encode(), b'"}\n')), h
+
+
+def split_line(line: bytes) -> tuple[bytes, str] | None:
+    """Split a journal line (without its newline) into the hashed body and the stored hash.
+
+    Returns None when the line does not end with a well-formed hash member.
+    """
+    if (
+        len(line) < HASH_SUFFIX_LEN + 2
+        or line[-2:] != b'"}'
+        or line[-HASH_SUFFIX_LEN : -HASH_SUFFIX_LEN + len(_HASH_OPEN)] != _HASH_OPEN
+    ):
+        return None
+    stored = line[-HASH_HEX_LEN - 2 : -2]
+    try:
+        text = stored.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    return line[:-HASH_SUFFIX_LEN] + b"}", text
+
+
+def compress(data: bytes) -> bytes:
+    """lz4-frame compress with a content checksum and the content size in the header."""
+    return lz4.frame.compress(
+        data, content_checksum=True, store_size=True, compression_level=0
+    )
+
+
+def decompress(data: bytes, limit: int, *, what: str = "file") -> bytes:
+    """Decompress an lz4 frame, never producing more than ``limit`` bytes.
+
+    Raises:
+        LimitExceededError: the content is larger than ``limit`` (e.g. an lz4 bomb).
+        ValueError: the frame is malformed or its checksum fails (lz4's RuntimeError mapped).
+    """
+    if not data.startswith(LZ4_MAGIC):
+        raise ValueError(f"{what} is not an lz4 frame")
+    d = lz4.frame.LZ4FrameDecompressor()
+    try:
+        out = d.decompress(data, max_length=limit + 1)
+    except RuntimeError as e:
+        raise ValueError(f"{what} failed lz4 decompression: {e}") from None
+    if len(out) > limit:
+        raise LimitExceededError(
+            f"{what} decompresses to more than {limit} bytes",
+            hint="raise the size limit only if you trust this file",
+        )
+    if not d.eof:
+        raise ValueError(f"{what} is a truncated lz4 frame")
+    if d.unused_data:
+        raise ValueError(f"{what} has trailing bytes after its lz4 frame")
+    return bytes(out)

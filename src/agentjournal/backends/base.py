@@ -1,0 +1,132 @@
+"""The storage backend protocol: everything the engine needs from where bytes live.
+
+A backend hands out one :class:`AgentStore` per agent. The store deals only in bytes and
+names (segments by first seq, snapshots by seq); encoding, hashing, recovery and replay live
+above it, so a new backend (a shared, multi-host one) needs nothing but these methods, and the
+contract tests in ``tests/test_backend_contract.py`` run against every backend.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+SEGMENT_SUFFIX = ".jsonl"
+SEALED_SUFFIX = ".jsonl.lz4"
+SNAPSHOT_SUFFIX = ".json"
+SNAPSHOT_LZ4_SUFFIX = ".json.lz4"
+
+
+def seq_name(seq: int) -> str:
+    """Zero-padded so that names sort in replay order."""
+    return f"{seq:020d}"
+
+
+def parse_seq_name(name: str, suffixes: tuple[str, ...]) -> int | None:
+    """The seq of a file named ``<20 digits><suffix>``, or None for any other name."""
+    for suffix in suffixes:
+        if name.endswith(suffix):
+            stem = name[: -len(suffix)]
+            if len(stem) == 20 and stem.isdigit():
+                return int(stem)
+    return None
+
+
+class Appender(Protocol):
+    """An open, append-only segment."""
+
+    def write(self, data: bytes) -> None:
+        """Append ``data`` with one write; raise ``OSError`` on any failure or short write."""
+
+    def sync(self) -> None:
+        """Make everything written so far durable (``fdatasync``)."""
+
+    def close(self) -> None:
+        """Release the handle (no sync)."""
+
+
+@runtime_checkable
+class AgentStore(Protocol):
+    """One agent's files."""
+
+    agent_id: str
+
+    def location(self, kind: str, seq: int | None = None) -> str:
+        """Human-readable location of a file (for messages): kind is segment|snapshot|dir."""
+
+    # --- locking -------------------------------------------------------------------------
+    def lock(self) -> None:
+        """Take the single-writer lock or raise ``JournalLockedError`` at once."""
+
+    def unlock(self) -> None:
+        """Release the writer lock."""
+
+    # --- segments ------------------------------------------------------------------------
+    def list_segments(self) -> list[tuple[int, bool]]:
+        """``(first_seq, sealed)`` of every segment, ascending."""
+
+    def read_segment(self, first_seq: int, offset: int = 0) -> bytes:
+        """Bytes of a segment from ``offset`` (sealed segments are decompressed)."""
+
+    def segment_size(self, first_seq: int) -> int:
+        """Current size in bytes of an open (unsealed) segment."""
+
+    def create_segment(self, first_seq: int, header: bytes, durable: bool) -> Appender:
+        """Create a new segment holding ``header``; with ``durable`` its entry survives power loss."""
+
+    def open_segment(self, first_seq: int) -> Appender:
+        """Open an existing unsealed segment for appending."""
+
+    def truncate_segment(self, first_seq: int, size: int) -> None:
+        """Cut an unsealed segment to ``size`` bytes, durably."""
+
+    def delete_segment(self, first_seq: int) -> None:
+        """Remove a segment (plain or sealed)."""
+
+    def seal_segment(self, first_seq: int, data: bytes) -> None:
+        """Durably replace a plain segment by its compressed form ``data``."""
+
+    def quarantine(self, first_seq: int, offset: int, data: bytes) -> str:
+        """Keep bytes cut from a segment for inspection; returns where they went."""
+
+    # --- snapshots -----------------------------------------------------------------------
+    def list_snapshots(self) -> list[int]:
+        """Seqs of the snapshots, ascending."""
+
+    def write_snapshot(self, seq: int, data: bytes, compressed: bool) -> None:
+        """Atomically and durably store a snapshot (replacing one at the same seq)."""
+
+    def read_snapshot(self, seq: int, limit: int) -> tuple[bytes, bool]:
+        """``(bytes, compressed)`` of a snapshot, refusing files larger than ``limit``."""
+
+    def delete_snapshot(self, seq: int) -> None:
+        """Remove a snapshot."""
+
+    # --- housekeeping --------------------------------------------------------------------
+    def remove_temps(self) -> list[str]:
+        """Remove temp files left by a crash; returns their names."""
+
+    def disk_usage(self) -> int:
+        """Bytes used by this agent's files."""
+
+    def sync_dirs(self) -> None:
+        """Make directory entries created so far durable."""
+
+    def close(self) -> None:
+        """Release file descriptors (and the lock, if held)."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Where journals live."""
+
+    def agent(self, agent_id: str, *, create: bool) -> AgentStore:
+        """Open one agent's store; without ``create`` a missing agent raises JournalNotFoundError."""
+
+    def exists(self, agent_id: str) -> bool:
+        """Whether the agent has a journal here."""
+
+    def list_agents(self) -> list[str]:
+        """Agent ids with a journal, sorted."""
+
+    def describe(self) -> str:
+        """Where this backend stores things (for messages)."""

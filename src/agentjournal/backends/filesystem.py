@@ -1,0 +1,322 @@
+"""The embedded default backend: one directory per agent under a root on the local disk.
+
+Layout (see ``docs/format.md``)::
+
+    <root>/<agent_id>/LOCK
+    <root>/<agent_id>/segments/<first_seq:020d>.jsonl[.lz4]
+    <root>/<agent_id>/snapshots/<seq:020d>.json[.lz4]
+    <root>/<agent_id>/quarantine/
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import time
+
+from .. import _codec, _fs
+from .._ids import validate_agent_id
+from ..errors import JournalLockedError, JournalNotFoundError, LimitExceededError
+from .base import (
+    SEALED_SUFFIX,
+    SEGMENT_SUFFIX,
+    SNAPSHOT_LZ4_SUFFIX,
+    SNAPSHOT_SUFFIX,
+    parse_seq_name,
+    seq_name,
+)
+
+DEFAULT_ROOT = ".agentjournal"
+MAX_SEALED_SEGMENT = 1 << 30
+
+
+class _FileAppender:
+    __slots__ = ("_fd", "_path")
+
+    def __init__(self, fd: int, path: str) -> None:
+        self._fd = fd
+        self._path = path
+
+    def write(self, data: bytes) -> None:
+        n = _fs.ops.write(self._fd, data)
+        if n != len(data):
+            raise OSError(errno.EIO, f"short write ({n} of {len(data)} bytes) to {self._path}")
+
+    def sync(self) -> None:
+        _fs.ops.fdatasync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            _fs.ops.close(fd)
+
+
+class FileAgentStore:
+    """One agent's directory."""
+
+    def __init__(self, root: _fs.Dir, agent_id: str, *, create: bool) -> None:
+        self.agent_id = agent_id
+        self._dir = root.subdir(agent_id, create=create)
+        try:
+            self._segments = self._dir.subdir("segments", create=True)
+            self._snapshots = self._dir.subdir("snapshots", create=True)
+        except BaseException:
+            self._dir.close()
+            raise
+        self._quarantine: _fs.Dir | None = None
+        self._lock_fd = -1
+
+    def location(self, kind: str, seq: int | None = None) -> str:
+        if kind == "segment" and seq is not None:
+            plain = seq_name(seq) + SEGMENT_SUFFIX
+            if not self._segments.exists(plain) and self._segments.exists(
+                seq_name(seq) + SEALED_SUFFIX
+            ):
+                return self._segments.join(seq_name(seq) + SEALED_SUFFIX)
+            return self._segments.join(plain)
+        if kind == "snapshot" and seq is not None:
+            for suffix in (SNAPSHOT_LZ4_SUFFIX, SNAPSHOT_SUFFIX):
+                if self._snapshots.exists(seq_name(seq) + suffix):
+                    return self._snapshots.join(seq_name(seq) + suffix)
+            return self._snapshots.join(seq_name(seq) + SNAPSHOT_LZ4_SUFFIX)
+        return self._dir.path
+
+    # --- locking ---------------------------------------------------------------------------
+    def lock(self) -> None:
+        if self._lock_fd >= 0:
+            return
+        fd = self._dir.open("LOCK", os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                raw = _fs.ops.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            finally:
+                _fs.ops.close(fd)
+            pid = int(raw) if raw.isdigit() else None
+            raise JournalLockedError(
+                f"journal of agent {self.agent_id!r} is locked by another writer"
+                + (f" (pid {pid})" if pid else ""),
+                pid=pid,
+                path=self._dir.join("LOCK"),
+                hint="only one process may write an agent's journal; stop the other one "
+                "or open this one read-only",
+            ) from None
+        except BaseException:
+            _fs.ops.close(fd)
+            raise
+        try:
+            _fs.ops.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # the pid is only informational
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd >= 0:
+            fd, self._lock_fd = self._lock_fd, -1
+            _fs.ops.close(fd)  # closing releases the flock
+
+    # --- segments --------------------------------------------------------------------------
+    def list_segments(self) -> list[tuple[int, bool]]:
+        found: dict[int, bool] = {}
+        for name in self._segments.listdir():
+            seq = parse_seq_name(name, (SEGMENT_SUFFIX,))
+            if seq is not None:
+                found[seq] = False
+                continue
+            seq = parse_seq_name(name, (SEALED_SUFFIX,))
+            if seq is not None and seq not in found:
+                found[seq] = True
+        return sorted(found.items())
+
+    def read_segment(self, first_seq: int, offset: int = 0) -> bytes:
+        name = seq_name(first_seq) + SEGMENT_SUFFIX
+        try:
+            return self._segments.read(name, limit=1 << 62, offset=offset)
+        except FileNotFoundError:
+            sealed = seq_name(first_seq) + SEALED_SUFFIX
+            raw = self._segments.read(sealed, limit=MAX_SEALED_SEGMENT)
+            try:
+                data = _codec.decompress(raw, MAX_SEALED_SEGMENT, what=self._segments.join(sealed))
+            except LimitExceededError:
+                raise
+            return data[offset:]
+
+    def segment_size(self, first_seq: int) -> int:
+        return self._segments.size(seq_name(first_seq) + SEGMENT_SUFFIX)
+
+    def create_segment(self, first_seq: int, header: bytes, durable: bool) -> _FileAppender:
+        name = seq_name(first_seq) + SEGMENT_SUFFIX
+        fd = self._segments.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND)
+        app = _FileAppender(fd, self._segments.join(name))
+        try:
+            app.write(header)
+            if durable:
+                app.sync()
+                self._segments.fsync()
+        except BaseException:
+            app.close()
+            raise
+        return app
+
+    def open_segment(self, first_seq: int) -> _FileAppender:
+        name = seq_name(first_seq) + SEGMENT_SUFFIX
+        fd = self._segments.open(name, os.O_WRONLY | os.O_APPEND)
+        return _FileAppender(fd, self._segments.join(name))
+
+    def truncate_segment(self, first_seq: int, size: int) -> None:
+        name = seq_name(first_seq) + SEGMENT_SUFFIX
+        fd = self._segments.open(name, os.O_WRONLY)
+        try:
+            _fs.ops.ftruncate(fd, size)
+            _fs.ops.fsync(fd)
+        finally:
+            _fs.ops.close(fd)
+
+    def delete_segment(self, first_seq: int) -> None:
+        for suffix in (SEGMENT_SUFFIX, SEALED_SUFFIX):
+            try:
+                self._segments.unlink(seq_name(first_seq) + suffix)
+            except FileNotFoundError:
+                pass
+        self._segments.fsync()
+
+    def seal_segment(self, first_seq: int, data: bytes) -> None:
+        self._segments.atomic_write(seq_name(first_seq) + SEALED_SUFFIX, data)
+        self._segments.unlink(seq_name(first_seq) + SEGMENT_SUFFIX)
+        self._segments.fsync()
+
+    def quarantine(self, first_seq: int, offset: int, data: bytes) -> str:
+        if self._quarantine is None:
+            self._quarantine = self._dir.subdir("quarantine", create=True)
+        name = f"{seq_name(first_seq)}{SEGMENT_SUFFIX}.{offset}.{time.time_ns()}"
+        self._quarantine.atomic_write(name, data)
+        return self._quarantine.join(name)
+
+    # --- snapshots -------------------------------------------------------------------------
+    def list_snapshots(self) -> list[int]:
+        seqs = set()
+        for name in self._snapshots.listdir():
+            seq = parse_seq_name(name, (SNAPSHOT_LZ4_SUFFIX, SNAPSHOT_SUFFIX))
+            if seq is not None:
+                seqs.add(seq)
+        return sorted(seqs)
+
+    def write_snapshot(self, seq: int, data: bytes, compressed: bool) -> None:
+        suffix = SNAPSHOT_LZ4_SUFFIX if compressed else SNAPSHOT_SUFFIX
+        self._snapshots.atomic_write(seq_name(seq) + suffix, data)
+        other = SNAPSHOT_SUFFIX if compressed else SNAPSHOT_LZ4_SUFFIX
+        try:
+            self._snapshots.unlink(seq_name(seq) + other)
+        except FileNotFoundError:
+            pass
+
+    def read_snapshot(self, seq: int, limit: int) -> tuple[bytes, bool]:
+        try:
+            return self._snapshots.read(seq_name(seq) + SNAPSHOT_LZ4_SUFFIX, limit), True
+        except FileNotFoundError:
+            return self._snapshots.read(seq_name(seq) + SNAPSHOT_SUFFIX, limit), False
+
+    def delete_snapshot(self, seq: int) -> None:
+        for suffix in (SNAPSHOT_LZ4_SUFFIX, SNAPSHOT_SUFFIX):
+            try:
+                self._snapshots.unlink(seq_name(seq) + suffix)
+            except FileNotFoundError:
+                pass
+        self._snapshots.fsync()
+
+    # --- housekeeping ----------------------------------------------------------------------
+    def remove_temps(self) -> list[str]:
+        removed = self._snapshots.remove_temps() + self._segments.remove_temps()
+        if self._dir.exists("quarantine"):
+            q = self._dir.subdir("quarantine", create=False)
+            try:
+                removed += q.remove_temps()
+            finally:
+                q.close()
+        return removed
+
+    def disk_usage(self) -> int:
+        total = 0
+        for d in (self._segments, self._snapshots):
+            for name in d.listdir():
+                try:
+                    total += d.size(name)
+                except FileNotFoundError:
+                    pass
+        return total
+
+    def sync_dirs(self) -> None:
+        self._segments.fsync()
+        self._snapshots.fsync()
+
+    def close(self) -> None:
+        self.unlock()
+        for d in (self._quarantine, self._segments, self._snapshots, self._dir):
+            if d is not None:
+                d.close()
+
+
+class FilesystemBackend:
+    """Journals in directories under ``root`` (default ``./.agentjournal``).
+
+    Args:
+        root: the store root; created 0700 if missing.
+        allow_insecure_root: accept a root that is group/world-writable or owned by another
+            user (refused by default, since anyone who can write it can rewrite history).
+    """
+
+    def __init__(self, root: str | os.PathLike[str] = DEFAULT_ROOT, *,
+                 allow_insecure_root: bool = False) -> None:
+        self.root = os.path.abspath(os.fspath(root))
+        self.allow_insecure_root = allow_insecure_root
+
+    def _open_root(self, create: bool) -> _fs.Dir:
+        root = _fs.Dir.open_root(self.root, create=create)
+        try:
+            _fs.check_root_permissions(root, allow_insecure=self.allow_insecure_root)
+        except BaseException:
+            root.close()
+            raise
+        return root
+
+    def agent(self, agent_id: str, *, create: bool) -> FileAgentStore:
+        validate_agent_id(agent_id)
+        try:
+            root = self._open_root(create)
+        except FileNotFoundError:
+            raise JournalNotFoundError(
+                f"no store at {self.root}", path=self.root,
+                hint="check --root / AGENTJOURNAL_ROOT, or record a step first",
+            ) from None
+        try:
+            return FileAgentStore(root, agent_id, create=create)
+        except FileNotFoundError:
+            raise JournalNotFoundError(
+                f"no journal for agent {agent_id!r} under {self.root}",
+                path=os.path.join(self.root, agent_id),
+                hint="list the agents with 'agentjournal ls'",
+            ) from None
+        finally:
+            root.close()
+
+    def exists(self, agent_id: str) -> bool:
+        validate_agent_id(agent_id)
+        return os.path.isdir(os.path.join(self.root, agent_id, "segments"))
+
+    def list_agents(self) -> list[str]:
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        out = []
+        for name in names:
+            p = os.path.join(self.root, name)
+            if not os.path.islink(p) and os.path.isdir(os.path.join(p, "segments")):
+                out.append(name)
+        return sorted(out)
+
+    def describe(self) -> str:
+        return self.root

@@ -1,0 +1,96 @@
+"""The journal's record types: tagged, frozen ``msgspec.Struct`` s, one JSON object per line.
+
+A segment starts with a :class:`Header` line; every other line is a record with a gap-free
+``seq``, the agent ``step`` it belongs to, ``prev`` (the previous record's hash) and ``h``
+(BLAKE2b-256 of the line's bytes without the ``h`` member, keyed when the journal is keyed).
+The exact format is specified in ``docs/format.md``. Fields are only ever added, with defaults;
+unknown fields are ignored on read.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import msgspec
+
+FORMAT_VERSION = 1
+"""Version of the on-disk format written by this code (segment header and snapshot ``format``)."""
+
+
+class _Line(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", omit_defaults=True):
+    """Common base: every line is a JSON object whose ``kind`` names its type."""
+
+
+class Header(_Line, tag="header"):
+    """First line of every segment file."""
+
+    format: int
+    agent_id: str
+    first_seq: int
+    first_step: int
+    prev: str
+    """Hash of the record before ``first_seq`` ("" for a journal's first segment)."""
+    keyed: bool = False
+    created: float = 0.0
+    h: str = ""
+
+
+class Record(_Line):
+    """Fields every record has."""
+
+    seq: int
+    ts: float
+    step: int
+    prev: str
+
+
+class Step(Record, tag="step"):
+    """One agent step: the RFC 6902 JSON Patch from the previous state to this one."""
+
+    ops: list[dict[str, Any]]
+    h: str = ""
+
+
+class SnapshotMark(Record, tag="snapshot"):
+    """A snapshot of the state as of record ``at`` was written; ``digest`` is its content hash."""
+
+    at: int
+    digest: str
+    h: str = ""
+
+
+class Fork(Record, tag="fork"):
+    """First record of a journal forked from ``parent`` at ``parent_seq``.
+
+    ``ops`` sets the whole state (one ``replace`` of the root), so replay needs nothing else.
+    """
+
+    ops: list[dict[str, Any]]
+    parent: str
+    parent_seq: int
+    parent_step: int
+    parent_hash: str
+    h: str = ""
+
+
+class Anchor(Record, tag="anchor"):
+    """Written by pruning compaction: records before ``first_seq`` were removed.
+
+    ``first_prev`` is the hash of record ``first_seq - 1``, so the chain of what remains
+    still verifies from here.
+    """
+
+    first_seq: int
+    first_prev: str
+    removed: list[str] = []
+    h: str = ""
+
+
+AnyRecord = Union[Step, SnapshotMark, Fork, Anchor]
+AnyLine = Union[Header, Step, SnapshotMark, Fork, Anchor]
+
+line_decoder: msgspec.json.Decoder[AnyLine] = msgspec.json.Decoder(AnyLine)  # type: ignore[arg-type]
+header_decoder: msgspec.json.Decoder[Header] = msgspec.json.Decoder(Header)
+
+STATE_KINDS = (Step, Fork)
+"""Record types that change the state (carry ``ops``)."""
