@@ -1,0 +1,274 @@
+"""Reading segments: parse lines, verify the hash chain, find torn tails and corruption.
+
+A segment is a header line followed by record lines. Every line ends with ``"h":"<hash>"}``;
+the hash covers the rest of the line, and each record's ``prev`` is the hash of the record
+before it, so an edit, a deletion, a reordering or an insertion anywhere breaks the chain.
+
+Damage at the very end of the last segment with nothing valid after it is a *torn tail*
+(a write cut short by a crash): readers stop before it, and the writer cuts it off on open.
+Damage followed by valid records is *corruption*: a :class:`CorruptRecordError` naming the
+segment and byte offset, or, with ``valid_prefix=True``, the end of what can be trusted.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import msgspec
+
+from .. import _codec
+from ..backends.base import AgentStore
+from ..errors import CorruptRecordError, LimitExceededError, TamperedError
+from ..events import FORMAT_VERSION, AnyRecord, Header, line_decoder
+
+MAX_RECORD_BYTES = 64 << 20
+"""Largest line accepted (a record holding a whole forked state can be big)."""
+
+
+@dataclass
+class Scan:
+    """What :func:`scan` found in one segment's bytes."""
+
+    header: Header | None = None
+    records: list[AnyRecord] = field(default_factory=list)
+    ends: list[int] = field(default_factory=list)
+    """Byte offset just past each record's line (parallel to ``records``)."""
+    valid_end: int = 0
+    """Offset just past the last valid line: everything before it can be trusted."""
+    last_seq: int = 0
+    last_hash: str = ""
+    error: CorruptRecordError | None = None
+    """The first invalid line (None if all complete lines are valid)."""
+    tail: bool = False
+    """``error`` is a torn tail: no valid line follows it."""
+    partial: int = 0
+    """Bytes of an incomplete last line (no newline yet) after ``valid_end``, if no error."""
+
+
+def _check_line(line: bytes, key: bytes | None, where: str, offset: int) -> None:
+    parts = _codec.split_line(line)
+    if parts is None:
+        raise CorruptRecordError("malformed journal line", path=where, offset=offset,
+                                 hint="the line is cut short or overwritten")
+    body, stored = parts
+    if _codec.chain_hash(body, key) != stored:
+        raise TamperedError(
+            "record hash does not match its bytes", path=where, offset=offset,
+            hint="the record was altered or corrupted"
+            + ("" if key else "; if the journal is keyed, pass its key"),
+        )
+
+
+def _decode(line: bytes, where: str, offset: int) -> object:
+    try:
+        return line_decoder.decode(line)
+    except msgspec.DecodeError as e:
+        raise CorruptRecordError(f"undecodable record: {e}", path=where, offset=offset,
+                                 hint="written by a newer agentjournal, or damaged") from None
+    except RecursionError:
+        raise LimitExceededError("record nested too deeply", path=where, offset=offset) from None
+
+
+def _valid_after(data: bytes, pos: int, key: bytes | None) -> bool:
+    """Whether any complete line after ``pos`` carries a valid hash (so damage is mid-log)."""
+    n = len(data)
+    while pos < n:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            return False
+        line = data[pos:nl]
+        parts = _codec.split_line(line)
+        if parts is not None and _codec.chain_hash(parts[0], key) == parts[1]:
+            return True
+        pos = nl + 1
+    return False
+
+
+def scan(
+    data: bytes,
+    *,
+    first_seq: int,
+    agent_id: str,
+    key: bytes | None,
+    where: str,
+    offset: int = 0,
+    next_seq: int | None = None,
+    prev: str | None = None,
+    header: Header | None = None,
+) -> Scan:
+    """Parse and verify the lines of a segment.
+
+    Args:
+        data: the segment's bytes from ``offset`` on.
+        first_seq: the seq in the segment's file name.
+        agent_id: the agent the segment must belong to.
+        key: the chain key, or None for an unkeyed journal.
+        where: the segment's location, for messages.
+        offset: where ``data`` starts in the segment (0 = with the header).
+        next_seq, prev, header: where to continue when ``offset`` > 0 (tailing).
+    """
+    out = Scan(header=header, valid_end=offset)
+    pos = 0
+    n = len(data)
+    expect_seq = first_seq if next_seq is None else next_seq
+    expect_prev = prev
+    while pos < n:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            out.partial = n - pos
+            if n - pos > MAX_RECORD_BYTES:
+                out.error = CorruptRecordError("unterminated line over the record size limit",
+                                               path=where, offset=offset + pos)
+                out.tail = True
+            break
+        line = data[pos:nl]
+        at = offset + pos
+        try:
+            if len(line) > MAX_RECORD_BYTES:
+                raise LimitExceededError(f"line of {len(line)} bytes over the limit",
+                                         path=where, offset=at)
+            _check_line(line, key, where, at)
+            rec = _decode(line, where, at)
+            if out.header is None:
+                if not isinstance(rec, Header):
+                    raise CorruptRecordError("segment does not start with a header",
+                                             path=where, offset=at)
+                if rec.format > FORMAT_VERSION:
+                    raise CorruptRecordError(
+                        f"segment format {rec.format} is newer than this agentjournal "
+                        f"({FORMAT_VERSION})", path=where, offset=at,
+                        hint="upgrade agentjournal to read it")
+                if rec.agent_id != agent_id or rec.first_seq != first_seq:
+                    raise CorruptRecordError(
+                        f"header names agent {rec.agent_id!r} seq {rec.first_seq}, expected "
+                        f"{agent_id!r} seq {first_seq}", path=where, offset=at,
+                        hint="a segment was moved or renamed")
+                if rec.keyed != bool(key):
+                    raise TamperedError(
+                        "journal is keyed; a key is needed to read it" if rec.keyed
+                        else "journal is not keyed but a key was given",
+                        path=where, offset=at,
+                        hint="pass the same key the journal was written with")
+                if expect_prev is not None and rec.prev != expect_prev:
+                    raise CorruptRecordError(
+                        "segment does not continue the chain of the previous one",
+                        path=where, offset=at, hint="a segment is missing or was replaced")
+                out.header = rec
+                expect_prev = rec.prev
+            else:
+                if isinstance(rec, Header):
+                    raise CorruptRecordError("header in the middle of a segment",
+                                             path=where, offset=at)
+                if rec.seq != expect_seq:
+                    raise CorruptRecordError(
+                        f"record seq {rec.seq} where {expect_seq} was expected",
+                        path=where, offset=at, seq=expect_seq,
+                        hint="records were deleted, duplicated or reordered")
+                if rec.prev != expect_prev:
+                    raise TamperedError("record does not chain to the one before it",
+                                        path=where, offset=at, seq=rec.seq,
+                                        hint="records were deleted, inserted or reordered")
+                out.records.append(rec)  # type: ignore[arg-type]
+                out.ends.append(offset + nl + 1)
+                out.last_seq = rec.seq
+                out.last_hash = rec.h
+                expect_seq = rec.seq + 1
+                expect_prev = rec.h
+        except CorruptRecordError as e:
+            out.error = e
+            out.tail = not _valid_after(data, nl + 1, key)
+            break
+        except LimitExceededError as e:
+            out.error = CorruptRecordError(str(e.message), path=where, offset=at)
+            out.tail = not _valid_after(data, nl + 1, key)
+            break
+        pos = nl + 1
+        out.valid_end = offset + pos
+    return out
+
+
+class SegmentReader:
+    """Reads an agent's records in seq order across segments, verifying the chain.
+
+    Args:
+        store: the agent's store.
+        key: chain key (None for unkeyed journals).
+        valid_prefix: on corruption, stop before the damage instead of raising
+            (point-in-time recovery); :attr:`damage` then holds the error.
+    """
+
+    def __init__(self, store: AgentStore, key: bytes | None = None,
+                 valid_prefix: bool = False) -> None:
+        self.store = store
+        self.key = key
+        self.valid_prefix = valid_prefix
+        self.damage: CorruptRecordError | None = None
+        self._segments: list[int] | None = None
+
+    def segments(self, refresh: bool = False) -> list[int]:
+        if self._segments is None or refresh:
+            self._segments = [s for s, _ in self.store.list_segments()]
+        return self._segments
+
+    def read(self, first_seq: int) -> Scan:
+        """Scan one whole segment."""
+        data = self.store.read_segment(first_seq)
+        return scan(data, first_seq=first_seq, agent_id=self.store.agent_id, key=self.key,
+                    where=self.store.location("segment", first_seq))
+
+    def records(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[AnyRecord]:
+        """Records with ``from_seq <= seq <= to_seq`` in order, chain-verified.
+
+        Raises:
+            CorruptRecordError: damage before the end (unless ``valid_prefix``), a missing
+                segment, or a segment that does not continue its predecessor.
+        """
+        segs = self.segments()
+        if not segs:
+            return
+        i = max(bisect.bisect_right(segs, from_seq) - 1, 0)
+        prev_hash: str | None = None
+        expect_first: int | None = None
+        for j in range(i, len(segs)):
+            first = segs[j]
+            where = self.store.location("segment", first)
+            if expect_first is not None and first != expect_first:
+                self._fail(CorruptRecordError(
+                    f"segment starting at seq {expect_first} is missing",
+                    path=where, seq=expect_first, hint="a segment file was deleted"))
+                return
+            try:
+                data = self.store.read_segment(first)
+            except FileNotFoundError:
+                # Deleted under us (compaction) or missing: the listing is stale.
+                self._fail(CorruptRecordError("segment vanished while reading", path=where))
+                return
+            sc = scan(data, first_seq=first, agent_id=self.store.agent_id, key=self.key,
+                      where=where, prev=prev_hash)
+            last_segment = j == len(segs) - 1
+            for rec in sc.records:
+                if rec.seq < from_seq:
+                    continue
+                if to_seq is not None and rec.seq > to_seq:
+                    return
+                yield rec
+            if sc.error is not None:
+                if not (sc.tail and last_segment):
+                    self._fail(sc.error)
+                    return
+                return  # a torn tail: the writer cuts it off on open
+            if sc.header is None:
+                if last_segment:
+                    return  # a segment whose header is still being written
+                self._fail(CorruptRecordError("segment has no header", path=where))
+                return
+            prev_hash = sc.last_hash if sc.records else sc.header.prev
+            expect_first = (sc.last_seq + 1) if sc.records else first
+
+    def _fail(self, err: CorruptRecordError) -> None:
+        if self.valid_prefix:
+            self.damage = err
+            return
+        raise err

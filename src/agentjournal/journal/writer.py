@@ -1,0 +1,335 @@
+"""The single writer of an agent's journal: append records durably, roll segments, recover.
+
+One ``os.write`` per record; ``fdatasync`` before :meth:`JournalWriter.append` returns in
+``sync`` mode, every N records or T ms in ``group`` mode, never in ``none`` mode. Any error from
+a write or a sync poisons the writer: it raises :class:`JournalPoisonedError` from then on and
+never claims success for a record it could not make durable. Reopening recovers.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from .. import _codec
+from ..backends.base import AgentStore, Appender
+from ..errors import (
+    JournalClosedError,
+    JournalPoisonedError,
+    LimitExceededError,
+    NotJSONEncodableError,
+)
+from ..events import FORMAT_VERSION, Anchor, AnyRecord, Fork, Header, SnapshotMark, Step
+from .reader import MAX_RECORD_BYTES, scan
+
+log = logging.getLogger("agentjournal")
+
+
+class Durability(str, enum.Enum):
+    """When an append returns (see the durability contract in docs/design.md)."""
+
+    SYNC = "sync"
+    """After ``fdatasync``: survives power loss."""
+    GROUP = "group"
+    """After ``write``; ``fdatasync`` every N records or T ms (``durable_seq`` says how far)."""
+    NONE = "none"
+    """After ``write``: survives a process crash, not power loss."""
+
+
+class RecoveryWarning(UserWarning):
+    """A torn tail was cut off when a journal was opened for writing."""
+
+
+@dataclass
+class Recovery:
+    """What opening the writer found and repaired."""
+
+    torn_bytes: int = 0
+    quarantined: list[str] = field(default_factory=list)
+    removed_temps: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+
+_encoder = msgspec.json.Encoder()
+
+
+class JournalWriter:
+    """Appends records to one agent's journal. Holds the agent's lock while open.
+
+    Args:
+        store: the agent's store (the writer takes its lock).
+        key: chain key; None for an unkeyed (plain BLAKE2b) chain.
+        durability: ``sync`` (default), ``group`` or ``none``.
+        group_records, group_ms: the ``group`` mode window.
+        segment_max_bytes, segment_max_records: roll to a new segment past these.
+    """
+
+    def __init__(
+        self,
+        store: AgentStore,
+        *,
+        key: bytes | None = None,
+        durability: Durability | str = Durability.SYNC,
+        group_records: int = 64,
+        group_ms: float = 50.0,
+        segment_max_bytes: int = 64 << 20,
+        segment_max_records: int = 0,
+    ) -> None:
+        self.store = store
+        self.key = key or None
+        self.durability = Durability(durability)
+        self.group_records = group_records
+        self.group_ms = group_ms
+        self.segment_max_bytes = segment_max_bytes
+        self.segment_max_records = segment_max_records
+        self.last_seq = 0
+        self.last_hash = ""
+        self.last_step = 0
+        self.last_ts = 0.0
+        self.first_seq = 0  # first seq still on disk (after pruning), 0 if empty
+        self.durable_seq = 0
+        self.seg_first = 0
+        self.seg_records = 0
+        self.seg_bytes = 0
+        self._app: Appender | None = None
+        self._roll_pending = False
+        self._poison: BaseException | None = None
+        self._closed = False
+        self._mutex = threading.RLock()
+        self._pending = 0
+        self._last_sync = time.monotonic()
+        self._flusher: threading.Thread | None = None
+        self._stop = threading.Event()
+        store.lock()
+        try:
+            self.recovery = self._recover()
+        except BaseException:
+            store.unlock()
+            raise
+
+    # --- recovery --------------------------------------------------------------------------
+    def _recover(self) -> Recovery:
+        rec = Recovery(removed_temps=self.store.remove_temps())
+        segs = self.store.list_segments()
+        if segs:
+            self.first_seq = segs[0][0]
+        while segs:
+            first, sealed = segs[-1]
+            where = self.store.location("segment", first)
+            data = self.store.read_segment(first)
+            sc = scan(data, first_seq=first, agent_id=self.store.agent_id, key=self.key,
+                      where=where)
+            if sc.error is not None and (sealed or not sc.tail):
+                raise sc.error
+            cut = len(data) - sc.valid_end
+            if cut and not sealed:
+                path = self.store.quarantine(first, sc.valid_end, data[sc.valid_end:])
+                self.store.truncate_segment(first, sc.valid_end)
+                msg = (f"cut a torn tail of {cut} bytes at byte {sc.valid_end} of {where}; "
+                       f"kept in {path}")
+                rec.torn_bytes += cut
+                rec.quarantined.append(path)
+                rec.messages.append(msg)
+                log.warning(msg)
+                warnings.warn(msg, RecoveryWarning, stacklevel=4)
+            if sc.header is None or not sc.records:
+                # Nothing but (part of) a header: the crash came while rolling. Drop it.
+                self.store.delete_segment(first)
+                segs.pop()
+                if sc.header is not None or data:
+                    rec.messages.append(f"removed empty segment {where}")
+                continue
+            last = sc.records[-1]
+            self.last_seq, self.last_hash = last.seq, last.h
+            self.last_step, self.last_ts = last.step, last.ts
+            self.seg_first = first
+            self.seg_records = len(sc.records)
+            self.seg_bytes = sc.valid_end
+            if sealed:
+                self._roll_pending = True
+            else:
+                self._app = self.store.open_segment(first)
+            break
+        if not segs:
+            self.first_seq = 0
+        self.durable_seq = self.last_seq
+        return rec
+
+    # --- appending -------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise JournalClosedError("journal writer is closed")
+        if self._poison is not None:
+            raise JournalPoisonedError(
+                f"an earlier write or sync failed ({self._poison}); this writer accepts no "
+                "more records", hint="reopen the journal: recovery keeps every acknowledged "
+                "record") from self._poison
+
+    def _encode(self, rec: AnyRecord) -> bytes:
+        try:
+            body = _encoder.encode(rec)
+        except (TypeError, OverflowError) as e:
+            raise NotJSONEncodableError(f"record is not JSON-encodable: {e}",
+                                        hint="states and ops must be plain JSON values") from None
+        line, _ = _codec.seal_line(body, self.key)
+        if len(line) > MAX_RECORD_BYTES:
+            raise LimitExceededError(f"record of {len(line)} bytes over the limit of "
+                                     f"{MAX_RECORD_BYTES}", hint="record smaller steps")
+        return line
+
+    def _next_fields(self, step: int | None, ts: float | None) -> dict[str, Any]:
+        st = self.last_step if step is None else step
+        if st < self.last_step:
+            raise ValueError(f"step {st} is before the last recorded step {self.last_step}; "
+                             "steps never go back (fork to branch from an earlier step)")
+        return {"seq": self.last_seq + 1, "ts": time.time() if ts is None else ts,
+                "step": st, "prev": self.last_hash}
+
+    def append_step(self, ops: list[dict[str, Any]], step: int | None = None,
+                    ts: float | None = None) -> Step:
+        """Append a ``step`` record carrying ``ops``; returns it (with its hash)."""
+        with self._mutex:
+            self._check_open()
+            rec = Step(ops=ops, **self._next_fields(step, ts))
+            return self._write(rec)  # type: ignore[return-value]
+
+    def append_mark(self, at: int, digest: str, step: int | None = None) -> SnapshotMark:
+        with self._mutex:
+            self._check_open()
+            rec = SnapshotMark(at=at, digest=digest, **self._next_fields(step, None))
+            self._roll_pending = True  # a snapshot starts a new segment: resume reads one
+            return self._write(rec)  # type: ignore[return-value]
+
+    def append_fork(self, ops: list[dict[str, Any]], step: int, parent: str, parent_seq: int,
+                    parent_step: int, parent_hash: str) -> Fork:
+        with self._mutex:
+            self._check_open()
+            rec = Fork(ops=ops, parent=parent, parent_seq=parent_seq, parent_step=parent_step,
+                       parent_hash=parent_hash, **self._next_fields(step, None))
+            return self._write(rec)  # type: ignore[return-value]
+
+    def append_anchor(self, first_seq: int, first_prev: str, removed: list[str]) -> Anchor:
+        with self._mutex:
+            self._check_open()
+            rec = Anchor(first_seq=first_seq, first_prev=first_prev, removed=removed,
+                         **self._next_fields(None, None))
+            return self._write(rec)  # type: ignore[return-value]
+
+    def _write(self, rec: AnyRecord) -> AnyRecord:
+        line = self._encode(rec)
+        try:
+            if (self._app is None or self._roll_pending
+                    or (self.segment_max_records and self.seg_records >= self.segment_max_records)
+                    or self.seg_bytes + len(line) > self.segment_max_bytes):
+                self._roll(rec)
+            assert self._app is not None
+            self._app.write(line)
+        except OSError as e:
+            self._poison = e
+            raise JournalPoisonedError(f"write failed: {e}", seq=rec.seq,
+                                       hint="the record was not acknowledged; reopen the "
+                                       "journal to recover") from e
+        self.seg_bytes += len(line)
+        self.seg_records += 1
+        self.last_seq, self.last_step, self.last_ts = rec.seq, rec.step, rec.ts
+        self.last_hash = line[-_codec.HASH_HEX_LEN - 3 : -3].decode()
+        if self.first_seq == 0:
+            self.first_seq = rec.seq
+        self._after_write()
+        return msgspec.structs.replace(rec, h=self.last_hash)
+
+    def _roll(self, rec: AnyRecord) -> None:
+        """Start a new segment whose first record will be ``rec``."""
+        durable = self.durability is not Durability.NONE
+        if self._app is not None:
+            if durable and self._pending:
+                self._sync_now()
+            self._app.close()
+            self._app = None
+        hdr = Header(format=FORMAT_VERSION, agent_id=self.store.agent_id, first_seq=rec.seq,
+                     first_step=rec.step, prev=self.last_hash, keyed=self.key is not None,
+                     created=rec.ts)
+        line, _ = _codec.seal_line(_encoder.encode(hdr), self.key)
+        self._app = self.store.create_segment(rec.seq, line, durable)
+        self.seg_first, self.seg_records, self.seg_bytes = rec.seq, 0, len(line)
+        self._roll_pending = False
+
+    def _after_write(self) -> None:
+        if self.durability is Durability.SYNC:
+            self._sync_now()
+        elif self.durability is Durability.GROUP:
+            self._pending += 1
+            if (self._pending >= self.group_records
+                    or (time.monotonic() - self._last_sync) * 1000 >= self.group_ms):
+                self._sync_now()
+            elif self._flusher is None:
+                self._flusher = threading.Thread(target=self._flush_loop, daemon=True,
+                                                 name=f"agentjournal-flush-{self.store.agent_id}")
+                self._flusher.start()
+
+    def _sync_now(self) -> None:
+        assert self._app is not None
+        try:
+            self._app.sync()
+        except OSError as e:
+            self._poison = e
+            raise JournalPoisonedError(
+                f"fdatasync failed: {e}", seq=self.last_seq,
+                hint="records after seq "
+                f"{self.durable_seq} are not acknowledged; reopen the journal to recover",
+            ) from e
+        self._pending = 0
+        self._last_sync = time.monotonic()
+        self.durable_seq = self.last_seq
+
+    def _flush_loop(self) -> None:
+        interval = self.group_ms / 1000
+        while not self._stop.wait(interval):
+            with self._mutex:
+                if self._pending and self._poison is None and not self._closed:
+                    try:
+                        self._sync_now()
+                    except JournalPoisonedError:
+                        log.error("group-commit fdatasync failed; writer poisoned")
+                        return
+
+    def sync(self) -> int:
+        """Make every record written so far durable; returns ``durable_seq``."""
+        with self._mutex:
+            self._check_open()
+            if self._app is not None and self.durable_seq < self.last_seq:
+                self._sync_now()
+            return self.durable_seq
+
+    @property
+    def poisoned(self) -> bool:
+        return self._poison is not None
+
+    def close(self) -> None:
+        """Sync what is pending (unless poisoned or in ``none`` mode) and release the lock."""
+        with self._mutex:
+            if self._closed:
+                return
+            self._stop.set()
+            try:
+                if (self._app is not None and self._poison is None
+                        and self.durability is not Durability.NONE
+                        and self.durable_seq < self.last_seq):
+                    self._sync_now()
+            finally:
+                self._closed = True
+                if self._app is not None:
+                    try:
+                        self._app.close()
+                    finally:
+                        self._app = None
+                self.store.unlock()
+        if self._flusher is not None and self._flusher is not threading.current_thread():
+            self._flusher.join(timeout=5)
