@@ -76,9 +76,10 @@ def split_line(line: bytes) -> tuple[bytes, str] | None:
 
 def compress(data: bytes) -> bytes:
     """lz4-frame compress with a content checksum and the content size in the header."""
-    return lz4.frame.compress(
+    out: bytes = lz4.frame.compress(
         data, content_checksum=True, store_size=True, compression_level=0
     )
+    return out
 
 
 def decompress(data: bytes, limit: int, *, what: str = "file") -> bytes:

@@ -9,7 +9,7 @@ unknown fields are ignored on read.
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import msgspec
 
@@ -21,7 +21,7 @@ class _Line(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", omit_de
     """Common base: every line is a JSON object whose ``kind`` names its type."""
 
 
-class Header(_Line, tag="header"):
+class Header(_Line, tag="header", frozen=True):
     """First line of every segment file."""
 
     format: int
@@ -35,7 +35,7 @@ class Header(_Line, tag="header"):
     h: str = ""
 
 
-class Record(_Line):
+class Record(_Line, frozen=True):
     """Fields every record has."""
 
     seq: int
@@ -44,14 +44,14 @@ class Record(_Line):
     prev: str
 
 
-class Step(Record, tag="step"):
+class Step(Record, tag="step", frozen=True):
     """One agent step: the RFC 6902 JSON Patch from the previous state to this one."""
 
     ops: list[dict[str, Any]]
     h: str = ""
 
 
-class SnapshotMark(Record, tag="snapshot"):
+class SnapshotMark(Record, tag="snapshot", frozen=True):
     """A snapshot of the state as of record ``at`` was written; ``digest`` is its content hash."""
 
     at: int
@@ -59,7 +59,7 @@ class SnapshotMark(Record, tag="snapshot"):
     h: str = ""
 
 
-class Fork(Record, tag="fork"):
+class Fork(Record, tag="fork", frozen=True):
     """First record of a journal forked from ``parent`` at ``parent_seq``.
 
     ``ops`` sets the whole state (one ``replace`` of the root), so replay needs nothing else.
@@ -73,7 +73,7 @@ class Fork(Record, tag="fork"):
     h: str = ""
 
 
-class Anchor(Record, tag="anchor"):
+class Anchor(Record, tag="anchor", frozen=True):
     """Written by pruning compaction: records before ``first_seq`` were removed.
 
     ``first_prev`` is the hash of record ``first_seq - 1``, so the chain of what remains
@@ -86,10 +86,10 @@ class Anchor(Record, tag="anchor"):
     h: str = ""
 
 
-AnyRecord = Union[Step, SnapshotMark, Fork, Anchor]
-AnyLine = Union[Header, Step, SnapshotMark, Fork, Anchor]
+AnyRecord = Step | SnapshotMark | Fork | Anchor
+AnyLine = Header | Step | SnapshotMark | Fork | Anchor
 
-line_decoder: msgspec.json.Decoder[AnyLine] = msgspec.json.Decoder(AnyLine)  # type: ignore[arg-type]
+line_decoder: msgspec.json.Decoder[AnyLine] = msgspec.json.Decoder(AnyLine)
 header_decoder: msgspec.json.Decoder[Header] = msgspec.json.Decoder(Header)
 
 STATE_KINDS = (Step, Fork)

@@ -71,7 +71,7 @@ class AgentStore(Protocol):
         """Current size in bytes of an open (unsealed) segment."""
 
     def create_segment(self, first_seq: int, header: bytes, durable: bool) -> Appender:
-        """Create a new segment holding ``header``; with ``durable`` its entry survives power loss."""
+        """Create a segment holding ``header``; ``durable``: its entry survives power loss."""
 
     def open_segment(self, first_seq: int) -> Appender:
         """Open an existing unsealed segment for appending."""
@@ -120,7 +120,7 @@ class Backend(Protocol):
     """Where journals live."""
 
     def agent(self, agent_id: str, *, create: bool) -> AgentStore:
-        """Open one agent's store; without ``create`` a missing agent raises JournalNotFoundError."""
+        """Open one agent's store; without ``create`` a missing one is JournalNotFoundError."""
 
     def exists(self, agent_id: str) -> bool:
         """Whether the agent has a journal here."""

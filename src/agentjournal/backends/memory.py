@@ -58,7 +58,8 @@ class MemoryAgentStore:
             return
         if self._d.locked:
             raise JournalLockedError(
-                f"journal of agent {self.agent_id!r} is locked by another writer (pid {os.getpid()})",
+                f"journal of agent {self.agent_id!r} is locked by another writer "
+                f"(pid {os.getpid()})",
                 pid=os.getpid(), hint="only one writer per agent; close the other Journal first",
             )
         self._d.locked = self._locked_here = True

@@ -21,7 +21,7 @@ import msgspec
 from .. import _codec
 from ..backends.base import AgentStore
 from ..errors import CorruptRecordError, LimitExceededError, TamperedError
-from ..events import FORMAT_VERSION, AnyRecord, Header, line_decoder
+from ..events import FORMAT_VERSION, AnyLine, AnyRecord, Header, line_decoder
 
 MAX_RECORD_BYTES = 64 << 20
 """Largest line accepted (a record holding a whole forked state can be big)."""
@@ -61,7 +61,7 @@ def _check_line(line: bytes, key: bytes | None, where: str, offset: int) -> None
         )
 
 
-def _decode(line: bytes, where: str, offset: int) -> object:
+def _decode(line: bytes, where: str, offset: int) -> AnyLine:
     try:
         return line_decoder.decode(line)
     except msgspec.DecodeError as e:
@@ -170,7 +170,7 @@ def scan(
                     raise TamperedError("record does not chain to the one before it",
                                         path=where, offset=at, seq=rec.seq,
                                         hint="records were deleted, inserted or reordered")
-                out.records.append(rec)  # type: ignore[arg-type]
+                out.records.append(rec)
                 out.ends.append(offset + nl + 1)
                 out.last_seq = rec.seq
                 out.last_hash = rec.h

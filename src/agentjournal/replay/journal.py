@@ -364,8 +364,8 @@ class Journal:
             seq, step = rec.seq, rec.step
         if first and seq > 0:
             # Nothing after the snapshot: check it against the record it claims to follow.
-            rec = next(iter(self.reader.records(seq, seq)), None)
-            if rec is None or rec.h != chain_hash:
+            at = next(iter(self.reader.records(seq, seq)), None)
+            if at is None or at.h != chain_hash:
                 raise _ChainMismatch(f"record {seq} is missing or has another hash")
         if seq < upto and self.reader.damage is None:
             raise StepNotFoundError(f"journal ends at seq {seq}, before seq {upto}", seq=upto)

@@ -104,13 +104,13 @@ def verify_journal(j: Journal, progress: Callable[[int, int], None] | None) -> V
             if not rep.first_seq:
                 rep.first_seq = sc.records[0].seq
         if sc.error is not None:
-            e = sc.error
+            err = sc.error
             if sc.tail and i == len(segs) - 1:
                 chain_problem("torn_tail", f"torn tail of {len(data) - sc.valid_end} bytes "
-                              f"({e.message}); it is cut off when the journal is next opened "
-                              "for writing", path=where, offset=e.offset, seq=sc.last_seq + 1)
+                              f"({err.message}); it is cut off when the journal is next opened "
+                              "for writing", path=where, offset=err.offset, seq=sc.last_seq + 1)
             else:
-                chain_problem("corrupt", e.message, path=where, offset=e.offset, seq=e.seq)
+                chain_problem("corrupt", err.message, path=where, offset=err.offset, seq=err.seq)
         elif sc.partial:
             chain_problem("torn_tail", f"incomplete last line of {sc.partial} bytes",
                           path=where, offset=sc.valid_end)
