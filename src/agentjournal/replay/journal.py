@@ -29,7 +29,7 @@ from ..errors import (
     StepNotFoundError,
     StepPrunedError,
 )
-from ..events import FORMAT_VERSION, AnyRecord, Fork, Header, Step, header_decoder
+from ..events import FORMAT_VERSION, AnyRecord, Fork, Header, SnapshotMark, Step, header_decoder
 from ..journal.reader import SegmentReader
 from ..journal.writer import Durability, JournalWriter
 from ..snapshot.store import (
@@ -315,14 +315,18 @@ class Journal:
 
     def load_snapshot(self, seq: int) -> SnapshotDoc:
         """Read and check one snapshot file (checksum only; not its chain hash)."""
+        return self._load_snapshot(seq)[0]
+
+    def _load_snapshot(self, seq: int) -> tuple[SnapshotDoc, str]:
         data, compressed = self.store.read_snapshot(seq, self.max_snapshot_bytes)
         where = self.store.location("snapshot", seq)
-        doc, _ = decode_snapshot(data, compressed, where=where, limit=self.max_snapshot_bytes)
+        doc, digest = decode_snapshot(data, compressed, where=where,
+                                      limit=self.max_snapshot_bytes)
         if doc.seq != seq or doc.agent_id != self.agent_id:
             raise CorruptSnapshotError(
                 f"snapshot holds agent {doc.agent_id!r} seq {doc.seq}", path=where,
                 hint="a snapshot file was copied from elsewhere")
-        return doc
+        return doc, digest
 
     def _materialize(self, upto: int) -> tuple[Any, int, int, SnapshotDoc | None]:
         """State after record ``upto``: newest valid snapshot at or before it + replay."""
@@ -332,9 +336,9 @@ class Journal:
             if snap_seq > upto:
                 continue
             try:
-                doc = self.load_snapshot(snap_seq)
+                doc, digest = self._load_snapshot(snap_seq)
                 state, seq, step = self._replay(doc.state, doc.seq, doc.step, upto,
-                                                chain_hash=doc.chain_hash)
+                                                chain_hash=doc.chain_hash, digest=digest)
             except (CorruptSnapshotError, LimitExceededError, _ChainMismatch) as e:
                 msg = f"snapshot at seq {snap_seq} not used: {e}; trying an older one"
                 log.warning(msg)
@@ -352,12 +356,16 @@ class Journal:
         return state, seq, step, None
 
     def _replay(self, state: Any, seq: int, step: int, upto: int, *,
-                chain_hash: str) -> tuple[Any, int, int]:
+                chain_hash: str, digest: str | None = None) -> tuple[Any, int, int]:
         first = True
         for rec in self.reader.records(seq + 1, upto):
             if first:
                 if rec.prev != chain_hash:
                     raise _ChainMismatch(f"its chain hash does not match record {seq}")
+                if (digest is not None and isinstance(rec, SnapshotMark) and rec.at == seq
+                        and rec.digest != digest):
+                    # The journal's own record of this snapshot says it held other content.
+                    raise _ChainMismatch("its content differs from the digest in the journal")
                 first = False
             if isinstance(rec, (Step, Fork)):
                 state = delta.apply_in_place(state, rec.ops)
