@@ -21,7 +21,7 @@ import msgspec
 from .. import _codec
 from ..backends.base import AgentStore
 from ..errors import CorruptRecordError, LimitExceededError, TamperedError
-from ..events import FORMAT_VERSION, AnyLine, AnyRecord, Header, line_decoder
+from ..events import FORMAT_VERSION, AnyLine, AnyRecord, Header, header_decoder, line_decoder
 
 MAX_RECORD_BYTES = 64 << 20
 """Largest line accepted (a record holding a whole forked state can be big)."""
@@ -61,6 +61,19 @@ def _check_line(line: bytes, key: bytes | None, where: str, offset: int) -> None
         )
 
 
+def _check_header_key(line: bytes, key: bytes | None, where: str, offset: int) -> None:
+    """Say "wrong key" rather than "tampered" when the header's keyed flag disagrees."""
+    try:
+        hdr = header_decoder.decode(line)
+    except (msgspec.DecodeError, RecursionError):
+        return  # reported by the full checks
+    if hdr.keyed != bool(key):
+        raise TamperedError(
+            "journal is keyed; its key is needed to read it" if hdr.keyed
+            else "journal is not keyed but a key was given", path=where, offset=offset,
+            hint="pass the key the journal was written with (AGENTJOURNAL_KEY for the CLI)")
+
+
 def _decode(line: bytes, where: str, offset: int) -> AnyLine:
     try:
         return line_decoder.decode(line)
@@ -72,7 +85,13 @@ def _decode(line: bytes, where: str, offset: int) -> AnyLine:
 
 
 def _valid_after(data: bytes, pos: int, key: bytes | None) -> bool:
-    """Whether any complete line after ``pos`` carries a valid hash (so damage is mid-log)."""
+    """Whether any complete line after ``pos`` looks written on purpose (so damage is mid-log).
+
+    A line counts when its hash verifies or when it decodes as a record at all: a crash leaves
+    a cut-off line or garbage, never well-formed records after the damage. (With a wrong key
+    every hash fails but the records still decode: that is not a torn tail, and cutting it off
+    would destroy the journal.)
+    """
     n = len(data)
     while pos < n:
         nl = data.find(b"\n", pos)
@@ -80,8 +99,14 @@ def _valid_after(data: bytes, pos: int, key: bytes | None) -> bool:
             return False
         line = data[pos:nl]
         parts = _codec.split_line(line)
-        if parts is not None and _codec.chain_hash(parts[0], key) == parts[1]:
-            return True
+        if parts is not None:
+            if _codec.chain_hash(parts[0], key) == parts[1]:
+                return True
+            try:
+                line_decoder.decode(line)
+                return True
+            except (msgspec.DecodeError, RecursionError):
+                pass
         pos = nl + 1
     return False
 
@@ -129,6 +154,8 @@ def scan(
             if len(line) > MAX_RECORD_BYTES:
                 raise LimitExceededError(f"line of {len(line)} bytes over the limit",
                                          path=where, offset=at)
+            if out.header is None:
+                _check_header_key(line, key, where, at)
             _check_line(line, key, where, at)
             rec = _decode(line, where, at)
             if out.header is None:
@@ -225,7 +252,7 @@ class SegmentReader:
             CorruptRecordError: damage before the end (unless ``valid_prefix``), a missing
                 segment, or a segment that does not continue its predecessor.
         """
-        segs = self.segments()
+        segs = self.segments(refresh=True)
         if not segs:
             return
         i = max(bisect.bisect_right(segs, from_seq) - 1, 0)
