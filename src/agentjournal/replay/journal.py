@@ -320,8 +320,11 @@ class Journal:
     def _load_snapshot(self, seq: int) -> tuple[SnapshotDoc, str]:
         data, compressed = self.store.read_snapshot(seq, self.max_snapshot_bytes)
         where = self.store.location("snapshot", seq)
+        # Unkeyed, the digest proves nothing a forger could not recompute: lz4's checksum
+        # covers accidental damage. Keyed, it is checked against the chained snapshot record.
         doc, digest = decode_snapshot(data, compressed, where=where,
-                                      limit=self.max_snapshot_bytes)
+                                      limit=self.max_snapshot_bytes,
+                                      need_digest=self.key is not None)
         if doc.seq != seq or doc.agent_id != self.agent_id:
             raise CorruptSnapshotError(
                 f"snapshot holds agent {doc.agent_id!r} seq {doc.seq}", path=where,
