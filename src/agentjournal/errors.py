@@ -9,6 +9,7 @@ still works for a corrupt record). Errors carry where they happened (``path``,
 from __future__ import annotations
 
 __all__ = [
+    "CheckpointNotFoundError",
     "CorruptRecordError",
     "CorruptSnapshotError",
     "InvalidAgentIdError",
@@ -21,6 +22,7 @@ __all__ = [
     "JournalPoisonedError",
     "LimitExceededError",
     "NotJSONEncodableError",
+    "RedactionError",
     "StepNotFoundError",
     "StepPrunedError",
     "TamperedError",
@@ -139,3 +141,14 @@ class StepNotFoundError(JournalError, LookupError):
 
 class StepPrunedError(StepNotFoundError):
     """A step whose records were removed by pruning compaction."""
+
+
+class CheckpointNotFoundError(JournalNotFoundError, StepNotFoundError):
+    """No checkpoint with this id: an unknown agent, a step it never recorded, or a malformed id.
+
+    Also a ``FileNotFoundError`` (what the seed system raised) and a ``LookupError``.
+    """
+
+
+class RedactionError(JournalError, RuntimeError):
+    """A redaction hook failed, so the state was not recorded (nothing unredacted is written)."""
