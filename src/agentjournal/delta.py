@@ -20,7 +20,8 @@ Limitation: Python's ``==`` says ``1 == 1.0 == True`` and ``0.0 == -0.0``. Where
 compares two leaves it also requires the same type (and the same sign of zero), so ``1`` becoming
 ``True`` or ``1.0`` is a ``replace``. But a container that compares equal as a whole is skipped
 without looking inside, so ``[1]`` becoming ``[True]`` (or ``{"a": 1}`` becoming ``{"a": 1.0}``)
-is not detected. Values that only differ that way are equal to Python, not in their JSON text.
+is not detected; nor is ``[1]`` becoming ``[True, 2]``, whose old part is compared as one slice.
+Values that only differ that way are equal to Python, not in their JSON text.
 """
 
 from __future__ import annotations
@@ -349,7 +350,7 @@ def _child(container: Any, token: str, n: int, name: str, path: str) -> Any:
         if token == "-":
             raise _fail(n, name, path, "'-' only names the end of a list as the last token")
         return container[_index(token, len(container), n, name, path, allow_end=False)]
-    raise _fail(n, name, path, f"cannot descend into a {type(container).__name__}")
+    raise _fail(n, name, path, f"cannot descend into a {type(container).__name__} value")
 
 
 def _set(parent: Any, token: str, name: str, value: Any, n: int, path: str) -> None:
@@ -378,7 +379,7 @@ def _set(parent: Any, token: str, name: str, value: Any, n: int, path: str) -> N
             else:
                 parent[i] = value
     else:
-        raise _fail(n, name, path, f"cannot {name} inside a {type(parent).__name__}")
+        raise _fail(n, name, path, f"cannot {name} inside a {type(parent).__name__} value")
 
 
 def _root_op(name: str, value: Any, n: int, path: str) -> Any:
