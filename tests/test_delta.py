@@ -19,6 +19,7 @@ from agentjournal.delta import (
     apply,
     apply_in_place,
     check_json,
+    copy_containers,
     diff,
     escape,
     parse_pointer,
@@ -585,3 +586,25 @@ def test_shadow_follows_live_state_through_in_place_mutations(data: st.DataObjec
         pure = apply(pure, msgspec.json.decode(encoded))
     assert canonical(pure) == canonical(live)
     assert canonical(initial) == initial_text
+
+
+def test_sliding_window_removes_at_the_front() -> None:
+    old = {"w": [{"m": i} for i in range(40)]}
+    new = {"w": [{"m": i} for i in range(2, 43)]}
+    ops = roundtrip(old, new)
+    assert ops[:2] == [{"op": "remove", "path": "/w/0"}, {"op": "remove", "path": "/w/0"}]
+    assert [op["op"] for op in ops[2:]] == ["add"] * 3
+    assert len(ops) == 5
+
+
+def test_insert_in_the_middle_is_an_insert() -> None:
+    old = [1, 2, 3, 4]
+    new = [1, 2, 9, 3, 4]
+    assert roundtrip(old, new) == [{"op": "add", "path": "/2", "value": 9}]
+
+
+def test_copy_containers_shares_only_leaves() -> None:
+    v = {"a": [{"s": "text"}], "n": 1}
+    c = copy_containers(v)
+    assert c == v and c is not v and c["a"] is not v["a"] and c["a"][0] is not v["a"][0]
+    assert c["a"][0]["s"] is v["a"][0]["s"]

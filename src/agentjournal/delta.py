@@ -37,6 +37,7 @@ __all__ = [
     "apply",
     "apply_in_place",
     "check_json",
+    "copy_containers",
     "diff",
     "escape",
     "parse_pointer",
@@ -263,25 +264,68 @@ def _diff_list(old: list[Any], new: list[Any], path: str, ops: list[Op]) -> None
     if n_new > n_old and old == new[:n_old]:
         _append(new, n_old, path, ops)
         return
-    for i in range(min(n_old, n_new)):
-        a = old[i]
-        b = new[i]
-        if a is b:
-            continue
-        ta = type(a)
-        if ta is type(b):
-            if ta is dict or ta is list:
-                if a == b:
-                    continue
-            elif _same_leaf(a, b):
-                continue
-        _diff(a, b, f"{path}/{i}", ops)
-    if n_old > n_new:
+    # A window that dropped its oldest items (and maybe grew at the end): remove at the front.
+    for k in range(1, min(n_old - 1, _MAX_FRONT) + 1):
+        keep = n_old - k
+        if keep <= n_new and _eq(old[k], new[0]) and old[k:] == new[:keep]:
+            for _ in range(k):
+                ops.append({"op": "remove", "path": f"{path}/0"})
+            _append(new, keep, path, ops)
+            return
+    # Otherwise: skip the common prefix and suffix, compare the middles position by position.
+    p = 0
+    lim = min(n_old, n_new)
+    while p < lim and _eq(old[p], new[p]):
+        p += 1
+    q = 0
+    while q < lim - p and _eq(old[n_old - 1 - q], new[n_new - 1 - q]):
+        q += 1
+    m_old, m_new = n_old - p - q, n_new - p - q
+    for i in range(p, p + min(m_old, m_new)):
+        _diff(old[i], new[i], f"{path}/{i}", ops)
+    if m_old > m_new:
         # Highest index first, so each remove leaves the remaining indices valid.
-        for i in range(n_old - 1, n_new - 1, -1):
+        for i in range(p + m_old - 1, p + m_new - 1, -1):
             ops.append({"op": "remove", "path": f"{path}/{i}"})
-    elif n_new > n_old:
-        _append(new, n_old, path, ops)
+    elif m_new > m_old:
+        if q == 0:
+            _append(new, p + m_old, path, ops)
+        else:
+            for i in range(p + m_old, p + m_new):
+                item = new[i]
+                check_json(item, f"{path}/{i}")
+                ops.append({"op": "add", "path": f"{path}/{i}", "value": item})
+
+
+_MAX_FRONT = 16
+"""How many dropped leading items :func:`diff` looks for (a sliding window of messages)."""
+
+
+def _eq(a: Any, b: Any) -> bool:
+    """Equal as JSON values: identical, or equal containers, or same-typed equal leaves."""
+    if a is b:
+        return True
+    ta = type(a)
+    if ta is not type(b):
+        return False
+    if ta is dict or ta is list:
+        return bool(a == b)
+    return _same_leaf(a, b)
+
+
+def copy_containers(value: Any) -> Any:
+    """Copy every dict and list of a JSON value, sharing the (immutable) leaves.
+
+    This is how op values enter a private shadow: no container is shared with the caller, who
+    may mutate it later, while strings stay the same objects, so the next :func:`diff` compares
+    them by identity instead of by content.
+    """
+    t = type(value)
+    if t is dict:
+        return {k: copy_containers(v) for k, v in value.items()}
+    if t is list:
+        return [copy_containers(v) for v in value]
+    return value
 
 
 def _append(new: list[Any], start: int, path: str, ops: list[Op]) -> None:

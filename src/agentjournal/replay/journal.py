@@ -250,7 +250,7 @@ class Journal:
             delta.apply(self._shadow, ops)  # validates without touching the shadow
         rec = w.append_step(ops, step=step)
         # The shadow gets its own copy of the op values: it must never alias caller objects.
-        self._shadow = delta.apply_in_place(self._shadow, state_copy(ops))
+        self._shadow = delta.apply_in_place(self._shadow, delta.copy_containers(ops))
         self._shadow_seq = rec.seq
         snap_seq = None
         if snapshot or (snapshot is None and self._trigger_due(rec.step)):
