@@ -1,0 +1,697 @@
+#!/usr/bin/env python3
+"""Measure checkpointers on the same workloads, in one run, on this machine (issue 6).
+
+Systems (see ``_peers.py``): the seed system ``kailash-kaizen`` (StateManager +
+FilesystemStorage, checkpoint every step, retention 10, with and without gzip) and LangGraph (a
+real StateGraph with SqliteSaver on a file, with InMemorySaver, and without a checkpointer as the
+zero line; plus SqliteSaver with the beta DeltaChannel). agentjournal plugs in through the slot
+marked in ``_peers.py``.
+
+Workload 1, growing conversation: N steps (default 1000); each appends one ~500-byte message and
+updates a counter and a budget float. Per system: per-step cost (median and p99 of the first and
+last 100 steps), total time, bytes written, bytes on disk, time to resume the latest state from a
+fresh process and from a fresh object, to load the state at step 10 and step 500, and to list the
+whole history.
+
+Workload 3, large states: save and load of ~1 KB, ~20 KB and ~500 KB states.
+
+Every system runs in its own fresh worker process (same interpreter, same flags, same workload
+bytes), one after another, so no system inherits another's heap or caches. Correctness is checked
+(untimed) for every resume/load against the canonical state.
+
+Usage:
+    python benchmarks/peers.py                    # full run, tables on stdout, charts to docs/img
+    python benchmarks/peers.py --quick            # CI smoke test: 30 steps, no charts
+    python benchmarks/peers.py --json out.json --systems kaizen-fs,langgraph-sqlite
+
+No figure here is asserted anywhere: this reports, it does not test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import gc
+import gzip
+import importlib
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+if __package__ in (None, ""):
+    sys.path.insert(0, str(HERE))
+    import _peers as P  # type: ignore[no-redef]
+    import _workload as W  # type: ignore[no-redef]
+else:
+    from . import _peers as P
+    from . import _workload as W
+
+now_ns = time.perf_counter_ns
+
+LARGE_REPS = {"1KB": 50, "20KB": 30, "500KB": 10}
+LARGE_REPS_QUICK = {"1KB": 3, "20KB": 3, "500KB": 2}
+QUICK_STEPS = 30
+PACKAGES = ["kailash-kaizen", "kailash", "langgraph", "langgraph-checkpoint",
+            "langgraph-checkpoint-sqlite", "langchain-core", "ormsgpack", "matplotlib",
+            "agentjournal"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurement helpers
+# ---------------------------------------------------------------------------------------------
+
+def proc_io() -> dict[str, int] | None:
+    """This process's I/O counters from /proc/self/io (Linux), all threads included.
+
+    ``wchar`` is the number of bytes the process handed to write()/pwrite() and friends: what the
+    system under test asked the kernel to write, whether or not it ever reaches the device (this
+    is what we report as "bytes written"; it is exact and independent of page-cache timing).
+    ``write_bytes`` is what the kernel attributed to this process as dirtied for the block
+    device (0 on tmpfs; files deleted before writeback still count) and ``cancelled_write_bytes``
+    what it cancelled again (truncate/unlink of dirty pages); both are recorded as well.
+    ``rchar`` is bytes read (the seed system reads its retained checkpoints on every save).
+    """
+    try:
+        with open("/proc/self/io", "rb") as f:
+            out = {}
+            for line in f.read().decode().splitlines():
+                k, _, v = line.partition(":")
+                out[k.strip()] = int(v)
+            return out
+    except OSError:
+        return None
+
+
+def io_delta(a: dict[str, int] | None, b: dict[str, int] | None) -> dict[str, int | None]:
+    keys = ("wchar", "rchar", "write_bytes", "cancelled_write_bytes", "syscw")
+    if a is None or b is None:
+        return {k: None for k in keys}
+    return {k: b.get(k, 0) - a.get(k, 0) for k in keys}
+
+
+def pct(values: list[int], q: float) -> int:
+    """Nearest-rank percentile (q in 0..100)."""
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, -(-len(s) * q // 100) - 1))
+    return s[int(k)]
+
+
+def summary(ns: list[int]) -> dict[str, float]:
+    if not ns:
+        return {}
+    return {"n": len(ns), "median_ms": statistics.median(ns) / 1e6, "p99_ms": pct(ns, 99) / 1e6,
+            "min_ms": min(ns) / 1e6, "max_ms": max(ns) / 1e6, "mean_ms": statistics.fmean(ns) / 1e6}
+
+
+def timed(fn: Any, *args: Any) -> tuple[int, Any]:
+    t0 = now_ns()
+    r = fn(*args)
+    return now_ns() - t0, r
+
+
+def import_library(adapter: P.Adapter) -> float:
+    """Import the system's library (timed, reported: it is part of a cold start)."""
+    t0 = time.perf_counter()
+    for mod in adapter.requires:
+        importlib.import_module(mod)
+    if adapter.family == "langgraph":
+        importlib.import_module("langgraph.checkpoint.memory")
+    return time.perf_counter() - t0
+
+
+def load_points(steps: int) -> list[int]:
+    pts = [10, 500] if steps >= 1000 else [min(10, steps), max(1, steps // 2)]
+    return sorted(set(pts))
+
+
+def window(steps: int) -> int:
+    return min(100, max(1, steps // 2))
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker: one system, in its own process
+# ---------------------------------------------------------------------------------------------
+
+def run_growing(adapter: P.Adapter, wl: W.Workload, workdir: Path, system: str) -> dict[str, Any]:
+    res: dict[str, Any] = {}
+    workdir.mkdir(parents=True, exist_ok=True)
+    adapter.setup(workdir, wl)
+    sample_every = max(1, wl.steps // 100)
+    io0 = proc_io()
+    ap0, al0 = adapter.bytes_on_disk()
+    samples = [{"step": 0, "apparent": ap0, "allocated": al0, "wchar": 0}]
+    durations: list[int] = []
+    gc.collect()
+    it = adapter.iter_steps(wl)
+    t_prev = now_ns()
+    for i in it:
+        t = now_ns()
+        durations.append(t - t_prev)
+        if i % sample_every == 0 or i == wl.steps:  # sampled outside the timed intervals
+            io = proc_io()
+            ap, al = adapter.bytes_on_disk()
+            samples.append({"step": i, "apparent": ap, "allocated": al,
+                            "wchar": (io["wchar"] - io0["wchar"]) if io and io0 else None})
+        t_prev = now_ns()
+    tail = now_ns() - t_prev  # e.g. LangGraph's last checkpoint write after its last event
+    io1 = proc_io()
+    if len(durations) != wl.steps:
+        raise RuntimeError(f"{system}: {len(durations)} steps ran, expected {wl.steps}")
+    adapter.after_run()
+    ap1, al1 = adapter.bytes_on_disk()
+    samples.append({"step": wl.steps, "apparent": ap1, "allocated": al1,
+                    "wchar": (io1["wchar"] - io0["wchar"]) if io1 and io0 else None,
+                    "after_finish": True})
+    wn = window(wl.steps)
+    res["per_step"] = {
+        "window": wn,
+        "first": summary(durations[:wn]),
+        "last": summary(durations[-wn:]),
+        "all": summary(durations),
+        "us": [round(d / 1e3, 1) for d in durations],
+    }
+    res["total_s"] = (sum(durations) + tail) / 1e9
+    res["tail_ms"] = tail / 1e6
+    io = io_delta(io0, io1)
+    res["bytes_written"] = io["wchar"]
+    res["io"] = io
+    res["bytes_on_disk"] = ap1
+    res["bytes_on_disk_allocated"] = al1
+    res["disk_samples"] = samples
+    return res
+
+
+def run_reads(adapter: P.Adapter, wl: W.Workload, workdir: Path, system: str,
+              res: dict[str, Any]) -> None:
+    final = W.state_at(wl, wl.steps)
+    adapter.close()
+
+    # Fresh process: a new interpreter opens the files the run left and resumes the latest state.
+    if adapter.persistent:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--probe-resume", system,
+               "--workdir", str(workdir), "--steps", str(wl.steps)]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        if p.returncode != 0:
+            res["resume_fresh_process"] = {"error": p.stderr[-2000:]}
+        else:
+            res["resume_fresh_process"] = json.loads(p.stdout.strip().splitlines()[-1])
+    else:
+        res["resume_fresh_process"] = {"not_applicable": "state lives in the writing process"}
+
+    # Fresh object on the same storage (InMemorySaver: the same saver, a newly compiled graph).
+    adapter.reopen()
+    gc.collect()
+    first_ns, st = timed(adapter.resume_latest)
+    ok = W.states_equal(st, final)
+    again = []
+    for _ in range(5):
+        ns, st = timed(adapter.resume_latest)
+        again.append(ns)
+        ok = ok and W.states_equal(st, final)
+    res["resume_fresh_object"] = {"first_ms": first_ns / 1e6,
+                                  "repeat_median_ms": statistics.median(again) / 1e6,
+                                  "verified": ok,
+                                  "how": ("same InMemorySaver, newly compiled graph"
+                                          if not adapter.persistent else
+                                          "new objects on the same files")}
+    del st
+
+    res["load_at"] = {}
+    for k in load_points(wl.steps):
+        if not adapter.retained(k):
+            res["load_at"][str(k)] = {"retained": False}
+            continue
+        want = W.state_at(wl, k)
+        first_ns, st = timed(adapter.load_at, k)
+        ok = W.states_equal(st, want)
+        again = []
+        for _ in range(3):
+            ns, st = timed(adapter.load_at, k)
+            again.append(ns)
+            ok = ok and W.states_equal(st, want)
+        res["load_at"][str(k)] = {"retained": True, "first_ms": first_ns / 1e6,
+                                  "repeat_median_ms": statistics.median(again) / 1e6,
+                                  "verified": ok}
+
+    runs = []
+    count = None
+    for _ in range(3):
+        ns, count = timed(adapter.list_history)
+        runs.append(ns)
+    res["list_history"] = {"first_ms": runs[0] / 1e6, "median_ms": statistics.median(runs) / 1e6,
+                           "entries": count}
+    raw = getattr(adapter, "list_history_raw", None)
+    if raw is not None:  # the lower-level listing the system also offers
+        runs = []
+        for _ in range(3):
+            ns, count = timed(raw)
+            runs.append(ns)
+        res["list_history_raw"] = {"first_ms": runs[0] / 1e6,
+                                   "median_ms": statistics.median(runs) / 1e6,
+                                   "entries": count, "how": adapter.list_history_raw_how}
+    adapter.close()
+
+
+def run_large(adapter: P.Adapter, workdir: Path, quick: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    workdir.mkdir(parents=True, exist_ok=True)
+    adapter.setup_large(workdir)
+    reps = LARGE_REPS_QUICK if quick else LARGE_REPS
+    for label, target in W.LARGE_STATE_SIZES.items():
+        state = W.state_of_size(target)
+        saves, loads, ok = [], [], True
+        gc.collect()
+        for r in range(reps[label]):
+            key = f"s{label}-{r}"
+            adapter.prepare_key(key)
+            ns, _ = timed(adapter.save_state, key, state)
+            saves.append(ns)
+        for r in range(reps[label]):
+            key = f"s{label}-{r}"
+            ns, st = timed(adapter.load_state, key)
+            loads.append(ns)
+            ok = ok and W.states_equal(st, state)
+        out[label] = {"state_bytes": W.json_size(state), "reps": reps[label],
+                      "save": summary(saves), "load": summary(loads), "verified": ok}
+    adapter.close_large()
+    out["bytes_on_disk"] = P.dir_bytes(workdir)[0]
+    return out
+
+
+def worker(system: str, steps: int, workdir: Path, out: Path, workloads: set[str],
+           quick: bool) -> None:
+    adapter = P.make(system)
+    doc: dict[str, Any] = {"system": system, "family": adapter.family,
+                           "description": adapter.description, "durability": adapter.durability,
+                           "persistent": adapter.persistent, "config": adapter.config()}
+    doc["import_s"] = import_library(adapter)
+    if "1" in workloads:
+        wl = W.Workload(steps)
+        res = run_growing(adapter, wl, workdir / "w1", system)
+        if adapter.family == "langgraph" and adapter.saver_kind == "none":  # type: ignore[attr-defined]
+            adapter.close()
+        else:
+            run_reads(adapter, wl, workdir / "w1", system, res)
+        doc["growing_conversation"] = res
+        del wl
+        gc.collect()
+    if "3" in workloads and adapter.supports_save_load:
+        doc["large_states"] = run_large(P.make(system), workdir / "w3", quick)
+    try:
+        import resource
+        doc["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    except ImportError:
+        pass
+    out.write_text(json.dumps(doc))
+
+
+def probe_resume(system: str, steps: int, workdir: Path) -> None:
+    """Runs in a fresh interpreter: open the store a run left, resume its latest state."""
+    t0 = time.perf_counter()
+    adapter = P.make(system)
+    import_s = import_library(adapter)
+    wl = W.Workload(steps)
+    final = W.state_at(wl, steps)
+    # The first full garbage collection after importing a large library scans every object the
+    # import made (~60 ms after langgraph); that is a cost of the import, not of resuming, so
+    # take it here, as the worker does before its own timings.
+    gc.collect()
+    t_open, _ = timed(adapter.open_existing, workdir, wl)
+    t_resume, st = timed(adapter.resume_latest)
+    ok = W.states_equal(st, final)
+    t_again, st = timed(adapter.resume_latest)  # separates first-call costs in the process
+    ok = ok and W.states_equal(st, final)
+    print(json.dumps({"open_ms": t_open / 1e6, "resume_ms": t_resume / 1e6,
+                      "open_plus_resume_ms": (t_open + t_resume) / 1e6,
+                      "second_resume_ms": t_again / 1e6,
+                      "verified": ok, "import_s": import_s,
+                      "process_s": time.perf_counter() - t0,
+                      "note": "new interpreter; OS page cache warm"}))
+
+
+# ---------------------------------------------------------------------------------------------
+# Parent: machine, versions, orchestration, tables, charts
+# ---------------------------------------------------------------------------------------------
+
+def filesystem_of(path: Path) -> dict[str, str]:
+    best: dict[str, str] = {}
+    try:
+        real = os.path.realpath(path)
+        with open("/proc/mounts") as f:
+            for line in f:
+                dev, mnt, fstype, opts, *_ = line.split()
+                mnt = mnt.replace("\\040", " ")
+                if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and \
+                        len(mnt) >= len(best.get("mount", "")):
+                    best = {"mount": mnt, "type": fstype, "device": dev, "options": opts}
+    except OSError:
+        pass
+    return best
+
+
+def machine_info(tmp: Path) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "python": sys.version.split()[0],
+        "python_implementation": platform.python_implementation(),
+        "sqlite": __import__("sqlite3").sqlite_version,
+        "workdir_filesystem": filesystem_of(tmp),
+    }
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal"):
+                    info["mem_total_kb"] = int(line.split()[1])
+                    break
+    except OSError:
+        pass
+    return info
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def fmt_ms(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if v < 10:
+        return f"{v:.3f}"
+    if v < 100:
+        return f"{v:.2f}"
+    return f"{v:.1f}"
+
+
+def fmt_mb(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1e6:.2f}"
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w)
+                     for i, (h, w) in enumerate(zip(headers, widths, strict=True)))
+    out = [line, "-" * len(line)]
+    for r in rows:
+        out.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+    return "\n".join(out)
+
+
+def print_tables(doc: dict[str, Any]) -> None:
+    wl = doc["workloads"]["growing_conversation"]
+    systems = doc["systems"]
+    n = wl["steps"]
+    wn = window(n)
+    print(f"\nWorkload 1: growing conversation, {n} steps, final state "
+          f"{wl['final_state_bytes'] / 1e3:.0f} KB, new data {wl['new_data_bytes'] / 1e3:.0f} KB "
+          f"(times in ms; MB = 10^6 bytes)")
+    rows = []
+    for name, s in systems.items():
+        g = s.get("growing_conversation")
+        if not g:
+            continue
+        ps = g["per_step"]
+        rows.append([name, fmt_ms(ps["first"]["median_ms"]), fmt_ms(ps["first"]["p99_ms"]),
+                     fmt_ms(ps["last"]["median_ms"]), fmt_ms(ps["last"]["p99_ms"]),
+                     f"{g['total_s']:.2f}", fmt_mb(g["bytes_written"]),
+                     fmt_mb(g["bytes_on_disk"]),
+                     "-" if not g["bytes_written"] else
+                     f"{g['bytes_written'] / wl['new_data_bytes']:.0f}x"])
+    print(table(["system", f"first{wn} med", "p99", f"last{wn} med", "p99", "total s",
+                 "written MB", "on disk MB", "written/new"], rows))
+    print("(langgraph-memory: 'on disk' = serialised bytes held in process memory)")
+    lp = [str(k) for k in wl["load_points"]]
+    rows = []
+    for name, s in systems.items():
+        g = s.get("growing_conversation")
+        if not g or "resume_fresh_object" not in g:
+            continue
+        fp = g["resume_fresh_process"]
+        fp_s = fmt_ms(fp.get("resume_ms")) if "resume_ms" in fp else (
+            "n/a" if "not_applicable" in fp else "error")
+        la = []
+        for k in lp:
+            e = g["load_at"].get(k, {})
+            la.append(fmt_ms(e.get("first_ms")) if e.get("retained") else "gone")
+        lh = g["list_history"]
+        ok = (g["resume_fresh_object"]["verified"]
+              and all(e.get("verified", True) for e in g["load_at"].values())
+              and fp.get("verified", True))
+        lr = g.get("list_history_raw")
+        rows.append([name, fp_s, fmt_ms(g["resume_fresh_object"]["first_ms"]), *la,
+                     f"{fmt_ms(lh['first_ms'])} ({lh['entries']})",
+                     fmt_ms(lr["first_ms"]) if lr else "-", "yes" if ok else "NO"])
+    print()
+    print(table(["system", "resume new proc", "resume new obj", *[f"load@{k}" for k in lp],
+                 "list history (n)", "saver.list", "verified"], rows))
+    print("(resume/load/list: first call, ms; 'gone' = deleted by retention; list history ="
+          " the documented listing (kaizen list_checkpoints, LangGraph get_state_history);"
+          " saver.list = LangGraph's lower-level checkpointer listing)")
+
+    rows = []
+    labels = list(W.LARGE_STATE_SIZES)
+    for name, s in systems.items():
+        ls = s.get("large_states")
+        if not ls:
+            continue
+        row = [name]
+        for lab in labels:
+            e = ls[lab]
+            row.append(f"{fmt_ms(e['save']['median_ms'])} / {fmt_ms(e['load']['median_ms'])}"
+                       + ("" if e["verified"] else " !"))
+        rows.append(row)
+    if rows:
+        print("\nWorkload 3: large states, save / load median ms")
+        print(table(["system", *[f"~{lab}" for lab in labels]], rows))
+    if doc.get("skipped"):
+        print("\nskipped: " + "; ".join(f"{k}: {v}" for k, v in doc["skipped"].items()))
+
+
+def rolling_median(xs: list[float], w: int) -> list[float]:
+    h = w // 2
+    return [statistics.median(xs[max(0, i - h): i + h + 1]) for i in range(len(xs))]
+
+
+def charts(doc: dict[str, Any], outdir: Path) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    made = []
+    n = doc["workloads"]["growing_conversation"]["steps"]
+    sysg = {k: v["growing_conversation"] for k, v in doc["systems"].items()
+            if "growing_conversation" in v}
+    title_sfx = f"{n} steps, {doc['machine'].get('cores')} cores, Python {doc['machine']['python']}"
+
+    palette = plt.get_cmap("tab10").colors
+    colour = {name: palette[i % len(palette)] for i, name in enumerate(doc["systems"])}
+
+    def label(name: str) -> str:
+        return name + (" (held in RAM)" if name.startswith("langgraph-memory") else "")
+
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for name, g in sysg.items():
+        us = g["per_step"]["us"]
+        ax.plot(range(1, len(us) + 1), [u / 1e3 for u in rolling_median(us, 9)], label=name,
+                lw=1.2, color=colour[name])
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("time per step, ms (rolling median of 9, log scale)")
+    ax.set_title(f"Per-step cost, growing conversation ({title_sfx})", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    p = outdir / "peers_step_cost.png"
+    fig.tight_layout()
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    made.append(str(p))
+
+    for key, fname, ylabel in (
+            ("apparent", "peers_bytes_on_disk.png", "bytes on disk, MB (log scale)"),
+            ("wchar", "peers_bytes_written.png", "bytes written so far, MB (log scale)")):
+        fig, ax = plt.subplots(figsize=(9, 5.5))
+        for name, g in sysg.items():
+            pts = [(s["step"], s[key]) for s in g["disk_samples"]
+                   if not s.get("after_finish") and s.get(key)]
+            if not pts or (key == "wchar" and name.startswith("langgraph-memory")):
+                continue
+            ax.plot([a for a, _ in pts], [b / 1e6 for _, b in pts],
+                    label=label(name) if key == "apparent" else name, lw=1.4,
+                    color=colour[name])
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        what = "Bytes on disk" if key == "apparent" else "Cumulative bytes written (wchar)"
+        ax.set_title(f"{what}, growing conversation ({title_sfx})", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        p = outdir / fname
+        fig.tight_layout()
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        made.append(str(p))
+    return made
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=None, help="workload 1 steps (default 1000)")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"smoke test: {QUICK_STEPS} steps, few repetitions, no charts")
+    ap.add_argument("--json", type=Path, help="write every figure to this JSON file")
+    ap.add_argument("--charts", type=Path, default=None,
+                    help="directory for PNG charts (default docs/img; off with --quick)")
+    ap.add_argument("--no-charts", action="store_true")
+    ap.add_argument("--systems", default=None, help="comma-separated subset (default: all)")
+    ap.add_argument("--workloads", default="1,3", help="comma-separated: 1, 3 (default both)")
+    ap.add_argument("--tmpdir", type=Path, default=None,
+                    help="where stores are created (default: system temp dir)")
+    ap.add_argument("--keep", action="store_true", help="keep the stores after the run")
+    ap.add_argument("--list-systems", action="store_true")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--probe-resume", help=argparse.SUPPRESS)
+    ap.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    steps = args.steps or (QUICK_STEPS if args.quick else 1000)
+    workloads = {w.strip() for w in args.workloads.split(",") if w.strip()}
+
+    if args.probe_resume:
+        probe_resume(args.probe_resume, steps, args.workdir)
+        return 0
+    if args.worker:
+        worker(args.worker, steps, args.workdir, args.out, workloads, args.quick)
+        return 0
+
+    if args.list_systems:
+        for name in P.REGISTRY:
+            ok, why = P.availability(name)
+            print(f"{name:26s} {'available' if ok else 'unavailable: ' + why}")
+        if P.AGENTJOURNAL_IMPORT_ERROR:
+            print(f"(agentjournal: {P.AGENTJOURNAL_IMPORT_ERROR})")
+        return 0
+
+    names = list(P.REGISTRY) if not args.systems else [
+        s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = [s for s in names if s not in P.REGISTRY]
+    if unknown:
+        ap.error(f"unknown systems {unknown}; known: {', '.join(P.REGISTRY)}")
+
+    base_tmp = Path(tempfile.mkdtemp(prefix="aj-peers-", dir=args.tmpdir))
+    wl = W.Workload(steps)
+    final = W.state_at(wl, steps)
+    raw = json.dumps(final).encode()
+    doc: dict[str, Any] = {
+        "benchmark": "agentjournal peers (issue 6)",
+        "schema": 1,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "argv": sys.argv[1:] if argv is None else argv,
+        "quick": args.quick,
+        "machine": machine_info(base_tmp),
+        "versions": versions(),
+        "workloads": {
+            "growing_conversation": {
+                "steps": steps, "seed": wl.seed, "message_bytes_target": wl.message_bytes,
+                "message_bytes_mean": statistics.fmean(
+                    len(json.dumps(wl.message(i)).encode()) for i in range(1, steps + 1)),
+                "final_state_bytes": len(raw),
+                "final_state_gzip_ratio": len(raw) / len(gzip.compress(raw)),
+                "new_data_bytes": wl.delta_bytes(),
+                "load_points": load_points(steps), "window": window(steps),
+                "bytes_written_measure": "wchar delta from /proc/self/io over the step loop",
+                "per_step_measure": "perf_counter_ns between consecutive completed steps",
+            },
+            "large_states": {
+                "sizes": {lab: W.json_size(W.state_of_size(t))
+                          for lab, t in W.LARGE_STATE_SIZES.items()},
+                "reps": LARGE_REPS_QUICK if args.quick else LARGE_REPS,
+            },
+        },
+        "systems": {},
+        "skipped": {},
+    }
+    if P.AGENTJOURNAL_IMPORT_ERROR:
+        doc["agentjournal"] = P.AGENTJOURNAL_IMPORT_ERROR
+    del final, raw
+
+    try:
+        for name in names:
+            ok, why = P.availability(name)
+            if not ok:
+                doc["skipped"][name] = why
+                print(f"[skip] {name}: {why}", file=sys.stderr)
+                continue
+            d = base_tmp / name
+            d.mkdir()
+            out = base_tmp / f"{name}.json"
+            print(f"[run ] {name} ...", file=sys.stderr, flush=True)
+            t0 = time.perf_counter()
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name,
+                   "--steps", str(steps), "--workdir", str(d), "--out", str(out),
+                   "--workloads", ",".join(sorted(workloads))]
+            if args.quick:
+                cmd.append("--quick")
+            p = subprocess.run(cmd, capture_output=True, text=True)
+            if p.returncode != 0 or not out.exists():
+                doc["skipped"][name] = f"worker failed: {p.stderr.strip()[-1500:]}"
+                print(f"[fail] {name}:\n{p.stderr[-3000:]}", file=sys.stderr)
+                continue
+            if p.stderr.strip():  # warnings the library printed, kept for the record
+                doc.setdefault("stderr", {})[name] = p.stderr[-3000:]
+            doc["systems"][name] = json.loads(out.read_text())
+            print(f"[done] {name} in {time.perf_counter() - t0:.1f}s", file=sys.stderr,
+                  flush=True)
+            if not args.keep:
+                shutil.rmtree(d, ignore_errors=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(base_tmp, ignore_errors=True)
+        else:
+            print(f"stores kept in {base_tmp}", file=sys.stderr)
+
+    if "1" in workloads or "3" in workloads:
+        print_tables(doc)
+    chart_dir = args.charts if args.charts is not None else (
+        None if args.quick else HERE.parent / "docs" / "img")
+    if chart_dir is not None and not args.no_charts and "1" in workloads and doc["systems"]:
+        try:
+            doc["charts"] = charts(doc, chart_dir)
+            print("\ncharts: " + ", ".join(doc["charts"]))
+        except ImportError as e:
+            print(f"\ncharts skipped: {e}", file=sys.stderr)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=1))
+        print(f"json: {args.json}")
+    failed = [k for k, v in doc["skipped"].items() if v.startswith("worker failed")]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
