@@ -92,6 +92,17 @@ def compact(j: Journal, *, keep_snapshots: int, prune: bool = False,
         except OSError:
             sizes[first] = 0
 
+    # Old snapshots go first: a crash after pruning must not leave a snapshot behind that
+    # refers to records no longer in the journal (verify would report it).
+    for seq in drop:
+        rep.snapshots_deleted.append(seq)
+        if dry_run:
+            continue
+        try:
+            store.delete_snapshot(seq)
+        except OSError as e:
+            rep.errors.append(f"could not delete snapshot {seq}: {e}")
+            log.error("retention: could not delete snapshot %s: %s", seq, e)
     if prune and old:
         rep.segments_deleted = [f for f, _ in old]
         keep_first = firsts[len(old)]
@@ -123,15 +134,6 @@ def compact(j: Journal, *, keep_snapshots: int, prune: bool = False,
                 rep.errors.append(f"could not compress segment {first}: {e}")
                 log.error("retention: could not compress segment %s: %s", first, e)
 
-    for seq in drop:
-        rep.snapshots_deleted.append(seq)
-        if dry_run:
-            continue
-        try:
-            store.delete_snapshot(seq)
-        except OSError as e:
-            rep.errors.append(f"could not delete snapshot {seq}: {e}")
-            log.error("retention: could not delete snapshot %s: %s", seq, e)
     if not dry_run:
         rep.bytes_saved = max(rep.bytes_before - store.disk_usage(), 0)
     else:
