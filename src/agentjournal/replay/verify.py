@@ -125,7 +125,10 @@ def verify_journal(j: Journal, progress: Callable[[int, int], None] | None) -> V
             progress(i + 1, len(segs))
 
     if segs and segs[0][0] != 1:
-        ok = any(a.first_seq == segs[0][0] and a.first_prev == first_prev for a in anchors)
+        # A crash part-way through pruning leaves some of the segments an anchor removes: it
+        # still vouches for them when the segment it names continues the verified chain.
+        ok = any(a.first_seq >= segs[0][0] and seg_prev.get(a.first_seq) == a.first_prev
+                 for a in anchors)
         if not ok:
             chain_problem("unanchored", f"history starts at seq {segs[0][0]} but no anchor "
                           "record vouches for the removed records",
