@@ -65,7 +65,7 @@ def _check_header_key(line: bytes, key: bytes | None, where: str, offset: int) -
     """Say "wrong key" rather than "tampered" when the header's keyed flag disagrees."""
     try:
         hdr = header_decoder.decode(line)
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return  # reported by the full checks
     if hdr.keyed != bool(key):
         raise TamperedError(
@@ -77,7 +77,7 @@ def _check_header_key(line: bytes, key: bytes | None, where: str, offset: int) -
 def _decode(line: bytes, where: str, offset: int) -> AnyLine:
     try:
         return line_decoder.decode(line)
-    except msgspec.DecodeError as e:
+    except (msgspec.DecodeError, UnicodeDecodeError) as e:  # msgspec: bad UTF-8 is the latter
         raise CorruptRecordError(f"undecodable record: {e}", path=where, offset=offset,
                                  hint="written by a newer agentjournal, or damaged") from None
     except RecursionError:
@@ -105,7 +105,7 @@ def _valid_after(data: bytes, pos: int, key: bytes | None) -> bool:
             try:
                 line_decoder.decode(line)
                 return True
-            except (msgspec.DecodeError, RecursionError):
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
                 pass
         pos = nl + 1
     return False
