@@ -1,0 +1,427 @@
+"""The autonomous agent loop: run a step function for up to ``max_cycles`` steps, journaling each.
+
+``BaseAutonomousAgent`` keeps the seed system's names (``AutonomousConfig``,
+``_autonomous_loop(task)``) but calls no model: you pass a step function (sync or async) that
+does one cycle of work on the :class:`~agentjournal.AgentState` -- this is where you call your
+model -- or override :meth:`BaseAutonomousAgent.step`. Every cycle is recorded; snapshots follow
+the triggers. Step ``0`` is the initial state; cycle ``k`` produces step ``k``.
+
+* An exception in a step: the state is put back to the last recorded step, marked ``failed``
+  with the error in ``metadata["last_error"]``, snapshotted, and the exception re-raised.
+* SIGINT/SIGTERM: an async step in progress is cancelled (a sync one finishes first); the state
+  of the last recorded step is marked ``interrupted`` and snapshotted; the loop returns.
+* Task cancellation: the same record, then ``CancelledError`` propagates.
+* ``resume_from_checkpoint=True``: a restarted run continues at the step after the last one
+  recorded and stops at ``max_cycles`` steps in total. A run that already completed is not
+  started again (the result says ``already_completed``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ._ids import AGENT_ID_PATTERN
+from .errors import JournalExistsError
+from .hooks import HookEvent, HookManager
+from .manager import StateManager, format_checkpoint_id
+from .state import AgentState
+from .storage import FilesystemStorage
+
+__all__ = ["AutonomousConfig", "BaseAutonomousAgent", "StepFunction"]
+
+log = logging.getLogger("agentjournal.agent")
+
+StepFunction = Callable[[AgentState, str], Any]
+"""``step(state, task)``: do one cycle, mutating ``state``; return None to go on, or a dict with
+``"done": True`` (or the seed's ``"tool_calls": []``) when the task is finished."""
+
+
+class AutonomousConfig(BaseModel):
+    """Configuration of :class:`BaseAutonomousAgent` (validated; wrong types or ranges raise a
+    ``pydantic.ValidationError`` naming the field; unknown fields are refused).
+
+    Attributes:
+        max_cycles: steps in total, counting those of earlier runs when resuming.
+        checkpoint_frequency: snapshot every N steps (None: not on steps).
+        checkpoint_interval_seconds: ... or every T seconds since the last (None: not on time).
+        resume_from_checkpoint: continue the agent's journal if it has one.
+        agent_id: the agent's journal. Without one, a resuming run uses an id derived from the
+            task text (``task-<hash>``: a restart of the same task finds its journal, another
+            task never does) and a fresh run gets a unique ``agent-<random>``.
+        base_dir: store root of the default state manager (when none is passed).
+        durability: of the default state manager: ``sync``, ``group`` or ``none``.
+        retention_count: snapshots kept by the default state manager.
+        enable_interrupts: handle SIGINT/SIGTERM (main thread only).
+        checkpoint_on_interrupt: snapshot when interrupted or failing.
+        llm_provider, model, temperature, max_tokens, provider_config, planning_enabled,
+            graceful_shutdown_timeout, and the seed's feature flags: accepted for compatibility;
+            no model is called (``model`` is recorded in the state).
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True,
+                              protected_namespaces=())
+
+    max_cycles: int = Field(default=20, ge=1, le=1_000_000_000)
+    checkpoint_frequency: int | None = Field(default=5, ge=1)
+    checkpoint_interval_seconds: float | None = Field(default=60.0, gt=0)
+    resume_from_checkpoint: bool = False
+    agent_id: str | None = Field(default=None, pattern=AGENT_ID_PATTERN)
+    base_dir: str = ".agentjournal"
+    durability: Literal["sync", "group", "none"] = "sync"
+    retention_count: int | None = Field(default=100, ge=1)
+    enable_interrupts: bool = True
+    checkpoint_on_interrupt: bool = True
+    graceful_shutdown_timeout: float = Field(default=5.0, gt=0)
+    planning_enabled: bool = False
+
+    llm_provider: str | None = None
+    model: str | None = None
+    temperature: float | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=1)
+    provider_config: dict[str, Any] | None = None
+
+    logging_enabled: bool = True
+    performance_enabled: bool = False
+    error_handling_enabled: bool = True
+    batch_processing_enabled: bool = False
+    memory_enabled: bool = False
+    transparency_enabled: bool = False
+    mcp_enabled: bool = False
+    strategy_type: str = "multi_cycle"
+
+
+def _converged(out: Any) -> bool:
+    if isinstance(out, dict):
+        if out.get("done"):
+            return True
+        return "tool_calls" in out and out["tool_calls"] == []
+    return False
+
+
+class _Interrupted(Exception):
+    """Internal: a signal stopped the loop."""
+
+
+class BaseAutonomousAgent:
+    """Runs a step function as a journaled, resumable autonomous loop.
+
+    Args:
+        config: the loop's configuration (default ``AutonomousConfig()``).
+        signature: accepted for seed compatibility and stored as ``self.signature``.
+        state_manager: where to journal; default a ``StateManager`` over
+            ``FilesystemStorage(config.base_dir)`` with the config's triggers and retention.
+        step: the step function (see :data:`StepFunction`); or override :meth:`step`.
+        checkpoint_dir: seed name for ``config.base_dir`` (used by the default state manager).
+    """
+
+    def __init__(
+        self,
+        config: AutonomousConfig | None = None,
+        signature: Any = None,
+        state_manager: StateManager | None = None,
+        *,
+        step: StepFunction | None = None,
+        checkpoint_dir: str | None = None,
+    ) -> None:
+        self.config = config if config is not None else AutonomousConfig()
+        if not isinstance(self.config, AutonomousConfig):
+            raise TypeError(f"config must be an AutonomousConfig, not {type(config).__name__}")
+        self.signature = signature
+        self._owns_manager = state_manager is None
+        if state_manager is None:
+            storage = FilesystemStorage(checkpoint_dir or self.config.base_dir,
+                                        durability=self.config.durability)
+            state_manager = StateManager(
+                storage, checkpoint_frequency=self.config.checkpoint_frequency,
+                checkpoint_interval=self.config.checkpoint_interval_seconds,
+                retention_count=self.config.retention_count)
+        self.state_manager = state_manager
+        self._step_fn = step
+        self._agent_id: str | None = self.config.agent_id
+        self.state: AgentState | None = None
+        self.cycle_count = 0
+        self._interrupt: str | None = None
+        self._step_task: asyncio.Future[Any] | None = None
+        self._warned_noop = False
+
+    @property
+    def autonomous_config(self) -> AutonomousConfig:
+        """Seed name of :attr:`config`."""
+        return self.config
+
+    @property
+    def agent_id(self) -> str | None:
+        """The agent id in use (known once a run started, or when configured)."""
+        return self._agent_id
+
+    @property
+    def current_step(self) -> int:
+        """The step of the current state (0 before a run)."""
+        return self.state.step_number if self.state is not None else 0
+
+    # --- the step ------------------------------------------------------------------------
+    async def step(self, state: AgentState, task: str) -> Any:
+        """One cycle. Calls the step function given to the constructor; override to replace.
+
+        Without a step function the cycle changes nothing but the step number (logged once).
+        """
+        fn = self._step_fn
+        if fn is None:
+            if not self._warned_noop:
+                log.warning("BaseAutonomousAgent has no step function: cycles only record "
+                            "progress (pass step=... or override step())")
+                self._warned_noop = True
+            return None
+        out = fn(state, task)
+        if inspect.isawaitable(out):
+            out = await out
+        return out
+
+    # --- running -------------------------------------------------------------------------
+    def run(self, task: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Run the loop to the end (blocking); see :meth:`_autonomous_loop`.
+
+        Raises:
+            RuntimeError: called from a running event loop (use ``await agent.arun(task)``).
+            ValueError: an empty task.
+        """
+        task = task if task is not None else kwargs.pop("task", None)
+        if kwargs:
+            raise TypeError(f"unexpected arguments: {sorted(kwargs)}")
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError("run() blocks; inside an event loop use 'await agent.arun(task)'")
+        if not isinstance(task, str):
+            raise ValueError("the task must be a non-empty string")
+        return asyncio.run(self.arun(task))
+
+    async def arun(self, task: str) -> dict[str, Any]:
+        """Run the loop to the end; see :meth:`_autonomous_loop`."""
+        return await self._autonomous_loop(task)
+
+    def _resolve_agent_id(self, task: str) -> str:
+        if self._agent_id is None:
+            if self.config.resume_from_checkpoint:
+                digest = hashlib.blake2b(task.encode("utf-8"), digest_size=8).hexdigest()
+                self._agent_id = f"task-{digest}"
+                log.info("no agent_id configured: using %s (from the task text) so that a "
+                         "restarted run of this task resumes it", self._agent_id)
+            else:
+                self._agent_id = f"agent-{uuid.uuid4().hex[:12]}"
+        return self._agent_id
+
+    async def _autonomous_loop(self, task: str, session_id: str | None = None) -> dict[str, Any]:
+        """Run up to ``max_cycles`` steps in total, journaling each; returns a summary.
+
+        Returns:
+            A dict with ``agent_id``, ``status``, ``step`` (the last), ``cycles_used`` (by this
+            run), ``total_cycles`` (``max_cycles``), ``resumed_from`` (the step resumed after,
+            or None), ``already_completed``, ``converged``, ``checkpoint_id`` and ``result``
+            (the last step function's return value).
+
+        Raises:
+            ValueError: an empty task.
+            JournalExistsError: the agent already has a journal and resuming is off.
+            Exception: whatever the step function raised (after recording the failure).
+        """
+        if not isinstance(task, str) or not task.strip():
+            raise ValueError("the task must be a non-empty string")
+        cfg = self.config
+        sm = self.state_manager
+        agent_id = self._resolve_agent_id(task)
+        self.cycle_count = 0
+        self._interrupt = None
+        hm = sm.hook_manager
+
+        state: AgentState | None = None
+        resumed_from: int | None = None
+        if cfg.resume_from_checkpoint:
+            state = await sm.resume_from_latest(agent_id)
+            if state is not None:
+                resumed_from = state.step_number
+                if state.status == "completed":
+                    log.info("agent %s already completed at step %s: not starting it again",
+                             agent_id, state.step_number)
+                    self.state = state
+                    return self._summary(state, resumed_from, None, already_completed=True)
+                log.info("resuming agent %s after step %s (was %s)", agent_id,
+                         state.step_number, state.status)
+                state.status = "running"
+        elif sm.storage.exists(agent_id) and await sm.resume_from_latest(agent_id) is not None:
+            raise JournalExistsError(
+                f"agent {agent_id!r} already has a journal",
+                hint="set resume_from_checkpoint=True to continue it, or use another agent_id")
+        if state is None:
+            state = AgentState(agent_id=agent_id, model=cfg.model or "",
+                               metadata={"task": task})
+            await sm.save_checkpoint(state)
+        self.state = state
+        if hm is not None:
+            await hm.trigger(HookEvent.PRE_AGENT_LOOP, agent_id,
+                             {"agent_id": agent_id, "task": task, "step_number":
+                              state.step_number, "resumed": resumed_from is not None})
+        out: Any = None
+        removers = self._install_signals()
+        try:
+            out = await self._cycles(state, task)
+        except _Interrupted:
+            await self._record_end("interrupted", None)
+        except asyncio.CancelledError:
+            await self._record_end("interrupted", None)
+            raise
+        except Exception as e:
+            await self._record_end("failed", e)
+            raise
+        finally:
+            for remove in removers:
+                remove()
+            if hm is not None:
+                final = self.state
+                await _quiet_trigger(hm, HookEvent.POST_AGENT_LOOP, agent_id, {
+                    "agent_id": agent_id, "status": final.status if final else None,
+                    "step_number": final.step_number if final else None,
+                    "cycles_used": self.cycle_count})
+            if self._owns_manager:
+                await sm.aclose()
+        assert self.state is not None
+        return self._summary(self.state, resumed_from, out)
+
+    async def _cycles(self, state: AgentState, task: str) -> Any:
+        cfg = self.config
+        sm = self.state_manager
+        agent_id = state.agent_id
+        out: Any = None
+        while state.step_number < cfg.max_cycles:
+            if self._interrupt is not None:
+                raise _Interrupted(self._interrupt)
+            state.step_number += 1
+            self._step_task = asyncio.ensure_future(self.step(state, task))
+            try:
+                out = await self._step_task
+            except asyncio.CancelledError:
+                if self._interrupt is not None and not _being_cancelled():
+                    raise _Interrupted(self._interrupt) from None
+                raise
+            finally:
+                self._step_task = None
+            self.cycle_count += 1
+            done = _converged(out) or state.step_number >= cfg.max_cycles
+            if done:
+                state.status = "completed"
+            force = done or sm.should_checkpoint(
+                agent_id, state.step_number, time.time(), frequency=cfg.checkpoint_frequency,
+                interval=cfg.checkpoint_interval_seconds)
+            await sm.save_checkpoint(state, force=force)
+            if done:
+                break
+        else:
+            if state.status != "completed":  # resumed at max_cycles without the final mark
+                state.status = "completed"
+                await sm.save_checkpoint(state, force=True)
+        return out
+
+    async def _record_end(self, status: Literal["failed", "interrupted"],
+                          error: BaseException | None) -> None:
+        """Record the last completed step again with ``status`` (the interrupted or failed
+        step's partial changes are not recorded) and snapshot it."""
+        sm = self.state_manager
+        agent_id = self._agent_id
+        assert agent_id is not None
+        hm = sm.hook_manager
+        try:
+            if hm is not None and status == "interrupted":
+                await _quiet_trigger(hm, HookEvent.PRE_INTERRUPT, agent_id,
+                                     {"agent_id": agent_id, "signal": self._interrupt})
+            last = await sm.resume_from_latest(agent_id)
+            if last is None:
+                return
+            last.status = status
+            if error is not None:
+                last.metadata["last_error"] = {
+                    "type": type(error).__name__, "message": str(error)[:2000],
+                    "step": last.step_number + 1}
+            await sm.save_checkpoint(last, force=self.config.checkpoint_on_interrupt)
+            self.state = last
+            log.info("agent %s %s after step %s (%s)", agent_id, status, last.step_number,
+                     format_checkpoint_id(agent_id, last.step_number))
+            if hm is not None and status == "interrupted":
+                await _quiet_trigger(hm, HookEvent.POST_INTERRUPT, agent_id, {
+                    "agent_id": agent_id, "step_number": last.step_number,
+                    "signal": self._interrupt})
+        except Exception as e:  # noqa: BLE001 - the original error or interrupt matters more
+            log.error("could not record that agent %s %s: %s", agent_id, status, e)
+
+    # --- signals -------------------------------------------------------------------------
+    def _install_signals(self) -> list[Callable[[], None]]:
+        if not self.config.enable_interrupts or threading.current_thread() is not \
+                threading.main_thread():
+            return []
+        loop = asyncio.get_running_loop()
+        removers: list[Callable[[], None]] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue
+            removers.append(_remover(loop, sig))
+        return removers
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self._interrupt is not None:
+            return
+        self._interrupt = sig.name
+        log.warning("%s received: stopping agent %s after recording its state", sig.name,
+                    self._agent_id)
+        task = self._step_task
+        if task is not None and not task.done():
+            task.cancel()
+
+    def _summary(self, state: AgentState, resumed_from: int | None, out: Any, *,
+                 already_completed: bool = False) -> dict[str, Any]:
+        return {
+            "agent_id": state.agent_id,
+            "status": state.status,
+            "step": state.step_number,
+            "cycles_used": self.cycle_count,
+            "total_cycles": self.config.max_cycles,
+            "resumed_from": resumed_from,
+            "already_completed": already_completed,
+            "converged": _converged(out),
+            "checkpoint_id": format_checkpoint_id(state.agent_id, state.step_number),
+            "result": out,
+            "interrupted_by": self._interrupt,
+        }
+
+
+def _remover(loop: asyncio.AbstractEventLoop, sig: signal.Signals) -> Callable[[], None]:
+    def remove() -> None:
+        loop.remove_signal_handler(sig)
+
+    return remove
+
+
+def _being_cancelled() -> bool:
+    """Whether the current task itself has a pending cancellation (Python 3.11+)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling()) if cancelling is not None else False
+
+
+async def _quiet_trigger(hm: HookManager, event: HookEvent, agent_id: str,
+                         data: dict[str, Any]) -> None:
+    if hm.has_handlers(event):
+        await hm.trigger(event, agent_id, data)
