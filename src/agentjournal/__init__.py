@@ -1,8 +1,10 @@
 """agentjournal: an event-sourced checkpoint journal for long-running AI agents."""
 
 from . import delta
+from .agent import AutonomousConfig, BaseAutonomousAgent, StepFunction
 from .backends import Backend, FilesystemBackend, MemoryBackend
 from .errors import (
+    CheckpointNotFoundError,
     CorruptRecordError,
     CorruptSnapshotError,
     InvalidAgentIdError,
@@ -15,31 +17,50 @@ from .errors import (
     JournalPoisonedError,
     LimitExceededError,
     NotJSONEncodableError,
+    RedactionError,
     StepNotFoundError,
     StepPrunedError,
     TamperedError,
     UnsafePathError,
 )
 from .events import FORMAT_VERSION, Anchor, Fork, Header, SnapshotMark, Step
+from .hooks import BaseHook, HookContext, HookEvent, HookManager, HookPriority, HookResult
 from .journal.writer import Durability, RecoveryWarning
+from .manager import HistoryEntry, StateManager, format_checkpoint_id, parse_checkpoint_id
+from .migrate import MigrationReport, import_seed_checkpoints
 from .replay import Appended, Journal, Resumed, SnapshotSkippedWarning
 from .replay.verify import Problem, VerifyReport
 from .retention import CompactReport
+from .state import AgentState, CheckpointMetadata
+from .storage import FilesystemStorage
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FORMAT_VERSION",
+    "AgentState",
     "Anchor",
     "Appended",
+    "AutonomousConfig",
     "Backend",
+    "BaseAutonomousAgent",
+    "BaseHook",
+    "CheckpointMetadata",
+    "CheckpointNotFoundError",
     "CompactReport",
     "CorruptRecordError",
     "CorruptSnapshotError",
     "Durability",
     "FilesystemBackend",
+    "FilesystemStorage",
     "Fork",
     "Header",
+    "HistoryEntry",
+    "HookContext",
+    "HookEvent",
+    "HookManager",
+    "HookPriority",
+    "HookResult",
     "InvalidAgentIdError",
     "InvalidPatchError",
     "Journal",
@@ -51,13 +72,17 @@ __all__ = [
     "JournalPoisonedError",
     "LimitExceededError",
     "MemoryBackend",
+    "MigrationReport",
     "NotJSONEncodableError",
     "Problem",
     "RecoveryWarning",
+    "RedactionError",
     "Resumed",
     "SnapshotMark",
     "SnapshotSkippedWarning",
+    "StateManager",
     "Step",
+    "StepFunction",
     "StepNotFoundError",
     "StepPrunedError",
     "TamperedError",
@@ -65,4 +90,7 @@ __all__ = [
     "VerifyReport",
     "__version__",
     "delta",
+    "format_checkpoint_id",
+    "import_seed_checkpoints",
+    "parse_checkpoint_id",
 ]
