@@ -1,0 +1,117 @@
+"""The ``agentjournal`` command: audit, time travel and maintenance from the terminal.
+
+A thin layer over the Python API (:class:`agentjournal.Journal`,
+:mod:`agentjournal.exchange`); every command is documented in ``docs/cli.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from .. import __version__
+from ._app import (
+    ENV_KEY,
+    ENV_ROOT,
+    EXIT_CORRUPT,
+    EXIT_EXISTS,
+    EXIT_LOCKED,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    EXIT_USAGE,
+    Group,
+    Settings,
+)
+from .inspect import diff_cmd, ls_cmd, show_cmd, stats_cmd
+from .log import log_cmd
+from .maintain import (
+    compact_cmd,
+    demo_cmd,
+    export_cmd,
+    fork_cmd,
+    import_cmd,
+    schema_cmd,
+    verify_cmd,
+)
+
+__all__ = [
+    "EXIT_CORRUPT",
+    "EXIT_EXISTS",
+    "EXIT_LOCKED",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_PROBLEMS",
+    "EXIT_USAGE",
+    "cli",
+    "main",
+]
+
+EPILOG = f"""
+\b
+Examples:
+  $ agentjournal demo
+  $ agentjournal ls
+  $ agentjournal log researcher --limit 5
+  $ agentjournal show researcher --at 12 --path /status
+  $ agentjournal diff researcher 11 12
+
+\b
+Environment:
+  {ENV_ROOT}   the store root (default ./.agentjournal)
+  {ENV_KEY}    the key of keyed hash chains
+
+\b
+Exit status:
+  0  ok
+  1  problems found (verify), or an operation failed
+  2  usage error (bad option or value, invalid agent id)
+  3  not found (store, agent, step or --path)
+  4  journal locked by a running writer
+  5  corrupt, tampered or unreadable journal, snapshot or export file
+  6  already exists (fork target, import target, export file)
+"""
+
+
+def _set_root(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.ensure_object(Settings).root = value
+
+
+def _set_key(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(Settings).key = value or None
+
+
+@click.group(cls=Group, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--root", metavar="DIR", envvar=ENV_ROOT, expose_value=False, callback=_set_root,
+              help=f"Store root [env: {ENV_ROOT}; default: ./.agentjournal].")
+@click.option("--key", metavar="SECRET", envvar=ENV_KEY, expose_value=False, callback=_set_key,
+              help=f"Key of a keyed hash chain [env: {ENV_KEY}].")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto",
+              show_default=True, help="Colour and tables: in a terminal (auto), always, never.")
+@click.version_option(__version__, "-V", "--version", prog_name="agentjournal")
+@click.pass_context
+def cli(ctx: click.Context, color: str) -> None:
+    """Audit, time-travel and maintain agentjournal journals.
+
+    Every step of an agent is a record in its journal: list the agents, read their history
+    step by step, see the state at any step, diff two steps, fork a new run from a step,
+    verify, compact, export and import. Read-only commands never lock a journal, so they
+    work while the agent runs.
+    """
+    ctx.ensure_object(Settings).color = color
+
+
+for _cmd in (ls_cmd, log_cmd, show_cmd, diff_cmd, stats_cmd, verify_cmd, fork_cmd,
+             compact_cmd, export_cmd, import_cmd, demo_cmd, schema_cmd):
+    cli.add_command(_cmd)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    # The engine both logs and warns about recoveries and skipped snapshots; the commands
+    # show the warnings, so keep the log records from being printed a second time.
+    logging.getLogger("agentjournal").addHandler(logging.NullHandler())
+    cli(prog_name="agentjournal")

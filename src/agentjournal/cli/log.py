@@ -1,0 +1,267 @@
+"""``agentjournal log``: one line per record, optionally following a live journal."""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import click
+import msgspec
+from rich.text import Text
+
+from .. import delta
+from ..errors import InvalidPatchError, JournalNotFoundError, StepNotFoundError
+from ..events import Anchor, AnyRecord, Fork, SnapshotMark, Step
+from ..replay.journal import Journal
+from . import schemas
+from ._app import Settings, get_settings, iso_utc, json_option, local_time, store_options
+from .follow import Tail
+from .summary import UNKNOWN, summarize
+
+KIND_STYLE = {"step": "cyan", "snapshot": "magenta", "fork": "bold green", "anchor": "red"}
+OP_STYLE = {"add": ("+", "green"), "remove": ("-", "red"), "replace": ("~", "yellow")}
+
+
+def kind_of(rec: AnyRecord) -> schemas.Kind:
+    if isinstance(rec, Step):
+        return "step"
+    if isinstance(rec, SnapshotMark):
+        return "snapshot"
+    if isinstance(rec, Fork):
+        return "fork"
+    return "anchor"
+
+
+def _details(rec: AnyRecord) -> dict[str, Any]:
+    if isinstance(rec, SnapshotMark):
+        return {"at": rec.at, "digest": rec.digest}
+    if isinstance(rec, Fork):
+        return {"parent": rec.parent, "parent_seq": rec.parent_seq,
+                "parent_step": rec.parent_step, "parent_hash": rec.parent_hash}
+    if isinstance(rec, Anchor):
+        return {"first_seq": rec.first_seq, "first_prev": rec.first_prev,
+                "removed": list(rec.removed)}
+    return {}
+
+
+def log_entry(agent_id: str, rec: AnyRecord, summary: str) -> schemas.LogEntry:
+    """The ``log --json`` object of one record."""
+    ops = rec.ops if isinstance(rec, (Step, Fork)) else None
+    return {"agent_id": agent_id, "seq": rec.seq, "step": rec.step, "ts": rec.ts,
+            "time": iso_utc(rec.ts), "kind": kind_of(rec), "summary": summary, "ops": ops,
+            "details": _details(rec), "prev": rec.prev, "h": rec.h}
+
+
+class Annotator:
+    """Summaries of consecutive records, tracking the state so old values can be shown.
+
+    The state before the first record is loaded from the journal (nearest snapshot + replay);
+    after that each record's ops are applied to a private copy, at the cost of the change.
+    """
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self.state: Any = None
+        self.started = False
+
+    def _before(self, seq: int) -> Any:
+        if seq <= 1:
+            return {}
+        try:
+            return self.journal.state_at_seq(seq - 1)
+        except StepNotFoundError:  # pruned away: summaries without old values
+            return UNKNOWN
+
+    def __call__(self, rec: AnyRecord) -> str:
+        if not self.started:
+            self.started = True
+            self.state = self._before(rec.seq)
+        text = summarize(rec, self.state)
+        if isinstance(rec, (Step, Fork)) and self.state is not UNKNOWN:
+            try:
+                # The record's own op values must stay untouched: apply a copy.
+                ops = msgspec.json.decode(msgspec.json.encode(rec.ops))
+                self.state = delta.apply_in_place(self.state, ops)
+            except InvalidPatchError:
+                self.state = UNKNOWN
+        return text
+
+
+class Printer:
+    """Prints records as lines (rich in a terminal) or as JSON Lines."""
+
+    def __init__(self, settings: Settings, agent_id: str, *, as_json: bool, patch: bool) -> None:
+        self.s = settings
+        self.agent_id = agent_id
+        self.as_json = as_json
+        self.patch = patch
+        self.count = 0
+
+    def __call__(self, rec: AnyRecord, summary: str) -> None:
+        self.count += 1
+        if self.as_json:
+            self.s.emit_json(log_entry(self.agent_id, rec, summary), indent=None)
+            return
+        kind = kind_of(rec)
+        line = Text.assemble(
+            (f"{rec.step:>6}", "bold yellow"), " ", (f"#{rec.seq:<6}", "dim"), " ",
+            (local_time(rec.ts), "green"), "  ", (f"{kind:<8}", KIND_STYLE[kind]), "  ",
+            (summary, "dim" if kind == "snapshot" else ""))
+        self.s.out.print(line)
+        if self.patch and isinstance(rec, (Step, Fork)):
+            for op in rec.ops:
+                sign, style = OP_STYLE.get(str(op.get("op")), ("?", ""))
+                text = Text(f"{'':>15}{sign} {op.get('path')}", style=style)
+                if "value" in op:
+                    text.append("  " + msgspec.json.encode(op["value"]).decode())
+                self.s.out.print(text)
+
+    def flush(self) -> None:
+        self.s.out.file.flush()
+
+
+def _start_seq(j: Journal, start: int | None) -> int:
+    """A seq at or before the first record whose step is >= ``start``."""
+    if start is None:
+        return 1
+    first = 1
+    for seg in j.segment_seqs():
+        if j.first_step_of_segment(seg) >= start:
+            break
+        first = seg
+    return first
+
+
+def _select(recs: Iterable[AnyRecord], start: int | None, limit: int | None
+            ) -> Iterable[AnyRecord]:
+    """``--limit``: the first N after ``--from``, otherwise the newest N."""
+    if limit is None:
+        return recs
+    if start is not None:
+        return itertools.islice(recs, limit)
+    return collections.deque(recs, maxlen=limit)
+
+
+EXAMPLES = """
+\b
+Examples:
+  $ agentjournal log researcher
+  $ agentjournal log researcher --from 10 --to 14 --patch
+  $ agentjournal log researcher --reverse --limit 5
+  $ agentjournal log researcher --json --limit 2
+  $ agentjournal log researcher --follow --timeout 1
+"""
+
+
+@click.command("log", epilog=EXAMPLES)
+@click.argument("agent")
+@click.option("--from", "start", type=click.IntRange(min=0), metavar="STEP",
+              help="First agent step to show.")
+@click.option("--to", "end", type=click.IntRange(min=0), metavar="STEP",
+              help="Last agent step to show (--follow stops after it).")
+@click.option("-n", "--limit", type=click.IntRange(min=1), metavar="N",
+              help="At most N records: the first N from --from, otherwise the newest N.")
+@click.option("-r", "--reverse", is_flag=True, help="Newest first.")
+@click.option("-p", "--patch", is_flag=True, help="Show each record's JSON Patch ops too.")
+@click.option("-f", "--follow", is_flag=True,
+              help="Keep printing records as another process appends them (Ctrl-C stops).")
+@click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="With --follow: stop after SECONDS without a new record.")
+@click.option("--max-records", type=click.IntRange(min=1), metavar="N",
+              help="Stop after printing N records.")
+@click.option("--interval", type=click.FloatRange(min=0.01), default=0.2, show_default=True,
+              metavar="SECONDS", help="With --follow: how often to look for new records.")
+@store_options
+@json_option
+def log_cmd(agent: str, start: int | None, end: int | None, limit: int | None, reverse: bool,
+            patch: bool, follow: bool, timeout: float | None, max_records: int | None,
+            interval: float, as_json: bool) -> None:
+    """One line per record of AGENT: step, seq, time, kind and what changed.
+
+    A step's summary names what changed in seed-style states (messages with their roles,
+    budget, status, memory, actions) and lists the changed paths otherwise. --json prints
+    one JSON object per line (JSON Lines). --follow tails a journal that another process is
+    writing: a record is printed only once it is completely written and verified.
+    """
+    s = get_settings()
+    if follow and reverse:
+        raise click.UsageError("--follow and --reverse cannot be combined")
+    if timeout is not None and not follow:
+        raise click.UsageError("--timeout needs --follow")
+    if start is not None and end is not None and end < start:
+        raise click.UsageError(f"--to {end} is before --from {start}")
+    printer = Printer(s, agent, as_json=as_json, patch=patch)
+    if follow:
+        _follow(s, agent, printer, start=start, end=end, limit=limit, timeout=timeout,
+                max_records=max_records, interval=interval)
+        return
+    with s.journal(agent) as j:
+        ann = Annotator(j)
+        chosen = _select(j.history(start, end), start, limit)
+        entries: Iterator[tuple[AnyRecord, str]] = ((r, ann(r)) for r in chosen)
+        if reverse:
+            entries = reversed(list(entries))
+        for rec, summary in entries:
+            printer(rec, summary)
+            if max_records is not None and printer.count >= max_records:
+                break
+    if printer.count == 0 and not as_json:
+        s.note("no records" + (" in that range" if start is not None or end is not None
+                               else ""))
+
+
+def _follow(s: Settings, agent: str, printer: Printer, *, start: int | None, end: int | None,
+            limit: int | None, timeout: float | None, max_records: int | None,
+            interval: float) -> None:
+    last_news = time.monotonic()
+
+    def idle() -> bool:
+        return timeout is not None and time.monotonic() - last_news >= timeout
+
+    try:
+        j = _wait_for(s, agent, idle, interval)
+        if j is None:
+            return
+        with j:
+            tail = Tail(j.store, j.key, from_seq=_start_seq(j, start))
+            ann = Annotator(j)
+            first = True
+            while True:
+                recs: Iterable[AnyRecord] = [
+                    r for r in tail.poll() if start is None or r.step >= start]
+                if first:
+                    recs = _select(recs, start, limit)
+                    first = False
+                for rec in recs:
+                    last_news = time.monotonic()
+                    if end is not None and rec.step > end:
+                        return
+                    printer(rec, ann(rec))
+                    if max_records is not None and printer.count >= max_records:
+                        return
+                printer.flush()
+                if idle():
+                    return
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how --follow normally ends
+    finally:
+        printer.flush()
+
+
+def _wait_for(s: Settings, agent: str, idle: Any, interval: float) -> Journal | None:
+    """Open the agent's journal, waiting for it to appear (like ``tail -F``)."""
+    told = False
+    while True:
+        try:
+            return s.journal(agent)
+        except JournalNotFoundError:
+            if not told:
+                s.note(f"waiting for agent {agent!r} to appear under {s.root} (Ctrl-C stops)")
+                told = True
+            if idle():
+                return None
+            time.sleep(interval)

@@ -1,0 +1,269 @@
+"""The ``--json`` output of every command, as typed dictionaries: one stable schema each.
+
+These types are what the commands build (so ``mypy`` checks the shapes) and the source of
+the JSON Schemas that ``agentjournal schema COMMAND`` prints and ``docs/cli.md`` describes.
+Fields are only ever added; none is renamed, retyped or removed within a major version.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from typing_extensions import NotRequired, TypedDict
+
+SCHEMA_VERSION = 1
+"""Bumped only for an incompatible change (never within a major version)."""
+
+Health = Literal["ok", "empty", "torn_tail", "corrupt", "unreadable"]
+Kind = Literal["step", "snapshot", "fork", "anchor"]
+
+
+class ProblemOut(TypedDict):
+    """One problem found by ``verify`` (``path`` and ``offset`` locate it)."""
+
+    kind: str
+    message: str
+    path: str | None
+    offset: int | None
+    seq: int | None
+
+
+class LsAgent(TypedDict):
+    """One agent in ``ls --json``."""
+
+    agent_id: str
+    steps: int
+    """The last recorded agent step (0 when empty)."""
+    records: int
+    """Seq of the last record (records are numbered 1, 2, 3 ...)."""
+    last_ts: float | None
+    last_time: str | None
+    status: str | None
+    """The state's ``status`` field when it is a string (``running``, ``completed`` ...)."""
+    writer_pid: int | None
+    """Process id holding the writer lock right now, if any (Linux only)."""
+    snapshots: int
+    segments: int
+    bytes: int
+    health: Health
+    problem: str | None
+
+
+class LsOut(TypedDict):
+    """``ls --json``."""
+
+    root: str
+    agents: list[LsAgent]
+
+
+class LogEntry(TypedDict):
+    """One line of ``log --json`` (JSON Lines: one object per record)."""
+
+    agent_id: str
+    seq: int
+    step: int
+    ts: float
+    time: str
+    kind: Kind
+    summary: str
+    ops: list[dict[str, Any]] | None
+    """The record's RFC 6902 ops (``step`` and ``fork`` records), else null."""
+    details: dict[str, Any]
+    """Fields of the other kinds: ``at``/``digest`` (snapshot), ``parent``/``parent_seq``/
+    ``parent_step``/``parent_hash`` (fork), ``first_seq``/``first_prev``/``removed`` (anchor)."""
+    prev: str
+    h: str
+
+
+class ShowOut(TypedDict):
+    """``show --json``."""
+
+    agent_id: str
+    step: int
+    seq: int
+    path: str
+    value: Any
+
+
+class PatchOp(TypedDict):
+    """One RFC 6902 op in ``diff --json`` (the output is a JSON array of these)."""
+
+    op: Literal["add", "remove", "replace"]
+    path: str
+    value: NotRequired[Any]
+
+
+class VerifyAgent(TypedDict):
+    """One agent in ``verify --json``."""
+
+    agent_id: str
+    ok: bool
+    records: int
+    segments: int
+    snapshots: int
+    first_seq: int
+    last_seq: int
+    last_step: int
+    chain_ok: bool
+    snapshots_ok: bool
+    problems: list[ProblemOut]
+
+
+class VerifyOut(TypedDict):
+    """``verify --json``."""
+
+    ok: bool
+    agents: list[VerifyAgent]
+
+
+class ForkOut(TypedDict):
+    """``fork --json``."""
+
+    parent: str
+    parent_step: int
+    parent_seq: int
+    agent_id: str
+    step: int
+    seq: int
+
+
+class CompactOut(TypedDict):
+    """``compact --json``."""
+
+    agent_id: str
+    dry_run: bool
+    keep_snapshots: int
+    prune: bool
+    compress_segments: bool
+    snapshots_deleted: list[int]
+    segments_deleted: list[int]
+    segments_compressed: list[int]
+    bytes_before: int
+    bytes_saved: int
+    anchor_seq: int | None
+    errors: list[str]
+
+
+class ExportOut(TypedDict):
+    """``export --json``."""
+
+    agent_id: str
+    path: str
+    records: int
+    segments: int
+    snapshots: int
+    bytes: int
+    first_seq: int
+    last_seq: int
+    last_step: int
+    last_hash: str
+    keyed: bool
+
+
+class ImportOut(TypedDict):
+    """``import --json``."""
+
+    agent_id: str
+    root: str
+    path: str
+    written: bool
+    """False with ``--dry-run`` (the file was only verified)."""
+    records: int
+    segments: int
+    snapshots: int
+    bytes: int
+    first_seq: int
+    last_seq: int
+    last_step: int
+    last_hash: str
+    keyed: bool
+
+
+class ResumeCost(TypedDict):
+    """What resuming the agent costs now."""
+
+    snapshot_seq: int | None
+    """The newest snapshot (null: replay from the first record)."""
+    snapshot_bytes: int
+    replay_records: int
+    """Records after that snapshot, replayed on resume."""
+    measured_ms: float
+    """How long one resume took just now."""
+
+
+class StatsOut(TypedDict):
+    """``stats --json``."""
+
+    agent_id: str
+    bytes: int
+    segment_bytes: int
+    snapshot_bytes: int
+    segments: int
+    sealed_segments: int
+    snapshots: int
+    records: int
+    records_by_kind: dict[str, int]
+    steps: int
+    """Number of ``step`` records."""
+    first_step: int
+    last_step: int
+    first_ts: float | None
+    last_ts: float | None
+    snapshot_interval: float | None
+    """Mean number of agent steps between consecutive snapshots (null with fewer than 2)."""
+    bytes_per_step: float | None
+    state_bytes: int
+    """Size of the latest state as compact JSON."""
+    resume: ResumeCost
+
+
+SCHEMAS: dict[str, Any] = {
+    "ls": LsOut,
+    "log": LogEntry,
+    "show": ShowOut,
+    "diff": list[PatchOp],
+    "verify": VerifyOut,
+    "fork": ForkOut,
+    "compact": CompactOut,
+    "export": ExportOut,
+    "import": ImportOut,
+    "stats": StatsOut,
+}
+"""The type of each command's ``--json`` output (``log`` prints one ``LogEntry`` per line)."""
+
+
+_STRICT = {"extra": "forbid", "strict": True}
+_TYPED_DICTS = (ProblemOut, LsAgent, LsOut, LogEntry, ShowOut, PatchOp, VerifyAgent, VerifyOut,
+                ForkOut, CompactOut, ExportOut, ImportOut, ResumeCost, StatsOut)
+
+
+def _adapter(command: str) -> Any:
+    # pydantic is imported only here: the commands themselves never pay for it.
+    from pydantic import TypeAdapter
+
+    for cls in _TYPED_DICTS:
+        # pydantic reads a TypedDict's config from this attribute: no extra field, no coercion.
+        setattr(cls, "__pydantic_config__", _STRICT)  # noqa: B010
+    return TypeAdapter(SCHEMAS[command])
+
+
+def json_schema(command: str) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of ``command``'s ``--json`` output.
+
+    Raises:
+        KeyError: ``command`` has no ``--json`` output.
+    """
+    schema: dict[str, Any] = _adapter(command).json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["x-agentjournal-schema-version"] = SCHEMA_VERSION
+    return schema
+
+
+def validate(command: str, doc: Any) -> None:
+    """Check ``doc`` (decoded JSON) against ``command``'s schema: no missing, extra or
+    mistyped field.
+
+    Raises:
+        ValueError: ``doc`` does not conform (pydantic's ``ValidationError``).
+    """
+    _adapter(command).validate_python(doc)
