@@ -17,7 +17,12 @@ import time
 
 from .. import _codec, _fs
 from .._ids import validate_agent_id
-from ..errors import JournalLockedError, JournalNotFoundError, LimitExceededError
+from ..errors import (
+    CorruptRecordError,
+    JournalLockedError,
+    JournalNotFoundError,
+    LimitExceededError,
+)
 from .base import (
     SEALED_SUFFIX,
     SEGMENT_SUFFIX,
@@ -142,6 +147,9 @@ class FileAgentStore:
                 data = _codec.decompress(raw, MAX_SEALED_SEGMENT, what=self._segments.join(sealed))
             except LimitExceededError:
                 raise
+            except ValueError as e:  # a damaged lz4 frame: the whole sealed segment is unreadable
+                raise CorruptRecordError(str(e), path=self._segments.join(sealed), offset=0,
+                                         hint="the sealed segment's lz4 frame is damaged") from None
             return data[offset:]
 
     def segment_size(self, first_seq: int) -> int:

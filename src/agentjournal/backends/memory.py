@@ -10,7 +10,12 @@ import os
 
 from .. import _codec
 from .._ids import validate_agent_id
-from ..errors import JournalLockedError, JournalNotFoundError, LimitExceededError
+from ..errors import (
+    CorruptRecordError,
+    JournalLockedError,
+    JournalNotFoundError,
+    LimitExceededError,
+)
 from .base import seq_name
 
 
@@ -78,7 +83,13 @@ class MemoryAgentStore:
         if first_seq in self._d.segments:
             return bytes(self._d.segments[first_seq][offset:])
         if first_seq in self._d.sealed:
-            return _codec.decompress(self._d.sealed[first_seq], 1 << 30)[offset:]
+            where = self.location("segment", first_seq) + ".lz4"
+            try:
+                return _codec.decompress(self._d.sealed[first_seq], 1 << 30, what=where)[offset:]
+            except LimitExceededError:
+                raise
+            except ValueError as e:  # a damaged lz4 frame, as in the filesystem backend
+                raise CorruptRecordError(str(e), path=where, offset=0) from None
         raise FileNotFoundError(self.location("segment", first_seq))
 
     def segment_size(self, first_seq: int) -> int:
