@@ -272,6 +272,9 @@ class SegmentReader:
                 # Deleted under us (compaction) or missing: the listing is stale.
                 self._fail(CorruptRecordError("segment vanished while reading", path=where))
                 return
+            except CorruptRecordError as e:  # a sealed segment whose lz4 frame is damaged
+                self._fail(e)
+                return
             sc = scan(data, first_seq=first, agent_id=self.store.agent_id, key=self.key,
                       where=where, prev=prev_hash)
             last_segment = j == len(segs) - 1

@@ -83,7 +83,8 @@ def verify_journal(j: Journal, progress: Callable[[int, int], None] | None) -> V
         try:
             data = store.read_segment(first)
         except (OSError, JournalError, ValueError) as e:
-            chain_problem("unreadable", f"cannot read segment: {e}", path=where)
+            chain_problem("unreadable", f"cannot read segment: {e}", path=where,
+                          offset=e.offset if isinstance(e, JournalError) else None)
             prev, expect = None, None
             continue
         sc = scan(data, first_seq=first, agent_id=j.agent_id, key=j.key, where=where, prev=prev)
