@@ -1,0 +1,191 @@
+"""``agentjournal export`` / ``import``: one verifiable file; damaged files are refused."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentjournal import Journal
+from agentjournal.exchange import ImportRefusedError, export_journal, import_journal
+from test_cli_support import make_agent, run, run_json
+
+
+@pytest.fixture()
+def src(tmp_path: Path) -> Path:
+    return tmp_path / "src"
+
+
+@pytest.fixture()
+def dst(tmp_path: Path) -> Path:
+    return tmp_path / "dst"
+
+
+@pytest.fixture()
+def states(src: Path) -> list[dict[str, Any]]:
+    return make_agent(src)
+
+
+@pytest.fixture()
+def exported(tmp_path: Path, src: Path, states: list[Any]) -> Path:
+    del states
+    out = tmp_path / "researcher.jsonl"
+    doc = run_json("export", "researcher", "-o", str(out), root=src)
+    assert doc["path"] == str(out) and doc["bytes"] == out.stat().st_size
+    return out
+
+
+def _same_history(a: Path, b: Path, agent: str = "researcher") -> None:
+    with Journal(agent, a, readonly=True) as ja, Journal(agent, b, readonly=True) as jb:
+        assert [r.h for r in ja.records()] == [r.h for r in jb.records()]
+        assert jb.snapshot_seqs() == ja.snapshot_seqs()
+        assert jb.verify().ok
+
+
+def test_round_trip(exported: Path, src: Path, dst: Path, states: list[Any]) -> None:
+    lines = exported.read_bytes().splitlines()
+    manifest = json.loads(lines[0])
+    assert manifest["kind"] == "agentjournal-export" and manifest["agent_id"] == "researcher"
+    # The journal's own lines are in the file byte for byte.
+    seg = sorted((src / "researcher" / "segments").iterdir())[0].read_bytes()
+    assert seg.splitlines()[1] in lines
+    doc = run_json("import", str(exported), root=dst)
+    assert doc["written"] and doc["agent_id"] == "researcher"
+    _same_history(src, dst)
+    for step in (1, 12, 30):
+        res = run("show", "researcher", "--at", str(step), root=dst)
+        assert json.loads(res.stdout) == states[step]
+    assert run("log", "researcher", root=dst).stdout == run("log", "researcher",
+                                                            root=src).stdout
+    assert run("verify", "researcher", root=dst).exit_code == 0
+    res = run("import", str(exported), root=dst)
+    assert res.exit_code == 6 and "already has a journal" in res.stderr
+
+
+def test_dry_run_writes_nothing(exported: Path, dst: Path) -> None:
+    doc = run_json("import", str(exported), "--dry-run", root=dst)
+    assert doc["written"] is False and doc["records"] > 0
+    assert not (dst / "researcher").exists()
+
+
+def test_export_to_stdout_and_import_from_stdin(src: Path, dst: Path,
+                                                states: list[Any]) -> None:
+    del states
+    res = run("export", "researcher", root=src)
+    assert res.exit_code == 0 and "exported researcher" in res.stderr
+    data = res.stdout_bytes
+    assert run("import", "-", root=dst, input=data).exit_code == 0
+    _same_history(src, dst)
+    assert run("export", "researcher", "--json", root=src).exit_code == 2
+
+
+def test_export_refuses_to_overwrite_without_force(exported: Path, src: Path) -> None:
+    res = run("export", "researcher", "-o", str(exported), root=src)
+    assert res.exit_code == 6 and "--force" in res.stderr
+    assert run("export", "researcher", "-o", str(exported), "--force", root=src).exit_code == 0
+
+
+def _rewrite(path: Path, fn: Any) -> None:
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(fn(lines)))
+
+
+def _refused(exported: Path, dst: Path, what: str) -> str:
+    res = run("import", str(exported), root=dst)
+    assert res.exit_code == 5, (what, res.stderr)
+    assert "Traceback" not in res.stderr
+    assert not (dst / "researcher" / "segments").exists() or not any(
+        (dst / "researcher" / "segments").iterdir()), what
+    return res.stderr
+
+
+def test_import_refuses_a_flipped_bit(exported: Path, dst: Path) -> None:
+    data = bytearray(exported.read_bytes())
+    at = data.index(b"message 7")
+    data[at] ^= 0x01
+    exported.write_bytes(bytes(data))
+    line_start = data.rindex(b"\n", 0, at) + 1
+    err = _refused(exported, dst, "bit flip")
+    assert f"byte {line_start}" in err and str(exported) in err
+
+
+def test_import_refuses_a_truncated_file(exported: Path, dst: Path) -> None:
+    with Journal("researcher", exported.parent / "src", readonly=True) as j:
+        n_snaps = len(j.snapshot_seqs())
+    # Whole lines dropped: the records still chain, but the manifest says more.
+    _rewrite(exported, lambda lines: lines[: -(n_snaps + 3)])
+    assert "truncated" in _refused(exported, dst, "truncated")
+
+
+def test_import_refuses_a_missing_snapshot_line_and_a_dropped_record(exported: Path,
+                                                                    dst: Path) -> None:
+    original = exported.read_bytes()
+    _rewrite(exported, lambda lines: lines[:-1])
+    _refused(exported, dst, "snapshot line")
+    exported.write_bytes(original)
+    _rewrite(exported, lambda lines: lines[:5] + lines[6:])  # one record removed
+    _refused(exported, dst, "dropped record")
+
+
+def test_import_refuses_a_forged_snapshot(exported: Path, dst: Path) -> None:
+    def forge(lines: list[bytes]) -> list[bytes]:
+        last = json.loads(lines[-1])
+        last["doc"]["state"]["status"] = "forged"
+        lines[-1] = json.dumps(last, separators=(",", ":")).encode() + b"\n"
+        return lines
+
+    _rewrite(exported, forge)
+    assert "snapshot" in _refused(exported, dst, "forged snapshot")
+
+
+def test_import_refuses_other_files(tmp_path: Path, dst: Path) -> None:
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text('{"hello": "world"}\n')
+    assert "not an agentjournal export" in _refused(junk, dst, "junk")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    _refused(empty, dst, "empty")
+    assert run("import", str(tmp_path / "nope.jsonl"), root=dst).exit_code == 2
+
+
+def test_keyed_journal_needs_its_key(tmp_path: Path, dst: Path) -> None:
+    src = tmp_path / "keyed"
+    make_agent(src, "secret", 6, key=b"k1")
+    out = tmp_path / "secret.jsonl"
+    assert run("export", "secret", "-o", str(out), root=src).exit_code == 5  # no key
+    assert run("--key", "k1", "export", "secret", "-o", str(out), root=src).exit_code == 0
+    res = run("import", str(out), root=dst)
+    assert res.exit_code == 5 and "key" in res.stderr
+    assert run("import", str(out), "--key", "wrong", root=dst).exit_code == 5
+    res = run("import", str(out), root=dst, env={"AGENTJOURNAL_KEY": "k1"})
+    assert res.exit_code == 0, res.stderr
+    with Journal("secret", dst, readonly=True, key=b"k1") as j:
+        assert j.verify().ok and j.last_step == 6
+
+
+def test_pruned_journal_round_trips_with_its_base_snapshot(src: Path, dst: Path,
+                                                           states: list[Any],
+                                                           tmp_path: Path) -> None:
+    assert run("compact", "researcher", "--keep", "1", "--prune", root=src).exit_code == 0
+    out = tmp_path / "pruned.jsonl"
+    doc = run_json("export", "researcher", "-o", str(out), "--no-snapshots", root=src)
+    assert doc["snapshots"] == 1 and doc["first_seq"] > 1
+    assert run("import", str(out), root=dst).exit_code == 0
+    assert json.loads(run("show", "researcher", root=dst).stdout) == states[30]
+    assert run("verify", "researcher", root=dst).exit_code == 0
+
+
+def test_python_api_matches(src: Path, dst: Path, states: list[Any]) -> None:
+    del states
+    buf = io.BytesIO()
+    with Journal("researcher", src, readonly=True) as j:
+        rep = export_journal(j, buf)
+    buf.seek(0)
+    got = import_journal(buf, root=dst)
+    assert (got.records, got.last_hash) == (rep.records, rep.last_hash) and got.written
+    broken = io.BytesIO(buf.getvalue().replace(b"message 9", b"message X"))
+    with pytest.raises(ImportRefusedError):
+        import_journal(broken, root=dst / "other")
