@@ -84,6 +84,36 @@ def _decode(line: bytes, where: str, offset: int) -> AnyLine:
         raise LimitExceededError("record nested too deeply", path=where, offset=offset) from None
 
 
+_RECORD_START = b'{"kind":'
+"""How every line starts. Strings escape their quotes, so it never occurs inside a line."""
+
+
+def _looks_written(line: bytes, key: bytes | None) -> bool:
+    """Whether ``line`` (without its newline) is a record written on purpose: its hash
+    verifies, or (wrong key) it still decodes as a record."""
+    parts = _codec.split_line(line)
+    if parts is None:
+        return False
+    if _codec.chain_hash(parts[0], key) == parts[1]:
+        return True
+    try:
+        line_decoder.decode(line)
+        return True
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return False
+
+
+def _record_inside(line: bytes, key: bytes | None) -> bool:
+    """Whether a whole record starts inside the damaged ``line``: a damaged newline merged it
+    with the line before. A crash only cuts a line short, so this is corruption, not a tail."""
+    i = line.find(_RECORD_START, 1)
+    while i >= 0:
+        if _looks_written(line[i:], key):
+            return True
+        i = line.find(_RECORD_START, i + 1)
+    return False
+
+
 def _valid_after(data: bytes, pos: int, key: bytes | None) -> bool:
     """Whether any complete line after ``pos`` looks written on purpose (so damage is mid-log).
 
@@ -205,11 +235,11 @@ def scan(
                 expect_prev = rec.h
         except CorruptRecordError as e:
             out.error = e
-            out.tail = not _valid_after(data, nl + 1, key)
+            out.tail = not (_record_inside(line, key) or _valid_after(data, nl + 1, key))
             break
         except LimitExceededError as e:
             out.error = CorruptRecordError(str(e.message), path=where, offset=at)
-            out.tail = not _valid_after(data, nl + 1, key)
+            out.tail = not (_record_inside(line, key) or _valid_after(data, nl + 1, key))
             break
         pos = nl + 1
         out.valid_end = offset + pos
@@ -292,7 +322,14 @@ class SegmentReader:
             if sc.header is None:
                 if last_segment:
                     return  # a segment whose header is still being written
-                self._fail(CorruptRecordError("segment has no header", path=where))
+                self._fail(CorruptRecordError("segment has no header", path=where, offset=0))
+                return
+            if sc.partial and not last_segment:
+                # Only the last segment can be mid-write: a later one exists, so this line
+                # lost its end (e.g. a damaged final newline).
+                self._fail(CorruptRecordError(
+                    f"segment ends in an incomplete line of {sc.partial} bytes", path=where,
+                    offset=sc.valid_end, hint="the segment was truncated or damaged"))
                 return
             prev_hash = sc.last_hash if sc.records else sc.header.prev
             expect_first = (sc.last_seq + 1) if sc.records else first

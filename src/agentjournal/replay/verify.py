@@ -113,7 +113,9 @@ def verify_journal(j: Journal, progress: Callable[[int, int], None] | None) -> V
             else:
                 chain_problem("corrupt", err.message, path=where, offset=err.offset, seq=err.seq)
         elif sc.partial:
-            chain_problem("torn_tail", f"incomplete last line of {sc.partial} bytes",
+            # Only the last segment can be mid-write; elsewhere a cut line is corruption.
+            chain_problem("torn_tail" if i == len(segs) - 1 else "corrupt",
+                          f"incomplete last line of {sc.partial} bytes",
                           path=where, offset=sc.valid_end)
         if sc.header is not None:
             prev = sc.last_hash if sc.records else sc.header.prev
