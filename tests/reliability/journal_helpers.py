@@ -127,7 +127,15 @@ def preserved_umask(mask: int) -> Iterator[None]:
 
 
 def figures(test: str, **values: Any) -> str:
-    """Print and return the parseable figures line ``RELIABILITY <test> k=v ...``."""
-    line = "RELIABILITY " + test + " " + " ".join(f"{k}={v}" for k, v in values.items())
-    print(line)
-    return line
+    """Print and return the parseable figures line ``RELIABILITY <test> k=v ...``.
+
+    Goes through ``crash_helpers.report`` (T1/T2's helper) so that the line also appears in the
+    session's "reliability figures" summary and in ``$AGENTJOURNAL_RELIABILITY_REPORT``.
+    """
+    try:
+        from crash_helpers import report
+    except ImportError:  # running this file on its own, without the crash helpers
+        line = "RELIABILITY " + test + " " + " ".join(f"{k}={v}" for k, v in values.items())
+        print(line)
+        return line
+    return report(test, **values)
