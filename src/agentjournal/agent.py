@@ -240,13 +240,20 @@ class BaseAutonomousAgent:
         """
         if not isinstance(task, str) or not task.strip():
             raise ValueError("the task must be a non-empty string")
-        cfg = self.config
         sm = self.state_manager
         agent_id = self._resolve_agent_id(task)
         self.cycle_count = 0
         self._interrupt = None
-        hm = sm.hook_manager
+        try:
+            return await self._run_owned(task, agent_id)
+        finally:
+            if self._owns_manager:
+                await sm.aclose()
 
+    async def _run_owned(self, task: str, agent_id: str) -> dict[str, Any]:
+        cfg = self.config
+        sm = self.state_manager
+        hm = sm.hook_manager
         state: AgentState | None = None
         resumed_from: int | None = None
         if cfg.resume_from_checkpoint:
@@ -261,7 +268,7 @@ class BaseAutonomousAgent:
                 log.info("resuming agent %s after step %s (was %s)", agent_id,
                          state.step_number, state.status)
                 state.status = "running"
-        elif sm.storage.exists(agent_id) and await sm.resume_from_latest(agent_id) is not None:
+        elif await sm.last_step(agent_id) is not None:
             raise JournalExistsError(
                 f"agent {agent_id!r} already has a journal",
                 hint="set resume_from_checkpoint=True to continue it, or use another agent_id")
@@ -271,9 +278,9 @@ class BaseAutonomousAgent:
             await sm.save_checkpoint(state)
         self.state = state
         if hm is not None:
-            await hm.trigger(HookEvent.PRE_AGENT_LOOP, agent_id,
-                             {"agent_id": agent_id, "task": task, "step_number":
-                              state.step_number, "resumed": resumed_from is not None})
+            await _quiet_trigger(hm, HookEvent.PRE_AGENT_LOOP, agent_id, {
+                "agent_id": agent_id, "task": task, "step_number": state.step_number,
+                "resumed": resumed_from is not None})
         out: Any = None
         removers = self._install_signals()
         try:
@@ -295,8 +302,6 @@ class BaseAutonomousAgent:
                     "agent_id": agent_id, "status": final.status if final else None,
                     "step_number": final.step_number if final else None,
                     "cycles_used": self.cycle_count})
-            if self._owns_manager:
-                await sm.aclose()
         assert self.state is not None
         return self._summary(self.state, resumed_from, out)
 

@@ -474,6 +474,20 @@ class StateManager:
             await hm.trigger(HookEvent.POST_RESUME, agent_id, data)
         return state
 
+    async def last_step(self, agent_id: str) -> int | None:
+        """The agent's last recorded step, or None when it has no journal or no records."""
+        validate_agent_id(agent_id)
+        if agent_id not in self._agents and not self.storage.exists(agent_id):
+            return None
+
+        def get(j: Journal) -> int | None:
+            return j.last_step if j.last_seq > 0 else None
+
+        try:
+            return await self._read(agent_id, get)
+        except JournalNotFoundError:
+            return None
+
     async def load_checkpoint(self, checkpoint_id: str) -> AgentState:
         """The state at a checkpoint id (any recorded step, see :func:`format_checkpoint_id`).
 
