@@ -172,7 +172,7 @@ Examples:
               help="With --follow: stop after SECONDS without a new record.")
 @click.option("--max-records", type=click.IntRange(min=1), metavar="N",
               help="Stop after printing N records.")
-@click.option("--interval", type=click.FloatRange(min=0.01), default=0.2, show_default=True,
+@click.option("--interval", type=click.FloatRange(min=0.001), default=0.2, show_default=True,
               metavar="SECONDS", help="With --follow: how often to look for new records.")
 @store_options
 @json_option
