@@ -65,7 +65,11 @@ class FileAgentStore:
         self._dir = root.subdir(agent_id, create=create)
         try:
             self._segments = self._dir.subdir("segments", create=True)
-            self._snapshots = self._dir.subdir("snapshots", create=True)
+            try:
+                self._snapshots = self._dir.subdir("snapshots", create=True)
+            except BaseException:
+                self._segments.close()  # else its descriptor leaks
+                raise
         except BaseException:
             self._dir.close()
             raise
