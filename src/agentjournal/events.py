@@ -20,6 +20,11 @@ FORMAT_VERSION = 1
 class _Line(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", omit_defaults=True):
     """Common base: every line is a JSON object whose ``kind`` names its type."""
 
+    @property
+    def kind(self) -> str:
+        """The line's ``kind``: ``header``, ``step``, ``snapshot``, ``fork`` or ``anchor``."""
+        return str(type(self).__struct_config__.tag)
+
 
 class Header(_Line, tag="header", frozen=True):
     """First line of every segment file."""

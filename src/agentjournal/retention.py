@@ -135,6 +135,7 @@ def compact(j: Journal, *, keep_snapshots: int, prune: bool = False,
                 log.error("retention: could not compress segment %s: %s", first, e)
 
     if not dry_run:
+        j.reader.segments(refresh=True)  # segments were deleted or sealed
         rep.bytes_saved = max(rep.bytes_before - store.disk_usage(), 0)
     else:
         saved = sum(sizes.get(f, 0) for f in rep.segments_deleted)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+import msgspec
+
 SEGMENT_SUFFIX = ".jsonl"
 SEALED_SUFFIX = ".jsonl.lz4"
 SNAPSHOT_SUFFIX = ".json"
@@ -29,6 +31,21 @@ def parse_seq_name(name: str, suffixes: tuple[str, ...]) -> int | None:
             if len(stem) == 20 and stem.isdigit():
                 return int(stem)
     return None
+
+
+class Hint(msgspec.Struct, kw_only=True):
+    """Where the writer was, so that opening needs no directory listing.
+
+    Never trusted: every use is verified (the segment must exist and have no successor, the
+    snapshot must pass its checks), and a wrong or missing hint only costs a listing.
+    """
+
+    seg: int = 0
+    """First seq of the newest segment."""
+    snap: int = 0
+    """Seq of the newest snapshot."""
+    clean: bool = False
+    """The writer closed cleanly (no temp files can have been left behind)."""
 
 
 class Appender(Protocol):
@@ -60,7 +77,16 @@ class AgentStore(Protocol):
     def unlock(self) -> None:
         """Release the writer lock."""
 
+    def read_hint(self) -> Hint | None:
+        """The last hint written for this agent, or None."""
+
+    def write_hint(self, hint: Hint) -> None:
+        """Store a hint (lock holder only; not synced, since it is only a hint)."""
+
     # --- segments ------------------------------------------------------------------------
+    def segment_exists(self, first_seq: int) -> bool:
+        """Whether an unsealed or sealed segment starts at ``first_seq``."""
+
     def list_segments(self) -> list[tuple[int, bool]]:
         """``(first_seq, sealed)`` of every segment, ascending."""
 

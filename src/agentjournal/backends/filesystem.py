@@ -15,6 +15,8 @@ import fcntl
 import os
 import time
 
+import msgspec
+
 from .. import _codec, _fs
 from .._ids import validate_agent_id
 from ..errors import (
@@ -28,12 +30,15 @@ from .base import (
     SEGMENT_SUFFIX,
     SNAPSHOT_LZ4_SUFFIX,
     SNAPSHOT_SUFFIX,
-    parse_seq_name,
+    Hint,
     seq_name,
 )
 
 DEFAULT_ROOT = ".agentjournal"
 MAX_SEALED_SEGMENT = 1 << 30
+_HINT_OFFSET = 32  # LOCK: the pid in bytes 0-20, the hint (JSON, space padded) from here
+_HINT_SIZE = 96
+_hint_decoder = msgspec.json.Decoder(Hint)
 
 
 class _FileAppender:
@@ -127,17 +132,45 @@ class FileAgentStore:
             fd, self._lock_fd = self._lock_fd, -1
             _fs.ops.close(fd)  # closing releases the flock
 
+    def read_hint(self) -> Hint | None:
+        try:
+            fd = self._dir.open("LOCK", os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            raw = _fs.ops.pread(fd, _HINT_SIZE, _HINT_OFFSET).strip()
+        finally:
+            _fs.ops.close(fd)
+        try:
+            return _hint_decoder.decode(raw) if raw else None
+        except msgspec.DecodeError:
+            return None
+
+    def write_hint(self, hint: Hint) -> None:
+        if self._lock_fd < 0:
+            return
+        data = msgspec.json.encode(hint)
+        if len(data) < _HINT_SIZE:
+            try:
+                os.pwrite(self._lock_fd, data.ljust(_HINT_SIZE - 1) + b"\n", _HINT_OFFSET)
+            except OSError:
+                pass  # a hint that is not written only costs the next open a listing
+
     # --- segments --------------------------------------------------------------------------
+    def segment_exists(self, first_seq: int) -> bool:
+        name = seq_name(first_seq)
+        return self._segments.exists(name + SEGMENT_SUFFIX) or self._segments.exists(
+            name + SEALED_SUFFIX)
+
     def list_segments(self) -> list[tuple[int, bool]]:
         found: dict[int, bool] = {}
         for name in self._segments.listdir():
-            seq = parse_seq_name(name, (SEGMENT_SUFFIX,))
-            if seq is not None:
-                found[seq] = False
-                continue
-            seq = parse_seq_name(name, (SEALED_SUFFIX,))
-            if seq is not None and seq not in found:
-                found[seq] = True
+            # Names are fixed-format: 20 digits + suffix; anything else is not ours.
+            n = len(name)
+            if n == 26 and name.endswith(SEGMENT_SUFFIX) and name[:20].isdigit():
+                found[int(name[:20])] = False
+            elif n == 30 and name.endswith(SEALED_SUFFIX) and name[:20].isdigit():
+                found.setdefault(int(name[:20]), True)
         return sorted(found.items())
 
     def read_segment(self, first_seq: int, offset: int = 0) -> bytes:
@@ -211,9 +244,10 @@ class FileAgentStore:
     def list_snapshots(self) -> list[int]:
         seqs = set()
         for name in self._snapshots.listdir():
-            seq = parse_seq_name(name, (SNAPSHOT_LZ4_SUFFIX, SNAPSHOT_SUFFIX))
-            if seq is not None:
-                seqs.add(seq)
+            n = len(name)
+            if ((n == 29 and name.endswith(SNAPSHOT_LZ4_SUFFIX))
+                    or (n == 25 and name.endswith(SNAPSHOT_SUFFIX))) and name[:20].isdigit():
+                seqs.add(int(name[:20]))
         return sorted(seqs)
 
     def write_snapshot(self, seq: int, data: bytes, compressed: bool) -> None:

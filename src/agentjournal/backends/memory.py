@@ -16,7 +16,7 @@ from ..errors import (
     JournalNotFoundError,
     LimitExceededError,
 )
-from .base import seq_name
+from .base import Hint, seq_name
 
 
 class _MemAppender:
@@ -42,6 +42,7 @@ class _AgentData:
         self.snapshots: dict[int, tuple[bytes, bool]] = {}
         self.quarantine: dict[str, bytes] = {}
         self.locked = False
+        self.hint: Hint | None = None
 
 
 class MemoryAgentStore:
@@ -73,6 +74,16 @@ class MemoryAgentStore:
         if self._locked_here:
             self._d.locked = self._locked_here = False
 
+    def read_hint(self) -> Hint | None:
+        return self._d.hint
+
+    def write_hint(self, hint: Hint) -> None:
+        if self._locked_here:
+            self._d.hint = hint
+
+    def segment_exists(self, first_seq: int) -> bool:
+        return first_seq in self._d.segments or first_seq in self._d.sealed
+
     def list_segments(self) -> list[tuple[int, bool]]:
         out = {s: False for s in self._d.segments}
         for s in self._d.sealed:
@@ -93,6 +104,8 @@ class MemoryAgentStore:
         raise FileNotFoundError(self.location("segment", first_seq))
 
     def segment_size(self, first_seq: int) -> int:
+        if first_seq not in self._d.segments:
+            raise FileNotFoundError(self.location("segment", first_seq))
         return len(self._d.segments[first_seq])
 
     def create_segment(self, first_seq: int, header: bytes, durable: bool) -> _MemAppender:

@@ -263,6 +263,9 @@ class SegmentReader:
         self.valid_prefix = valid_prefix
         self.damage: CorruptRecordError | None = None
         self._segments: list[int] | None = None
+        self.tail: int | None = None
+        """First seq of a segment known to be the last (set by the writer): reads from it
+        on need no directory listing."""
 
     def segments(self, refresh: bool = False) -> list[int]:
         if self._segments is None or refresh:
@@ -282,13 +285,29 @@ class SegmentReader:
             CorruptRecordError: damage before the end (unless ``valid_prefix``), a missing
                 segment, or a segment that does not continue its predecessor.
         """
-        segs = self.segments(refresh=True)
+        if self._segments is None and self.tail is not None and from_seq >= self.tail:
+            segs = [self.tail]
+        else:
+            segs = self.segments()
+            if self.tail is not None and (not segs or segs[-1] < self.tail):
+                segs = self.segments(refresh=True)  # listed before the writer rolled
         if not segs:
             return
         i = max(bisect.bisect_right(segs, from_seq) - 1, 0)
         prev_hash: str | None = None
         expect_first: int | None = None
-        for j in range(i, len(segs)):
+        j = i - 1
+        while True:
+            j += 1
+            if j >= len(segs):
+                # The listing may predate a roll: a segment right after the last one read?
+                if (expect_first is None or expect_first <= segs[-1]
+                        or not self.store.segment_exists(expect_first)):
+                    return
+                segs = self.segments(refresh=True)
+                j = bisect.bisect_left(segs, expect_first)
+                if j >= len(segs):
+                    return
             first = segs[j]
             where = self.store.location("segment", first)
             if expect_first is not None and first != expect_first:
@@ -307,7 +326,8 @@ class SegmentReader:
                 return
             sc = scan(data, first_seq=first, agent_id=self.store.agent_id, key=self.key,
                       where=where, prev=prev_hash)
-            last_segment = j == len(segs) - 1
+            last_segment = j == len(segs) - 1 and not self.store.segment_exists(
+                (sc.last_seq + 1) if sc.records else first + 1)
             for rec in sc.records:
                 if rec.seq < from_seq:
                     continue

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from .. import _codec
-from ..backends.base import AgentStore, Appender
+from ..backends.base import AgentStore, Appender, Hint
 from ..errors import (
     JournalClosedError,
     JournalPoisonedError,
@@ -93,12 +93,13 @@ class JournalWriter:
         self.last_hash = ""
         self.last_step = 0
         self.last_ts = 0.0
-        self.first_seq = 0  # first seq still on disk (after pruning), 0 if empty
         self.durable_seq = 0
         self.seg_first = 0
         self.seg_records = 0
         self.seg_bytes = 0
         self._app: Appender | None = None
+        self.tail_records: list[AnyRecord] | None = None
+        """Records of the last segment as scanned on open; None once anything is appended."""
         self._roll_pending = False
         self._poison: BaseException | None = None
         self._closed = False
@@ -109,17 +110,46 @@ class JournalWriter:
         self._stop = threading.Event()
         store.lock()
         try:
-            self.recovery = self._recover()
+            old = store.read_hint()
+            self.recovery = self._recover(old)
+            self.hint = Hint(seg=self.seg_first, snap=old.snap if old else 0, clean=False)
+            store.write_hint(self.hint)
         except BaseException:
             store.unlock()
             raise
 
     # --- recovery --------------------------------------------------------------------------
-    def _recover(self) -> Recovery:
-        rec = Recovery(removed_temps=self.store.remove_temps())
+    def _recover_fast(self, hint: Hint | None) -> bool:
+        """Open at the hinted segment if it is intact and really the last; else False."""
+        if hint is None or hint.seg <= 0:
+            return False
+        first = hint.seg
+        try:
+            data = self.store.read_segment(first)
+            size = self.store.segment_size(first)  # raises if the segment is sealed
+        except FileNotFoundError:
+            return False
+        sc = scan(data, first_seq=first, agent_id=self.store.agent_id, key=self.key,
+                  where=self.store.location("segment", first))
+        if (sc.error is not None or sc.partial or not sc.records or size != len(data)
+                or self.store.segment_exists(sc.last_seq + 1)):
+            return False  # anything unusual takes the full path
+        last = sc.records[-1]
+        self.last_seq, self.last_hash = last.seq, last.h
+        self.last_step, self.last_ts = last.step, last.ts
+        self.seg_first, self.seg_records, self.seg_bytes = first, len(sc.records), sc.valid_end
+        self.tail_records = sc.records
+        self._app = self.store.open_segment(first)
+        return True
+
+    def _recover(self, hint: Hint | None) -> Recovery:
+        rec = Recovery()
+        if hint is None or not hint.clean:
+            rec.removed_temps = self.store.remove_temps()
+        if self._recover_fast(hint):
+            self.durable_seq = self.last_seq
+            return rec
         segs = self.store.list_segments()
-        if segs:
-            self.first_seq = segs[0][0]
         while segs:
             first, sealed = segs[-1]
             where = self.store.location("segment", first)
@@ -149,6 +179,7 @@ class JournalWriter:
             last = sc.records[-1]
             self.last_seq, self.last_hash = last.seq, last.h
             self.last_step, self.last_ts = last.step, last.ts
+            self.tail_records = sc.records
             self.seg_first = first
             self.seg_records = len(sc.records)
             self.seg_bytes = sc.valid_end
@@ -157,8 +188,6 @@ class JournalWriter:
             else:
                 self._app = self.store.open_segment(first)
             break
-        if not segs:
-            self.first_seq = 0
         self.durable_seq = self.last_seq
         return rec
 
@@ -238,10 +267,9 @@ class JournalWriter:
                                        "journal to recover") from e
         self.seg_bytes += len(line)
         self.seg_records += 1
+        self.tail_records = None
         self.last_seq, self.last_step, self.last_ts = rec.seq, rec.step, rec.ts
         self.last_hash = line[-_codec.HASH_HEX_LEN - 3 : -3].decode()
-        if self.first_seq == 0:
-            self.first_seq = rec.seq
         self._after_write()
         return msgspec.structs.replace(rec, h=self.last_hash)
 
@@ -260,6 +288,7 @@ class JournalWriter:
         self._app = self.store.create_segment(rec.seq, line, durable)
         self.seg_first, self.seg_records, self.seg_bytes = rec.seq, 0, len(line)
         self._roll_pending = False
+        self.set_hint(seg=rec.seq)
 
     def _after_write(self) -> None:
         if self.durability is Durability.SYNC:
@@ -300,6 +329,13 @@ class JournalWriter:
                         log.error("group-commit fdatasync failed; writer poisoned")
                         return
 
+    def set_hint(self, *, seg: int | None = None, snap: int | None = None,
+                 clean: bool = False) -> None:
+        """Record where the newest segment and snapshot are (a hint for the next open)."""
+        self.hint = Hint(seg=self.hint.seg if seg is None else seg,
+                         snap=self.hint.snap if snap is None else snap, clean=clean)
+        self.store.write_hint(self.hint)
+
     def sync(self) -> int:
         """Make every record written so far durable; returns ``durable_seq``."""
         with self._mutex:
@@ -330,6 +366,8 @@ class JournalWriter:
                         self._app.close()
                     finally:
                         self._app = None
+                if self._poison is None:
+                    self.set_hint(clean=True)
                 self.store.unlock()
         if self._flusher is not None and self._flusher is not threading.current_thread():
             self._flusher.join(timeout=5)

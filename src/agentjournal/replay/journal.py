@@ -149,6 +149,7 @@ class Journal:
             except BaseException:
                 self.store.close()
                 raise
+            self.reader.tail = self.writer.seg_first or None
         self._headers: dict[int, Header] = {}
         self._shadow: Any = None
         self._shadow_seq = -1  # seq the shadow is the state after; -1 = not loaded
@@ -207,7 +208,24 @@ class Journal:
         """Highest seq known to be on stable storage (``group``/``none`` modes lag)."""
         return self._w().durable_seq
 
+    def _fresh_listing(self) -> None:
+        """Read-only journals: another process may write; forget what was listed before."""
+        if self.writer is None:
+            self.reader._segments = None
+
     def _last_record(self) -> AnyRecord | None:
+        self._fresh_listing()
+        hint = self.store.read_hint()
+        if hint is not None and hint.seg > 0:
+            try:
+                sc = self.reader.read(hint.seg)
+            except (FileNotFoundError, CorruptRecordError):
+                sc = None
+            if (sc is not None and sc.records and sc.error is None
+                    and not self.store.segment_exists(sc.last_seq + 1)):
+                self.reader.tail = hint.seg
+                return sc.records[-1]
+        self.reader.tail = None
         segs = self.reader.segments(refresh=True)
         for first in reversed(segs):
             sc = self.reader.read(first)
@@ -249,6 +267,7 @@ class Journal:
                     delta.check_json(op["value"], str(op.get("path", "")))
             delta.apply(self._shadow, ops)  # validates without touching the shadow
         rec = w.append_step(ops, step=step)
+        self.reader.tail = w.seg_first
         # The shadow gets its own copy of the op values: it must never alias caller objects.
         self._shadow = delta.apply_in_place(self._shadow, delta.copy_containers(ops))
         self._shadow_seq = rec.seq
@@ -280,6 +299,8 @@ class Journal:
         data, digest = encode_snapshot(doc, self.compress)
         self.store.write_snapshot(seq, data, self.compress)
         w.append_mark(at=seq, digest=digest, step=step)
+        w.set_hint(snap=seq)
+        self.reader.tail = w.seg_first
         self._shadow_seq = w.last_seq
         self._snap_step, self._snap_ts = step, doc.ts
         if self.keep_snapshots is not None:
@@ -302,7 +323,8 @@ class Journal:
         """Load the state after the last record into the private shadow (once)."""
         if self.writer is None or self._shadow_seq == self.writer.last_seq:
             return
-        state, seq, _step, doc = self._materialize(self.writer.last_seq)
+        state, seq, _step, doc = self._materialize(self.writer.last_seq,
+                                                   prefer=self.writer.hint.snap)
         self._shadow, self._shadow_seq = state, seq
         if doc is not None:
             self._snap_step, self._snap_ts = doc.step, doc.ts
@@ -331,13 +353,24 @@ class Journal:
                 hint="a snapshot file was copied from elsewhere")
         return doc, digest
 
-    def _materialize(self, upto: int) -> tuple[Any, int, int, SnapshotDoc | None]:
-        """State after record ``upto``: newest valid snapshot at or before it + replay."""
+    def _candidates(self, upto: int, prefer: int | None) -> Iterator[int]:
+        """Snapshot seqs to try for ``upto``: ``prefer`` first (no listing), then newest first."""
+        if prefer is not None and 0 < prefer <= upto:
+            yield prefer
+        for snap_seq in reversed(self.store.list_snapshots()):
+            if snap_seq <= upto and snap_seq != prefer:
+                yield snap_seq
+
+    def _materialize(self, upto: int, prefer: int | None = None
+                     ) -> tuple[Any, int, int, SnapshotDoc | None]:
+        """State after record ``upto``: newest valid snapshot at or before it + replay.
+
+        ``prefer`` is a snapshot seq to try before listing the snapshots (the hint of the
+        newest one, or the one just before the segment holding ``upto``).
+        """
         if upto <= 0:
             return {}, 0, 0, None
-        for snap_seq in reversed(self.store.list_snapshots()):
-            if snap_seq > upto:
-                continue
+        for snap_seq in self._candidates(upto, prefer):
             try:
                 doc, digest = self._load_snapshot(snap_seq)
                 state, seq, step = self._replay(doc.state, doc.seq, doc.step, upto,
@@ -361,7 +394,7 @@ class Journal:
     def _replay(self, state: Any, seq: int, step: int, upto: int, *,
                 chain_hash: str, digest: str | None = None) -> tuple[Any, int, int]:
         first = True
-        for rec in self.reader.records(seq + 1, upto):
+        for rec in self._records(seq + 1, upto):
             if first:
                 if rec.prev != chain_hash:
                     raise _ChainMismatch(f"its chain hash does not match record {seq}")
@@ -382,6 +415,14 @@ class Journal:
             raise StepNotFoundError(f"journal ends at seq {seq}, before seq {upto}", seq=upto)
         return state, seq, step
 
+    def _records(self, from_seq: int, to_seq: int) -> Iterator[AnyRecord]:
+        """Records from the writer's scan of the last segment when it covers them, else read."""
+        w = self.writer
+        tail = w.tail_records if w is not None else None
+        if tail and tail[0].seq <= from_seq:
+            return (r for r in tail if from_seq <= r.seq <= to_seq)
+        return self.reader.records(from_seq, to_seq)
+
     def resume(self) -> Resumed:
         """The state after the last record (a copy the caller owns), its step and seq."""
         self._check()
@@ -391,7 +432,8 @@ class Journal:
         last = self._last_record()
         if last is None:
             return Resumed({}, 0, 0)
-        state, seq, step, _ = self._materialize(last.seq)
+        hint = self.store.read_hint()
+        state, seq, step, _ = self._materialize(last.seq, prefer=hint.snap if hint else None)
         return Resumed(state, step, seq)
 
     # --- time travel -----------------------------------------------------------------------
@@ -409,9 +451,17 @@ class Journal:
             self._headers[first] = h
         return h
 
+    def _segs(self) -> list[int]:
+        """First seqs of the segments (listed once; a writable journal knows its own rolls)."""
+        segs = self.reader.segments()
+        w = self.writer
+        if w is not None and w.seg_first and (not segs or segs[-1] != w.seg_first):
+            segs = self.reader.segments(refresh=True)
+        return segs
+
     def _segment_for_step(self, step: int) -> int:
         """Index of the last segment whose first record's step is <= ``step``."""
-        segs = self.reader.segments(refresh=True)
+        segs = self._segs()
         lo, hi = 0, len(segs)
         while lo < hi:
             mid = (lo + hi) // 2
@@ -428,10 +478,15 @@ class Journal:
             StepNotFoundError: ``step`` is before the first record or after the last.
             StepPrunedError: ``step`` was removed by pruning compaction.
         """
+        return self._locate(step)[0]
+
+    def _locate(self, step: int) -> tuple[int, int]:
+        """``(seq, first seq of the segment the search started in)`` for ``step``."""
         self._check()
+        self._fresh_listing()
         if step < 0:
             raise StepNotFoundError(f"step {step} is negative")
-        segs = self.reader.segments(refresh=True)
+        segs = self._segs()
         if not segs:
             raise StepNotFoundError(f"agent {self.agent_id!r} has no steps yet", seq=None)
         i = self._segment_for_step(step)
@@ -442,27 +497,31 @@ class Journal:
             raise StepNotFoundError(f"step {step} is before the first recorded step "
                                     f"{self._header(segs[0]).first_step}")
         found = None
-        last_step = None
+        last_step = 0
+        ended = True
         for rec in self.reader.records(segs[i]):
             if rec.step > step:
+                ended = False
                 break
             found, last_step = rec.seq, rec.step
         if found is None:
             raise StepNotFoundError(f"step {step} not found")
-        if last_step is not None and step > last_step and found == self.last_seq:
+        if ended and step > last_step:
             raise StepNotFoundError(
                 f"step {step} is after the last recorded step {last_step}",
                 hint=f"steps go up to {last_step}")
-        return found
+        return found, segs[i]
 
     def state_at(self, step: int) -> Any:
         """The state after the last record of agent step ``step`` (a fresh copy)."""
-        seq = self.seq_of_step(step)
-        return self._materialize(seq)[0]
+        seq, seg = self._locate(step)
+        # Segments start right after a snapshot: the one before the segment is the base.
+        return self._materialize(seq, prefer=seg - 1)[0]
 
     def state_at_seq(self, seq: int) -> Any:
         """The state after record ``seq``."""
         self._check()
+        self._fresh_listing()
         if seq < 0 or seq > self.last_seq:
             raise StepNotFoundError(f"seq {seq} is outside 0..{self.last_seq}", seq=seq)
         return self._materialize(seq)[0]
@@ -470,12 +529,14 @@ class Journal:
     def records(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[AnyRecord]:
         """Every record with ``from_seq <= seq <= to_seq``, chain-verified, in order."""
         self._check()
+        self._fresh_listing()
         return self.reader.records(from_seq, to_seq)
 
     def history(self, start: int | None = None, end: int | None = None) -> Iterator[AnyRecord]:
         """Records whose agent step is within ``start..end`` (inclusive), in order."""
         self._check()
-        segs = self.reader.segments(refresh=True)
+        self._fresh_listing()
+        segs = self._segs()
         if not segs:
             return iter(())
         from_seq = segs[0]
