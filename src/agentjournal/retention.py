@@ -47,8 +47,10 @@ def _snapshot_ok(j: Journal, seq: int, next_first: dict[int, str]) -> bool:
     """Whether snapshot ``seq`` decodes and chains to the journal (so replay can start there)."""
     try:
         doc = j.load_snapshot(seq)
-    except (CorruptSnapshotError, LimitExceededError, OSError):
+    except (CorruptSnapshotError, LimitExceededError, FileNotFoundError):
         return False
+    # Any other OSError (EIO...) propagates: a snapshot that could not be read is not known
+    # to be bad, and taking it for bad would prune the records it still needs.
     if seq + 1 in next_first:
         return next_first[seq + 1] == doc.chain_hash
     try:
