@@ -161,8 +161,9 @@ class Dir:
                 raise
         return fd
 
-    def read(self, name: str, limit: int, offset: int = 0) -> bytes:
-        """Read ``name`` from ``offset`` to its end, refusing files larger than ``limit``."""
+    def read(self, name: str, limit: int, offset: int = 0, length: int | None = None) -> bytes:
+        """Read ``name`` from ``offset`` to its end (or ``length`` bytes), refusing files
+        larger than ``limit``."""
         fd = self.open(name, os.O_RDONLY)
         try:
             st = ops.fstat(fd)
@@ -179,6 +180,8 @@ class Dir:
                 )
             chunks = []
             pos = offset
+            if length is not None:
+                size = min(size, offset + length)
             while pos < size:
                 chunk = ops.pread(fd, size - pos, pos)
                 if not chunk:

@@ -90,8 +90,9 @@ class AgentStore(Protocol):
     def list_segments(self) -> list[tuple[int, bool]]:
         """``(first_seq, sealed)`` of every segment, ascending."""
 
-    def read_segment(self, first_seq: int, offset: int = 0) -> bytes:
-        """Bytes of a segment from ``offset`` (sealed segments are decompressed)."""
+    def read_segment(self, first_seq: int, offset: int = 0, length: int | None = None) -> bytes:
+        """Bytes of a segment from ``offset`` to its end, or ``length`` bytes of it (sealed
+        segments are decompressed)."""
 
     def segment_size(self, first_seq: int) -> int:
         """Current size in bytes of an open (unsealed) segment."""

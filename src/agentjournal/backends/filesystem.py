@@ -173,10 +173,10 @@ class FileAgentStore:
                 found.setdefault(int(name[:20]), True)
         return sorted(found.items())
 
-    def read_segment(self, first_seq: int, offset: int = 0) -> bytes:
+    def read_segment(self, first_seq: int, offset: int = 0, length: int | None = None) -> bytes:
         name = seq_name(first_seq) + SEGMENT_SUFFIX
         try:
-            return self._segments.read(name, limit=1 << 62, offset=offset)
+            return self._segments.read(name, limit=1 << 62, offset=offset, length=length)
         except FileNotFoundError:
             sealed = seq_name(first_seq) + SEALED_SUFFIX
             raw = self._segments.read(sealed, limit=MAX_SEALED_SEGMENT)
@@ -187,7 +187,7 @@ class FileAgentStore:
             except ValueError as e:  # a damaged lz4 frame: the whole sealed segment is unreadable
                 raise CorruptRecordError(str(e), path=self._segments.join(sealed), offset=0,
                                          hint="the sealed segment's lz4 frame is damaged") from None
-            return data[offset:]
+            return data[offset:] if length is None else data[offset:offset + length]
 
     def segment_size(self, first_seq: int) -> int:
         return self._segments.size(seq_name(first_seq) + SEGMENT_SUFFIX)

@@ -90,13 +90,15 @@ class MemoryAgentStore:
             out.setdefault(s, True)
         return sorted(out.items())
 
-    def read_segment(self, first_seq: int, offset: int = 0) -> bytes:
+    def read_segment(self, first_seq: int, offset: int = 0, length: int | None = None) -> bytes:
+        end = None if length is None else offset + length
         if first_seq in self._d.segments:
-            return bytes(self._d.segments[first_seq][offset:])
+            return bytes(self._d.segments[first_seq][offset:end])
         if first_seq in self._d.sealed:
             where = self.location("segment", first_seq) + ".lz4"
             try:
-                return _codec.decompress(self._d.sealed[first_seq], 1 << 30, what=where)[offset:]
+                data = _codec.decompress(self._d.sealed[first_seq], 1 << 30, what=where)
+                return data[offset:end]
             except LimitExceededError:
                 raise
             except ValueError as e:  # a damaged lz4 frame, as in the filesystem backend

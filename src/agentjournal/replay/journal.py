@@ -440,8 +440,11 @@ class Journal:
     def _header(self, first: int) -> Header:
         h = self._headers.get(first)
         if h is None:
-            data = self.store.read_segment(first)
+            data = self.store.read_segment(first, 0, 4096)
             nl = data.find(b"\n")
+            if nl < 0:
+                data = self.store.read_segment(first)
+                nl = data.find(b"\n")
             try:
                 h = header_decoder.decode(data[:nl] if nl >= 0 else data)
             except msgspec.DecodeError:
