@@ -62,6 +62,12 @@ class PathNotFoundError(JournalError, LookupError):
     """A JSON Pointer that does not exist in the state."""
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich would exit with status 1 here; let the command group end quietly instead.
+        raise BrokenPipeError
+
+
 @dataclass
 class Settings:
     """The options every command shares, resolved from the group, the command and the env."""
@@ -74,7 +80,7 @@ class Settings:
 
     # --- output ------------------------------------------------------------------------
     def _console(self, stderr: bool) -> Console:
-        c = Console(stderr=stderr, highlight=False, soft_wrap=True,
+        c = _Console(stderr=stderr, highlight=False, soft_wrap=True,
                     force_terminal=True if self.color == "always" else None,
                     no_color=self.color == "never" or None)
         if not c.is_terminal:

@@ -410,7 +410,8 @@ def stats_cmd(agent: str, as_json: bool) -> None:
     rows = [
         ("agent", st["agent_id"]),
         ("steps", f"{st['steps']} (steps {st['first_step']}..{st['last_step']})"),
-        ("records", ", ".join(plural(n, k) for k, n in st["records_by_kind"].items()) or "0"),
+        ("records", f"{st['records']} ("
+         + ", ".join(f"{n} {k}" for k, n in st["records_by_kind"].items()) + ")"),
         ("time span", f"{local_time(st['first_ts'])} → {local_time(st['last_ts'])}"
          if st["first_ts"] is not None and st["last_ts"] is not None else "-"),
         ("on disk", f"{human_bytes(st['bytes'])} (journal {human_bytes(st['segment_bytes'])}"

@@ -150,7 +150,12 @@ def summarize_ops(ops: list[dict[str, Any]], before: Any = _UNKNOWN) -> str:
             continue
         if top == "memory_contents":
             if len(tokens) == 1:
-                phrases.append("memory replaced" if name != "remove" else "memory cleared")
+                value = op.get("value")
+                n = len(value) if isinstance(value, (dict, list)) else 1
+                if name == "remove":
+                    phrases.append("memory cleared")
+                elif n or _lookup(before, tokens) is not _UNKNOWN:
+                    phrases.append(f"memory set ({n} {'entry' if n == 1 else 'entries'})")
             else:
                 sign = {"add": "+", "remove": "-"}.get(str(name), "~")
                 if len(tokens) > 2:
