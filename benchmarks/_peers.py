@@ -91,6 +91,7 @@ class Adapter:
     description = ""
     durability = ""  # what "recorded" means for a step, in words
     persistent = True  # False: the state lives in this process only (resume = same object)
+    supports_reads = True  # resume / load_at / list_history (False for the zero line)
     supports_save_load = True  # workload 3
     requires: tuple[str, ...] = ()  # importable modules needed; missing -> system skipped
 
@@ -400,6 +401,7 @@ class LangGraphAdapter(Adapter):
                            "none": "nothing recorded"}[saver]
         self.persistent = saver == "sqlite"
         self.supports_save_load = saver != "none"
+        self.supports_reads = saver != "none"
         if saver == "sqlite":
             self.requires = ("langgraph.graph", "langgraph.checkpoint.sqlite")
         self.conn: sqlite3.Connection | None = None

@@ -298,10 +298,10 @@ def worker(system: str, steps: int, workdir: Path, out: Path, workloads: set[str
     if "1" in workloads:
         wl = W.Workload(steps)
         res = run_growing(adapter, wl, workdir / "w1", system)
-        if adapter.family == "langgraph" and adapter.saver_kind == "none":  # type: ignore[attr-defined]
-            adapter.close()
-        else:
+        if adapter.supports_reads:
             run_reads(adapter, wl, workdir / "w1", system, res)
+        else:
+            adapter.close()
         doc["growing_conversation"] = res
         del wl
         gc.collect()
