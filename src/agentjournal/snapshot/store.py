@@ -91,14 +91,14 @@ def decode_snapshot(data: bytes, compressed: bool, *, where: str,
     body, trailer = data[:nl], data[nl + 1 : -1]
     try:
         digest = _trailer_decoder.decode(trailer).blake2b
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # msgspec raises all 3
         raise CorruptSnapshotError("snapshot checksum line is damaged", path=where) from None
     if (need_digest or not compressed) and _codec.content_digest(body) != digest:
         raise CorruptSnapshotError("snapshot content does not match its checksum", path=where,
                                    offset=0)
     try:
         doc = _doc_decoder.decode(body)
-    except msgspec.DecodeError as e:
+    except (msgspec.DecodeError, UnicodeDecodeError) as e:  # bad UTF-8 is the latter
         raise CorruptSnapshotError(f"undecodable snapshot: {e}", path=where) from None
     except RecursionError:
         raise LimitExceededError("snapshot state nested too deeply", path=where) from None
