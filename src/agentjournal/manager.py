@@ -643,6 +643,18 @@ def _list_steps(j: Journal) -> list[CheckpointMetadata]:
     status = "running"
     parent: str | None = None
     by_step: dict[int, CheckpointMetadata] = {}
+    segs = j.segment_seqs()
+    if segs and segs[0] > 1 and segs[0] - 1 in snaps:
+        # Pruned: the history starts at a snapshot whose own record is gone.
+        doc = j.load_snapshot(segs[0] - 1)
+        if isinstance(doc.state, dict):
+            status = str(doc.state.get("status", status))
+            parent = doc.state.get("parent_checkpoint_id")
+        by_step[doc.step] = CheckpointMetadata(
+            checkpoint_id=format_checkpoint_id(agent_id, doc.step), agent_id=agent_id,
+            timestamp=datetime.fromtimestamp(doc.ts, timezone.utc), step_number=doc.step,
+            status=status, size_bytes=0, parent_checkpoint_id=parent, seq=doc.seq,
+            snapshot=True)
     for r in j.records():
         if not isinstance(r, (Step, Fork)):
             continue
