@@ -447,7 +447,7 @@ class Journal:
                 nl = data.find(b"\n")
             try:
                 h = header_decoder.decode(data[:nl] if nl >= 0 else data)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # msgspec raises all
                 raise CorruptRecordError("segment header is damaged",
                                          path=self.store.location("segment", first),
                                          offset=0) from None
