@@ -246,7 +246,9 @@ class Journal:
 
         With ``state`` the delta is found against a private copy of the last recorded state,
         at the cost of the change. ``step`` defaults to the last step + 1. ``snapshot=True``
-        forces a snapshot after the step, ``False`` suppresses the triggers.
+        forces a snapshot after the step, ``False`` suppresses the triggers. Once the step is
+        recorded, a failure to write its snapshot is logged, not raised (``snapshot_seq`` is
+        None): the step is durable, and an exception would invite recording it twice.
 
         Raises:
             NotJSONEncodableError: a value that JSON cannot represent (its path is named).
@@ -273,7 +275,14 @@ class Journal:
         self._shadow_seq = rec.seq
         snap_seq = None
         if snapshot or (snapshot is None and self._trigger_due(rec.step)):
-            snap_seq = self.snapshot()
+            try:
+                snap_seq = self.snapshot()
+            except OSError as e:
+                # The step is recorded (acknowledged): raising now would make the caller
+                # believe it failed and record it twice. A snapshot is only a cache; the
+                # trigger stays due, and a writer poisoned here refuses the next append.
+                log.error("snapshot of %s after seq %s failed (the step is recorded): %s",
+                          self.agent_id, rec.seq, e)
         return Appended(seq=rec.seq, step=rec.step, ops=ops, snapshot_seq=snap_seq)
 
     def _trigger_due(self, step: int) -> bool:
