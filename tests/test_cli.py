@@ -143,12 +143,12 @@ def test_log_one_line_per_record_with_summaries(root: Path, states: list[Any]) -
     assert "step" in step2
     assert step2.endswith("+1 message (assistant), budget 0.03→0.06")
     step1 = lines[0]
-    assert "+1 message (user)" in step1 and "status running" in step1
+    assert step1.endswith("initial state (7 fields)")
     assert any("snapshot of the state after seq" in line for line in lines)
     assert "status running→completed" in lines[-2]
     assert lines[-1].split()[2:3] == [lines[-2].split()[2]]  # same date column layout
     step4 = next(line for line in lines if line.split()[:2] == ["4", "#4"])
-    assert "+1 completed action (task3)" in step4 and "-1 pending action" in step4
+    assert "-1 pending action (task3), +1 completed action (task3)" in step4
 
 
 def test_log_json_lines_validate_and_match_the_journal(root: Path, states: list[Any]) -> None:

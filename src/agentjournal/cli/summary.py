@@ -1,9 +1,10 @@
 """One-line summaries of what a record changed, for ``agentjournal log``.
 
 Seed-style agent states (``conversation_history``, ``budget_spent_usd``, ``status``,
-``memory_contents``, ``pending_actions``/``completed_actions`` ...) get readable phrases such as
-``+1 message (assistant), budget 0.12→0.15``; any other change is listed generically as
-``2 ops: /a, /b/c``. Old values come from the state before the record when it is known.
+``memory_contents``, ``pending_actions``/``completed_actions``, ``tool_usage_counts`` ...) get
+readable phrases such as ``+1 message (assistant), budget 0.12→0.15``; any other change is
+listed generically as ``2 ops: /a, /b/c``. Old values (and the names of removed items) come
+from the state before the record, when it is known.
 """
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ from .. import delta
 from ..errors import InvalidPatchError
 from ..events import Anchor, AnyRecord, Fork, SnapshotMark, Step
 
-_UNKNOWN = object()
+_UNKNOWN: Any = object()
+UNKNOWN: Any = _UNKNOWN
+"""Pass as ``before`` when the state before a record is not known (old values are omitted)."""
 
 _MESSAGE_LISTS = ("conversation_history", "messages")
-_SCALARS = {"budget_spent_usd": "budget", "status": "status", "current_plan": "plan",
-            "plan": "plan"}
-_QUIET = frozenset({"step_number", "updated_at", "timestamp", "last_updated"})
-"""Fields that change every step: mentioned only when nothing else changed."""
 _ACTION_LISTS = {"pending_actions": "pending action", "completed_actions": "completed action"}
-_MAX_PATHS = 3
+_SCALARS = {"budget_spent_usd": "budget", "status": "status", "model": "model"}
+_QUIET = frozenset({"step_number", "checkpoint_id", "timestamp", "updated_at", "last_updated"})
+"""Fields that change every step: mentioned only when nothing else changed."""
+_MAX_NAMES = 3
 
 
 def _lookup(state: Any, tokens: list[str]) -> Any:
@@ -38,6 +40,10 @@ def _lookup(state: Any, tokens: list[str]) -> Any:
     return cur
 
 
+def _short(text: str, n: int = 24) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return {True: "true", False: "false", None: "null"}[value]
@@ -46,156 +52,183 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
-        return value if len(value) <= 24 else value[:23] + "…"
+        return _short(value)
     return "{…}" if isinstance(value, dict) else "[…]"
 
 
 def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+    if n == 1:
+        return f"1 {word}"
+    return f"{n} {word[:-1]}ies" if word.endswith("y") else f"{n} {word}s"
+
+
+def _listing(names: list[str]) -> str:
+    return ", ".join(names[:_MAX_NAMES]) + ("…" if len(names) > _MAX_NAMES else "")
 
 
 def _name_of(item: Any) -> str | None:
     if isinstance(item, str):
-        return item if len(item) <= 24 else item[:23] + "…"
+        return _short(item)
     if isinstance(item, dict):
-        for k in ("name", "action", "tool", "type", "id"):
+        for k in ("name", "action", "tool", "title", "type", "id"):
             v = item.get(k)
             if isinstance(v, str):
-                return v if len(v) <= 24 else v[:23] + "…"
+                return _short(v)
     return None
 
 
-class _Counter:
-    """Adds and removes of items in one list-valued field."""
+def _role_of(item: Any) -> str | None:
+    r = item.get("role") if isinstance(item, dict) else None
+    return r if isinstance(r, str) else None
 
-    def __init__(self) -> None:
+
+class _ListChange:
+    """Adds, removes and edits of one list-valued field, replayed on a shallow copy."""
+
+    def __init__(self, before: Any) -> None:
+        self.items: list[Any] | None = list(before) if isinstance(before, list) else None
         self.added: list[Any] = []
-        self.removed = 0
+        self.removed: list[Any] = []
         self.edited: list[str] = []
         self.replaced: Any = _UNKNOWN
 
+    def apply(self, name: str, tokens: list[str], value: Any) -> None:
+        if len(tokens) == 1:
+            if name == "remove":
+                self.removed.extend(self.items or [])
+                self.items = []
+            elif self.items is None and isinstance(value, list):
+                self.added.extend(value)  # the field is new: its items are added
+                self.items = list(value)
+            else:
+                self.replaced, self.items = value, (list(value) if isinstance(value, list)
+                                                    else None)
+            return
+        idx = tokens[1]
+        if len(tokens) == 2 and name == "add":
+            self.added.append(value)
+            if self.items is not None:
+                if idx == "-" or not idx.isdigit():
+                    self.items.append(value)
+                else:
+                    self.items.insert(min(int(idx), len(self.items)), value)
+            return
+        if len(tokens) == 2 and name == "remove":
+            item = _UNKNOWN
+            if self.items is not None and idx.isdigit() and int(idx) < len(self.items):
+                item = self.items.pop(int(idx))
+            self.removed.append(item)
+            return
+        self.edited.append(idx)
 
-def _list_phrases(word: str, c: _Counter, describe: Callable[[list[Any]], str]) -> list[str]:
-    out = []
-    if c.replaced is not _UNKNOWN:
-        n = len(c.replaced) if isinstance(c.replaced, (list, dict)) else 0
-        out.append(f"{word}s replaced ({_plural(n, word)})")
-    if c.added:
-        extra = describe(c.added)
-        out.append(f"+{_plural(len(c.added), word)}" + (f" ({extra})" if extra else ""))
-    if c.removed:
-        out.append(f"-{_plural(c.removed, word)}")
-    if c.edited:
-        idx = sorted(set(c.edited), key=lambda s: (len(s), s))
-        out.append(f"edited {word} {', '.join(idx[:_MAX_PATHS])}"
-                   + ("…" if len(idx) > _MAX_PATHS else ""))
-    return out
+    def phrases(self, word: str, describe: Callable[[Any], str | None]) -> list[str]:
+        out = []
+        if self.replaced is not _UNKNOWN:
+            n = len(self.replaced) if isinstance(self.replaced, (list, dict)) else 0
+            out.append(f"{word}s replaced ({_plural(n, word)})")
+        for sign, items in (("+", self.added), ("-", self.removed)):
+            if items:
+                names: list[str] = []
+                for i in items:
+                    d = describe(i) if i is not _UNKNOWN else None
+                    if d and d not in names:
+                        names.append(d)
+                extra = f" ({_listing(names)})" if names else ""
+                out.append(f"{sign}{_plural(len(items), word)}{extra}")
+        if self.edited:
+            idx = sorted(set(self.edited), key=lambda s: (len(s), s))
+            out.append(f"edited {word} {_listing(idx)}")
+        return out
 
 
-def _roles(items: list[Any]) -> str:
-    roles: list[str] = []
-    for m in items:
-        r = m.get("role") if isinstance(m, dict) else None
-        if isinstance(r, str) and r not in roles:
-            roles.append(r)
-    return ", ".join(roles)
-
-
-def _names(items: list[Any]) -> str:
-    names = [n for n in (_name_of(i) for i in items) if n]
-    return ", ".join(names[:_MAX_PATHS]) + ("…" if len(names) > _MAX_PATHS else "")
+def _initial(ops: list[dict[str, Any]], before: Any) -> str | None:
+    """``initial state (N fields)`` for the first record of a journal."""
+    if before != {} or not ops:
+        return None
+    for op in ops:
+        path = str(op.get("path", ""))
+        if op.get("op") != "add" or path.count("/") != 1:
+            return None
+    return f"initial state ({_plural(len(ops), 'field')})"
 
 
 def summarize_ops(ops: list[dict[str, Any]], before: Any = _UNKNOWN) -> str:
     """Describe ``ops`` in one line; ``before`` is the state they apply to, if known."""
     if not ops:
         return "no change"
-    lists: dict[str, _Counter] = {}
+    first = _initial(ops, before)
+    if first is not None:
+        return first
+    lists: dict[str, _ListChange] = {}
     phrases: list[str] = []
     quiet: list[str] = []
     generic: list[str] = []
     memory: dict[str, int] = {"+": 0, "-": 0, "~": 0}
     memory_keys: list[str] = []
+    tools: dict[str, str] = {}
     for op in ops:
-        path = str(op.get("path", ""))
-        name = op.get("op")
+        path, name, value = str(op.get("path", "")), str(op.get("op")), op.get("value")
         try:
             tokens = delta.parse_pointer(path)
         except InvalidPatchError:
             generic.append(path)
             continue
         if not tokens:
-            value = op.get("value")
             n = len(value) if isinstance(value, (dict, list)) else 0
             phrases.append(f"state replaced ({_plural(n, 'field')})")
             continue
         top = tokens[0]
         if top in _MESSAGE_LISTS or top in _ACTION_LISTS:
-            c = lists.setdefault(top, _Counter())
-            if len(tokens) == 1:
-                value = op.get("value")
-                old = _lookup(before, tokens)
-                if name == "add" and isinstance(value, list) and old is _UNKNOWN:
-                    c.added.extend(value)
-                elif name == "remove":
-                    c.removed += len(old) if isinstance(old, list) else 1
-                else:
-                    c.replaced = value
-            elif len(tokens) == 2 and name == "add":
-                c.added.append(op.get("value"))
-            elif len(tokens) == 2 and name == "remove":
-                c.removed += 1
+            if top not in lists:
+                lists[top] = _ListChange(_lookup(before, [top]))
+            lists[top].apply(name, tokens, value)
+        elif top == "memory_contents" and len(tokens) == 1:
+            n = len(value) if isinstance(value, (dict, list)) else 1
+            if name == "remove":
+                phrases.append("memory cleared")
+            elif n or _lookup(before, tokens) is not _UNKNOWN:
+                phrases.append(f"memory set ({_plural(n, 'entry')})")
+        elif top == "memory_contents":
+            sign = {"add": "+", "remove": "-"}.get(name, "~") if len(tokens) == 2 else "~"
+            memory[sign] += 1
+            if tokens[1] not in memory_keys:
+                memory_keys.append(tokens[1])
+        elif top == "tool_usage_counts" and len(tokens) == 2:
+            old = _lookup(before, tokens)
+            if isinstance(value, int) and isinstance(old, int) and old <= value:
+                tools[tokens[1]] = f"{tokens[1]} +{value - old}"
+            elif isinstance(value, int) and old is _UNKNOWN and name == "add":
+                tools[tokens[1]] = f"{tokens[1]} +{value}"
             else:
-                c.edited.append(tokens[1])
-            continue
-        if top == "memory_contents":
-            if len(tokens) == 1:
-                value = op.get("value")
-                n = len(value) if isinstance(value, (dict, list)) else 1
-                if name == "remove":
-                    phrases.append("memory cleared")
-                elif n or _lookup(before, tokens) is not _UNKNOWN:
-                    phrases.append(f"memory set ({n} {'entry' if n == 1 else 'entries'})")
-            else:
-                sign = {"add": "+", "remove": "-"}.get(str(name), "~")
-                if len(tokens) > 2:
-                    sign = "~"
-                memory[sign] += 1
-                if tokens[1] not in memory_keys:
-                    memory_keys.append(tokens[1])
-            continue
-        if len(tokens) == 1 and (top in _SCALARS or top in _QUIET):
+                tools[tokens[1]] = tokens[1]
+        elif len(tokens) == 1 and (top in _SCALARS or top in _QUIET):
             label = _SCALARS.get(top, top)
             old = _lookup(before, tokens)
             if name == "remove":
                 text = f"{label} removed"
             elif old is _UNKNOWN or name == "add":
-                text = f"{label} {_fmt(op.get('value'))}"
+                text = f"{label} {_fmt(value)}"
             else:
-                text = f"{label} {_fmt(old)}→{_fmt(op.get('value'))}"
+                text = f"{label} {_fmt(old)}→{_fmt(value)}"
             (quiet if top in _QUIET else phrases).append(text)
-            continue
-        generic.append(path)
+        else:
+            generic.append(path)
 
     for top, c in lists.items():
         if top in _MESSAGE_LISTS:
-            phrases[:0] = _list_phrases("message", c, _roles)
+            phrases[:0] = c.phrases("message", _role_of)
         else:
-            phrases.extend(_list_phrases(_ACTION_LISTS[top], c, _names))
+            phrases.extend(c.phrases(_ACTION_LISTS[top], _name_of))
     if any(memory.values()):
-        parts = [f"{s}{n}" for s, n in memory.items() if n]
-        keys = ", ".join(memory_keys[:_MAX_PATHS]) + ("…" if len(memory_keys) > _MAX_PATHS
-                                                      else "")
-        phrases.append(f"memory {' '.join(parts)} ({keys})")
+        parts = " ".join(f"{s}{n}" for s, n in memory.items() if n)
+        phrases.append(f"memory {parts} ({_listing(memory_keys)})")
+    if tools:
+        phrases.append(f"tools {_listing(list(tools.values()))}")
     if generic:
-        shown = ", ".join(generic[:_MAX_PATHS]) + ("…" if len(generic) > _MAX_PATHS else "")
-        if phrases:
-            phrases.append(f"+{_plural(len(generic), 'other op')}: {shown}")
-        else:
-            phrases.append(f"{_plural(len(generic), 'op')}: {shown}")
-    if not phrases:
-        phrases = quiet
-    return ", ".join(phrases)
+        label = "other op" if phrases else "op"
+        phrases.append(f"{'+' if phrases else ''}{_plural(len(generic), label)}: "
+                       f"{_listing(generic)}")
+    return ", ".join(phrases or quiet)
 
 
 def summarize(rec: AnyRecord, before: Any = _UNKNOWN) -> str:
@@ -210,7 +243,3 @@ def summarize(rec: AnyRecord, before: Any = _UNKNOWN) -> str:
         return (f"history before seq {rec.first_seq} pruned "
                 f"({_plural(len(rec.removed), 'segment')} removed)")
     return ""  # pragma: no cover - every record kind is handled above
-
-
-UNKNOWN = _UNKNOWN
-"""Pass as ``before`` when the state before a record is not known (old values are omitted)."""
