@@ -22,6 +22,8 @@ _encoder = msgspec.json.Encoder()
 _any_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
 
 LZ4_MAGIC = b"\x04\x22\x4d\x18"
+DECOMPRESS_CHUNK = 1 << 20
+"""Largest piece lz4 is asked for at once (it allocates the whole piece up front)."""
 
 
 def encode(obj: Any) -> bytes:
@@ -85,6 +87,11 @@ def compress(data: bytes) -> bytes:
 def decompress(data: bytes, limit: int, *, what: str = "file") -> bytes:
     """Decompress an lz4 frame, never producing more than ``limit`` bytes.
 
+    Output is produced in pieces of at most :data:`DECOMPRESS_CHUNK` bytes (or the size the frame
+    declares, when that is within ``limit``): lz4 allocates the whole ``max_length`` it is
+    given up front, so asking for ``limit`` at once would reserve e.g. 1 GiB for every small
+    snapshot, and fail outright where memory is not overcommitted.
+
     Raises:
         LimitExceededError: the content is larger than ``limit`` (e.g. an lz4 bomb).
         ValueError: the frame is malformed or its checksum fails (lz4's RuntimeError mapped).
@@ -93,10 +100,19 @@ def decompress(data: bytes, limit: int, *, what: str = "file") -> bytes:
         raise ValueError(f"{what} is not an lz4 frame")
     d = lz4.frame.LZ4FrameDecompressor()
     try:
-        out = d.decompress(data, max_length=limit + 1)
+        declared = lz4.frame.get_frame_info(data).get("content_size", 0)
+        first = declared + 1 if 0 < declared <= limit else DECOMPRESS_CHUNK
+        pieces = [d.decompress(data, max_length=min(limit + 1, first))]
+        total = len(pieces[0])
+        while total <= limit and not d.eof and not d.needs_input:
+            piece = d.decompress(b"", max_length=min(limit + 1 - total, DECOMPRESS_CHUNK))
+            if not piece:
+                break
+            pieces.append(piece)
+            total += len(piece)
     except RuntimeError as e:
         raise ValueError(f"{what} failed lz4 decompression: {e}") from None
-    if len(out) > limit:
+    if total > limit:
         raise LimitExceededError(
             f"{what} decompresses to more than {limit} bytes",
             hint="raise the size limit only if you trust this file",
@@ -105,4 +121,4 @@ def decompress(data: bytes, limit: int, *, what: str = "file") -> bytes:
         raise ValueError(f"{what} is a truncated lz4 frame")
     if d.unused_data:
         raise ValueError(f"{what} has trailing bytes after its lz4 frame")
-    return bytes(out)
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
