@@ -606,6 +606,51 @@ def test_t10_memory_backend_journal_fuzz() -> None:
     _report("journal-memory")
 
 
+def _fuzz_lock_hint(raw: bytes) -> None:
+    """Whatever sits in the LOCK file's hint area, results are the same as without a hint."""
+    root = Path(tempfile.mkdtemp(prefix="aj-t10-lock-"))
+    try:
+        shutil.copytree(_BASE / "store", root / "s")
+        os.chmod(root / "s", 0o700)
+        lock = root / "s" / AGENT / "LOCK"
+        with open(lock, "r+b") as f:
+            f.seek(32)
+            f.write(raw)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with Journal(AGENT, root / "s", readonly=True) as j:
+                assert j.resume().state == _state(8)
+                assert j.state_at(5) == _state(5)
+            with Journal(AGENT, root / "s", snapshot_every=3, segment_max_records=4) as j:
+                assert j.resume().state == _state(8) and j.last_seq == 10
+                j.append(_state(9))
+                assert j.verify().ok
+            with Journal(AGENT, root / "s", readonly=True) as j:
+                assert j.resume().state == _state(9)
+        _count("lock-hint", "ok", time.perf_counter() - t0)
+    finally:
+        shutil.rmtree(root)
+
+
+hints = st.one_of(
+    st.binary(max_size=96),
+    st.builds(lambda seg, snap, clean: msgspec.json.encode(
+        {"seg": seg, "snap": snap, "clean": clean}),
+        st.integers(-2, 14) | st.integers(), st.integers(-2, 14) | st.integers(), st.booleans()),
+)
+
+
+@settings(SETTINGS, max_examples=EXAMPLES // 3)
+@given(hints)
+def test_t10_fuzz_lock_hint(raw: bytes) -> None:
+    _fuzz_lock_hint(raw[:95].ljust(95) + b"\n")
+
+
+def test_t10_lock_hint_bad_utf8() -> None:
+    _fuzz_lock_hint(b'{"seg":"\xff\xfe"}'.ljust(95) + b"\n")
+
+
 def test_t10_report_figures() -> None:
     """Print the figures of the property tests above (they run first, in file order)."""
     for name in sorted(STATS):
