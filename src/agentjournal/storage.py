@@ -100,6 +100,10 @@ class FilesystemStorage:
             JournalNotFoundError: ``create=False`` (or ``readonly``) and there is no journal.
             JournalLockedError: another writer holds the agent (writable journals only).
         """
+        if create and not readonly and isinstance(self.backend, FilesystemBackend):
+            # Like the seed's mkdir(parents=True): a nested base_dir needs its parents; the
+            # root itself is created (0700, checked) by the backend.
+            os.makedirs(os.path.dirname(self.backend.root), mode=0o700, exist_ok=True)
         return Journal(agent_id, backend=self.backend, **self.journal_options(),
                        readonly=readonly, create=create)
 
