@@ -24,7 +24,7 @@ def sections(text: str) -> dict[str, list[str]]:
     """``## `` section title -> its ```python blocks, in order."""
     out: dict[str, list[str]] = {}
     parts = re.split(r"^## (.+)$", text, flags=re.M)
-    for title, body in zip(parts[1::2], parts[2::2]):
+    for title, body in zip(parts[1::2], parts[2::2], strict=True):
         out[title.strip()] = [code for lang, code in FENCE.findall(body) if lang == "python"]
     return out
 
@@ -70,9 +70,9 @@ def _seed_blocks() -> list[str]:
     keep = ("Quick Reference", "Core Features", "Hook Integration", "Storage Configuration",
             "Common Patterns", "Troubleshooting")
     blocks: list[str] = []
-    for title, body in zip(*[iter(re.split(r"^## (.+)$", text, flags=re.M)[1:])] * 2):
-        if title.strip() in keep:
-            blocks += [code for lang, code in FENCE.findall(body) if lang == "python"]
+    for title, codes in sections(text).items():
+        if title in keep:
+            blocks += codes
     return [re.sub(r"from kaizen[\w.]* import", "from agentjournal import", b) for b in blocks]
 
 
