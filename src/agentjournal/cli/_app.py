@@ -192,15 +192,19 @@ def _set_key(ctx: click.Context, _param: click.Parameter, value: str | None) -> 
         ctx.ensure_object(Settings).key = value or None
 
 
+def root_option(f: F) -> F:
+    """``--root`` on a command (it may also be given before the command)."""
+    return click.option("--root", metavar="DIR", default=None, expose_value=False,
+                        callback=_set_root,
+                        help=f"Store root [env: {ENV_ROOT}; default: {DEFAULT_ROOT}].")(f)
+
+
 def store_options(f: F) -> F:
     """``--root`` and ``--key`` on a command (they may also be given before it)."""
     f = click.option("--key", metavar="SECRET", default=None, expose_value=False,
                      callback=_set_key,
                      help=f"Key of a keyed hash chain [env: {ENV_KEY}].")(f)
-    f = click.option("--root", metavar="DIR", default=None, expose_value=False,
-                     callback=_set_root,
-                     help=f"Store root [env: {ENV_ROOT}; default: {DEFAULT_ROOT}].")(f)
-    return f
+    return root_option(f)
 
 
 json_option = click.option("--json", "as_json", is_flag=True,

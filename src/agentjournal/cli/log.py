@@ -110,6 +110,8 @@ class Printer:
             (f"{rec.step:>6}", "bold yellow"), " ", (f"#{rec.seq:<6}", "dim"), " ",
             (local_time(rec.ts), "green"), "  ", (f"{kind:<8}", KIND_STYLE[kind]), "  ",
             (summary, "dim" if kind == "snapshot" else ""))
+        if self.s.tty:
+            line.truncate(self.s.out.width, overflow="ellipsis")  # one screen line per record
         self.s.out.print(line)
         if self.patch and isinstance(rec, (Step, Fork)):
             for op in rec.ops:
@@ -152,7 +154,7 @@ Examples:
   $ agentjournal log researcher --from 10 --to 14 --patch
   $ agentjournal log researcher --reverse --limit 5
   $ agentjournal log researcher --json --limit 2
-  $ agentjournal log researcher --follow --timeout 1
+  $ agentjournal log researcher --follow --timeout 0.5
 """
 
 

@@ -27,6 +27,7 @@ from ._app import (
     human_bytes,
     json_option,
     plural,
+    root_option,
     store_options,
 )
 
@@ -378,13 +379,13 @@ def _seekable(file: str) -> Iterator[IO[bytes]]:
 \b
 Examples:
   $ agentjournal demo
-  $ agentjournal --root /tmp/aj-demo demo --steps 20 --crash-at 9
+  $ agentjournal --root ./demo-store demo --steps 20 --crash-at 9
 """)
 @click.option("--steps", type=click.IntRange(min=1), default=12, show_default=True,
               help="Steps the demo agent runs.")
 @click.option("--crash-at", type=click.IntRange(min=1), default=7, show_default=True,
               help="Step at which the demo agent 'crashes' before resuming.")
-@store_options
+@root_option
 def demo_cmd(steps: int, crash_at: int) -> None:
     """Run a small agent that journals its steps, crashes midway, resumes from its last step
     and shows its history: the quick start, in one command.
@@ -394,7 +395,12 @@ def demo_cmd(steps: int, crash_at: int) -> None:
         from ..demo import run_demo
     except ImportError:  # the facade's demo is not installed in this build
         raise click.ClickException("the demo is not available in this build") from None
-    run_demo(s.root, echo=click.echo, steps=steps, crash_at=crash_at)
+    try:
+        run_demo(s.root, echo=click.echo, steps=steps, crash_at=crash_at)
+    except ValueError as e:  # steps / crash-at out of range
+        raise click.UsageError(str(e)) from None
+    except RuntimeError as e:  # the demo's child agent did not behave
+        raise click.ClickException(str(e)) from None
 
 
 # --------------------------------------------------------------------------------- schema
