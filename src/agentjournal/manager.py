@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal, TypeVar
 
@@ -46,7 +44,14 @@ from .journal.writer import Durability
 from .replay.journal import Journal
 from .replay.verify import VerifyReport
 from .retention import CompactReport
-from .state import STATUSES, AgentState, CheckpointMetadata
+from .state import (
+    STATUSES,
+    AgentState,
+    CheckpointMetadata,
+    HistoryEntry,
+    format_checkpoint_id,
+    parse_checkpoint_id,
+)
 from .storage import FilesystemStorage
 
 __all__ = [
@@ -58,67 +63,6 @@ __all__ = [
 
 log = logging.getLogger("agentjournal")
 T = TypeVar("T")
-
-_CID = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]{0,127})@([0-9]{1,18})")
-
-
-def format_checkpoint_id(agent_id: str, step: int) -> str:
-    """The checkpoint id of ``agent_id``'s step ``step``: ``<agent_id>@<step:010d>``."""
-    return f"{agent_id}@{step:010d}"
-
-
-def parse_checkpoint_id(checkpoint_id: str) -> tuple[str, int]:
-    """Split a checkpoint id into agent id and step.
-
-    Raises:
-        CheckpointNotFoundError: not of the form ``<agent_id>@<step>``.
-    """
-    m = _CID.fullmatch(checkpoint_id) if isinstance(checkpoint_id, str) else None
-    if m is None:
-        raise CheckpointNotFoundError(
-            f"no checkpoint {checkpoint_id!r}: ids look like 'agent-1@0000000042'",
-            hint="list them with StateManager.list_checkpoints(agent_id); seed-system ids "
-                 "(ckpt_...) are reported by agentjournal.migrate on import")
-    return m.group(1), int(m.group(2))
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One record of an agent's history.
-
-    Attributes:
-        seq: record number in the journal.
-        step: the agent step it belongs to.
-        timestamp: when it was recorded.
-        kind: ``step``, ``snapshot``, ``fork`` or ``anchor``.
-        ops: for ``step`` and ``fork``, the JSON Patch ops it applied.
-        checkpoint_id: the checkpoint id of its step.
-    """
-
-    seq: int
-    step: int
-    timestamp: datetime
-    kind: str
-    ops: list[delta.Op]
-    checkpoint_id: str
-
-    def describe(self, width: int = 72) -> str:
-        """One line: the ops as ``op path`` pairs (a snapshot or anchor says so).
-
-        The ``/checkpoint_id`` and ``/step_number`` replaces every step makes are left out.
-        """
-        if self.kind in ("snapshot", "anchor"):
-            return f"({self.kind})"
-        ops = [o for o in self.ops
-               if not (o.get("op") == "replace" and o.get("path") in _BOOKKEEPING)]
-        if not ops:
-            return "(no change)"
-        text = ", ".join(f"{o.get('op')} {o.get('path') or '/'}" for o in ops)
-        return text if len(text) <= width else text[: width - 3] + "..."
-
-
-_BOOKKEEPING = frozenset({"/checkpoint_id", "/step_number"})
-
 
 class _Agent:
     """A writable journal the manager holds, with its snapshot-trigger base."""

@@ -12,21 +12,31 @@ defaults, mutated in place (``state.step_number += 1``,
   version): they are kept in :attr:`AgentState.unknown_fields` and written back unchanged.
 * A value that JSON cannot represent is refused when the state is saved, with the JSON Pointer
   of the value (``/memory_contents/client``), before anything is written.
+
+Also here: checkpoint ids (``<agent_id>@<step:010d>``, see :func:`format_checkpoint_id`) and the
+entries :class:`CheckpointMetadata` and :class:`HistoryEntry` that list an agent's steps.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+from . import delta
+from .errors import CheckpointNotFoundError
+
 __all__ = [
     "STATUSES",
     "AgentState",
     "CheckpointMetadata",
+    "HistoryEntry",
     "Status",
+    "format_checkpoint_id",
+    "parse_checkpoint_id",
 ]
 
 Status = Literal["running", "completed", "failed", "interrupted"]
@@ -222,3 +232,64 @@ class CheckpointMetadata:
         d = dataclasses.asdict(self)
         d["timestamp"] = self.timestamp.isoformat()
         return d
+
+
+_CID = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]{0,127})@([0-9]{1,18})")
+
+
+def format_checkpoint_id(agent_id: str, step: int) -> str:
+    """The checkpoint id of ``agent_id``'s step ``step``: ``<agent_id>@<step:010d>``."""
+    return f"{agent_id}@{step:010d}"
+
+
+def parse_checkpoint_id(checkpoint_id: str) -> tuple[str, int]:
+    """Split a checkpoint id into agent id and step.
+
+    Raises:
+        CheckpointNotFoundError: not of the form ``<agent_id>@<step>``.
+    """
+    m = _CID.fullmatch(checkpoint_id) if isinstance(checkpoint_id, str) else None
+    if m is None:
+        raise CheckpointNotFoundError(
+            f"no checkpoint {checkpoint_id!r}: ids look like 'agent-1@0000000042'",
+            hint="list them with StateManager.list_checkpoints(agent_id); seed-system ids "
+                 "(ckpt_...) are reported by agentjournal.migrate on import")
+    return m.group(1), int(m.group(2))
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One record of an agent's history.
+
+    Attributes:
+        seq: record number in the journal.
+        step: the agent step it belongs to.
+        timestamp: when it was recorded.
+        kind: ``step``, ``snapshot``, ``fork`` or ``anchor``.
+        ops: for ``step`` and ``fork``, the JSON Patch ops it applied.
+        checkpoint_id: the checkpoint id of its step.
+    """
+
+    seq: int
+    step: int
+    timestamp: datetime
+    kind: str
+    ops: list[delta.Op]
+    checkpoint_id: str
+
+    def describe(self, width: int = 72) -> str:
+        """One line: the ops as ``op path`` pairs (a snapshot or anchor says so).
+
+        The ``/checkpoint_id`` and ``/step_number`` replaces every step makes are left out.
+        """
+        if self.kind in ("snapshot", "anchor"):
+            return f"({self.kind})"
+        ops = [o for o in self.ops
+               if not (o.get("op") == "replace" and o.get("path") in _BOOKKEEPING)]
+        if not ops:
+            return "(no change)"
+        text = ", ".join(f"{o.get('op')} {o.get('path') or '/'}" for o in ops)
+        return text if len(text) <= width else text[: width - 3] + "..."
+
+
+_BOOKKEEPING = frozenset({"/checkpoint_id", "/step_number"})
