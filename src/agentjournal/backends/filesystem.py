@@ -105,7 +105,9 @@ class FileAgentStore:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             try:
-                raw = _fs.ops.pread(fd, 32, 0).decode("ascii", "replace").strip()
+                # The pid's line only: the hint after it starts at byte 32, past a NUL gap.
+                first = _fs.ops.pread(fd, 32, 0).split(b"\n", 1)[0]
+                raw = first.decode("ascii", "replace").strip()
             finally:
                 _fs.ops.close(fd)
             pid = int(raw) if raw.isdigit() else None
