@@ -41,7 +41,7 @@ def advance(state: dict[str, Any], i: int, *, last: bool = False) -> None:
 
 def make_agent(root: str | os.PathLike[str], agent: str = "researcher", steps: int = 30,
                *, snapshot_every: int | None = 10, finished: bool = True,
-               **options: Any) -> list[dict[str, Any]]:
+               keep_states: bool = True, **options: Any) -> list[dict[str, Any]]:
     """Record ``steps`` steps with the engine; returns the state after each step (index 0:
     before step 1)."""
     state = seed_state()
@@ -51,7 +51,8 @@ def make_agent(root: str | os.PathLike[str], agent: str = "researcher", steps: i
         for i in range(1, steps + 1):
             advance(state, i, last=finished and i == steps)
             j.append(state)
-            states.append(json.loads(json.dumps(state)))
+            if keep_states:
+                states.append(json.loads(json.dumps(state)))
     return states
 
 
