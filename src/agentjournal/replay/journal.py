@@ -403,7 +403,8 @@ class Journal:
     def _replay(self, state: Any, seq: int, step: int, upto: int, *,
                 chain_hash: str, digest: str | None = None) -> tuple[Any, int, int]:
         first = True
-        for rec in self._records(seq + 1, upto):
+        records, cached = self._records(seq + 1, upto)
+        for rec in records:
             if first:
                 if rec.prev != chain_hash:
                     raise _ChainMismatch(f"its chain hash does not match record {seq}")
@@ -413,7 +414,11 @@ class Journal:
                     raise _ChainMismatch("its content differs from the digest in the journal")
                 first = False
             if isinstance(rec, (Step, Fork)):
-                state = delta.apply_in_place(state, rec.ops)
+                # apply_in_place inserts op values as they are: records of the writer's cached
+                # scan are replayed again by later calls, so they must never end up in (and be
+                # mutated through) a state; apply copies of their containers.
+                state = delta.apply_in_place(
+                    state, delta.copy_containers(rec.ops) if cached else rec.ops)
             seq, step = rec.seq, rec.step
         if first and seq > 0:
             # Nothing after the snapshot: check it against the record it claims to follow.
@@ -424,13 +429,14 @@ class Journal:
             raise StepNotFoundError(f"journal ends at seq {seq}, before seq {upto}", seq=upto)
         return state, seq, step
 
-    def _records(self, from_seq: int, to_seq: int) -> Iterator[AnyRecord]:
-        """Records from the writer's scan of the last segment when it covers them, else read."""
+    def _records(self, from_seq: int, to_seq: int) -> tuple[Iterator[AnyRecord], bool]:
+        """Records from the writer's scan of the last segment when it covers them, else read;
+        and whether they are that shared cached scan (True) or freshly decoded (False)."""
         w = self.writer
         tail = w.tail_records if w is not None else None
         if tail and tail[0].seq <= from_seq:
-            return (r for r in tail if from_seq <= r.seq <= to_seq)
-        return self.reader.records(from_seq, to_seq)
+            return (r for r in tail if from_seq <= r.seq <= to_seq), True
+        return self.reader.records(from_seq, to_seq), False
 
     def resume(self) -> Resumed:
         """The state after the last record (a copy the caller owns), its step and seq."""
