@@ -100,9 +100,10 @@ class Dir:
         try:
             fd = ops.open(path, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW, 0)
         except OSError as e:
-            if e.errno == errno.ELOOP:
+            # O_NOFOLLOW|O_DIRECTORY on a symlink fails with ENOTDIR on Linux, not ELOOP.
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):
                 raise UnsafePathError(
-                    f"store root {path} is a symlink", path=path,
+                    f"store root {path} is a symlink or not a directory", path=path,
                     hint="point --root at the real directory",
                 ) from None
             raise
@@ -138,28 +139,41 @@ class Dir:
         return os.path.join(self.path, name)
 
     def open(self, name: str, flags: int) -> int:
-        """Open ``name`` under this directory without following symlinks."""
+        """Open the regular file ``name`` under this directory without following symlinks.
+
+        ``O_NONBLOCK`` (no effect on regular files) keeps a FIFO planted under the root from
+        blocking the open; anything but a regular file is then refused.
+        """
         try:
-            fd = ops.open(name, flags | _NOFOLLOW, FILE_MODE, dir_fd=self.fd)
+            fd = ops.open(name, flags | _NOFOLLOW | os.O_NONBLOCK, FILE_MODE, dir_fd=self.fd)
         except OSError as e:
-            if e.errno == errno.ELOOP:
+            if e.errno == errno.ELOOP or (
+                    e.errno == errno.EEXIST and flags & os.O_EXCL and self._is_link(name)):
                 raise UnsafePathError(
                     f"{self.join(name)} is a symlink; refusing to follow it",
                     path=self.join(name), hint="remove the planted symlink",
                 ) from None
+            if e.errno == errno.EISDIR:
+                raise UnsafePathError(f"{self.join(name)} is not a regular file",
+                                      path=self.join(name)) from None
             raise
-        if flags & os.O_CREAT:
-            try:
-                st = ops.fstat(fd)
-                if not stat.S_ISREG(st.st_mode):
-                    raise UnsafePathError(f"{self.join(name)} is not a regular file",
-                                          path=self.join(name))
-                if stat.S_IMODE(st.st_mode) != FILE_MODE:
-                    ops.fchmod(fd, FILE_MODE)
-            except BaseException:
-                ops.close(fd)
-                raise
+        try:
+            st = ops.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise UnsafePathError(f"{self.join(name)} is not a regular file",
+                                      path=self.join(name))
+            if flags & os.O_CREAT and stat.S_IMODE(st.st_mode) != FILE_MODE:
+                ops.fchmod(fd, FILE_MODE)
+        except BaseException:
+            ops.close(fd)
+            raise
         return fd
+
+    def _is_link(self, name: str) -> bool:
+        try:
+            return stat.S_ISLNK(os.stat(name, dir_fd=self.fd, follow_symlinks=False).st_mode)
+        except OSError:
+            return False
 
     def read(self, name: str, limit: int, offset: int = 0, length: int | None = None) -> bytes:
         """Read ``name`` from ``offset`` to its end (or ``length`` bytes), refusing files

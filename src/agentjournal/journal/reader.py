@@ -318,6 +318,10 @@ class SegmentReader:
             try:
                 data = self.store.read_segment(first)
             except FileNotFoundError:
+                if j == len(segs) - 1:
+                    # The last segment held no record yet (a writer killed while rolling) and
+                    # the writer's recovery removed it: the history ends before it.
+                    return
                 # Deleted under us (compaction) or missing: the listing is stale.
                 self._fail(CorruptRecordError("segment vanished while reading", path=where))
                 return
