@@ -17,11 +17,15 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
+import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -215,6 +219,79 @@ def temp_files(root: str | os.PathLike[str]) -> list[str]:
 
 def open_fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
+
+
+# --------------------------------------------------------------------------- writer child
+
+CHILD = os.path.join(HERE, "crash_child.py")
+
+
+class Lines:
+    """Line reader over a pipe fd."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = b""
+        self.eof = False
+
+    def readline(self) -> str | None:
+        while b"\n" not in self.buf:
+            if self.eof:
+                return None
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                self.eof = True
+                continue
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.decode()
+
+
+class Child:
+    """A ``crash_child.py`` writer process and its report pipe."""
+
+    def __init__(self, root: Path, agent: str, options: dict[str, Any], errlog: Path, *,
+                 pause: bool = False, hold: bool = False, steps: int = 400) -> None:
+        r_out, w_out = os.pipe()
+        r_in, w_in = os.pipe()
+        cfg = {"root": str(root), "agent": agent, "options": options, "pause": pause,
+               "hold": hold, "out_fd": w_out, "in_fd": r_in, "steps": steps}
+        self.err = open(errlog, "ab")  # noqa: SIM115 - closed in finish()
+        self.proc = subprocess.Popen(
+            [sys.executable, CHILD, json.dumps(cfg)], pass_fds=(w_out, r_in),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.err, cwd=HERE)
+        os.close(w_out)
+        os.close(r_in)
+        self.lines = Lines(r_out)
+        self.w_in = w_in
+        self.acked = 0
+        self.appends = 0
+        self.ready = False
+
+    def handle(self, line: str) -> None:
+        if line.startswith("A "):
+            self.acked = max(self.acked, int(line.split()[1]))
+            self.appends += 1
+        elif line.startswith("R "):
+            self.ready = True
+
+    def go_on(self) -> None:
+        os.write(self.w_in, b"c")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+
+    def finish(self, errlog: Path) -> int:
+        """Wait for the child, drain its report pipe (acks sent before the kill count)."""
+        rc = self.proc.wait()
+        os.close(self.w_in)
+        while (line := self.lines.readline()) is not None:
+            self.handle(line)
+        os.close(self.lines.fd)
+        self.err.close()
+        if rc != -signal.SIGKILL:
+            raise AssertionError(f"child exited with {rc}: {errlog.read_text()[-3000:]}")
+        return rc
 
 
 # --------------------------------------------------------------------------- figures

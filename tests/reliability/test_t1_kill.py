@@ -23,13 +23,8 @@ it itself.
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +32,9 @@ from pathlib import Path
 import pytest
 from crash_helpers import (
     AGENT,
-    HERE,
     SCALE,
     SLOW_FACTOR,
+    Child,
     History,
     caught_warnings,
     check_journal,
@@ -51,8 +46,6 @@ from crash_helpers import (
 
 from agentjournal import Journal
 
-CHILD = os.path.join(HERE, "crash_child.py")
-
 TRIALS = [
     dict(snapshot_every=4, segment_max_records=5, keep_snapshots=2, compress_segments=True),
     dict(snapshot_every=3, segment_max_records=4, keep_snapshots=2, prune=True),
@@ -60,27 +53,6 @@ TRIALS = [
     dict(snapshot_every=2, segment_max_records=6, keep_snapshots=3),
 ]
 KILLS_PER_TRIAL = 30
-
-
-class Lines:
-    """Line reader over a pipe fd."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.buf = b""
-        self.eof = False
-
-    def readline(self) -> str | None:
-        while b"\n" not in self.buf:
-            if self.eof:
-                return None
-            chunk = os.read(self.fd, 65536)
-            if not chunk:
-                self.eof = True
-                continue
-            self.buf += chunk
-        line, _, self.buf = self.buf.partition(b"\n")
-        return line.decode()
 
 
 @dataclass
@@ -92,50 +64,6 @@ class Stats:
     recovery_warnings: int = 0
     checked_on_copy: int = 0
     appends_acked: int = 0
-
-
-class Child:
-    def __init__(self, root: Path, options: dict, pause: bool, errlog: Path) -> None:
-        r_out, w_out = os.pipe()
-        r_in, w_in = os.pipe()
-        cfg = {"root": str(root), "agent": AGENT, "options": options, "pause": pause,
-               "out_fd": w_out, "in_fd": r_in, "steps": 400}
-        self.err = open(errlog, "ab")  # noqa: SIM115 - closed in finish()
-        self.proc = subprocess.Popen(
-            [sys.executable, CHILD, json.dumps(cfg)], pass_fds=(w_out, r_in),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.err, cwd=HERE)
-        os.close(w_out)
-        os.close(r_in)
-        self.lines = Lines(r_out)
-        self.w_in = w_in
-        self.acked = 0
-        self.appends = 0
-        self.ready = False
-
-    def handle(self, line: str) -> None:
-        if line.startswith("A "):
-            self.acked = max(self.acked, int(line.split()[1]))
-            self.appends += 1
-        elif line.startswith("R "):
-            self.ready = True
-
-    def go_on(self) -> None:
-        os.write(self.w_in, b"c")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-
-    def finish(self, errlog: Path) -> int:
-        """Wait for the child, drain its report pipe (acks sent before the kill count)."""
-        rc = self.proc.wait()
-        os.close(self.w_in)
-        while (line := self.lines.readline()) is not None:
-            self.handle(line)
-        os.close(self.lines.fd)
-        self.err.close()
-        if rc != -signal.SIGKILL:
-            raise AssertionError(f"child exited with {rc}: {errlog.read_text()[-3000:]}")
-        return rc
 
 
 def _timed_kill(child: Child, rng: random.Random) -> str:
@@ -207,7 +135,7 @@ def _run_trial(tmp: Path, k: int, options: dict, kills: int, rng: random.Random,
     recovery_pending = False
     for _ in range(kills):
         pause = rng.random() < 0.6
-        child = Child(root, options, pause, errlog)
+        child = Child(root, AGENT, options, errlog, pause=pause)
         try:
             if pause:
                 point = _targeted_kill(child, rng, recovery_pending)
