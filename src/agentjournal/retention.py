@@ -105,7 +105,8 @@ def compact(j: Journal, *, keep_snapshots: int, prune: bool = False,
         except OSError as e:
             rep.errors.append(f"could not delete snapshot {seq}: {e}")
             log.error("retention: could not delete snapshot %s: %s", seq, e)
-    if prune and old:
+    # A snapshot that could not be deleted would be left referring to pruned records.
+    if prune and old and not rep.errors:
         rep.segments_deleted = [f for f, _ in old]
         keep_first = firsts[len(old)]
         if not dry_run:
