@@ -116,13 +116,16 @@ def compact(j: Journal, *, keep_snapshots: int, prune: bool = False,
                 removed=[store.location("segment", f) for f, _ in old])
             j.writer.sync()
             rep.anchor_seq = anchor.seq
-            for first, _ in old:
+            for k, (first, _) in enumerate(old):
                 try:
                     store.delete_segment(first)
                     j._headers.pop(first, None)
                 except OSError as e:
                     rep.errors.append(f"could not delete segment {first}: {e}")
                     log.error("retention: could not delete segment %s: %s", first, e)
+                    # Oldest first, and stop at a failure: deleting on would leave a gap.
+                    rep.segments_deleted = rep.segments_deleted[:k]
+                    break
     elif compress_segments:
         for first, sealed in old:
             if sealed:
