@@ -421,9 +421,12 @@ class Journal:
                     state, delta.copy_containers(rec.ops) if cached else rec.ops)
             seq, step = rec.seq, rec.step
         if first and seq > 0:
-            # Nothing after the snapshot: check it against the record it claims to follow.
-            at = next(iter(self.reader.records(seq, seq)), None)
-            if at is None or at.h != chain_hash:
+            # Nothing replayed: check the snapshot against the record after it (its prev is
+            # the chain at the snapshot; the record itself may have been pruned) or, at the
+            # end of the journal, against the record it claims to follow.
+            nxt = next(iter(self.reader.records(seq + 1, seq + 1)), None)
+            at = next(iter(self.reader.records(seq, seq)), None) if nxt is None else None
+            if (nxt.prev if nxt is not None else at.h if at is not None else None) != chain_hash:
                 raise _ChainMismatch(f"record {seq} is missing or has another hash")
         if seq < upto and self.reader.damage is None:
             raise StepNotFoundError(f"journal ends at seq {seq}, before seq {upto}", seq=upto)
@@ -510,6 +513,14 @@ class Journal:
         i = self._segment_for_step(step)
         if i < 0:
             if segs[0] > 1:
+                # Records before the first segment were pruned; the snapshot right before it
+                # (which retention keeps) still holds the state at its step.
+                base = segs[0] - 1
+                try:
+                    if self.load_snapshot(base).step <= step:
+                        return base, segs[0]
+                except (FileNotFoundError, CorruptSnapshotError, LimitExceededError):
+                    pass
                 raise StepPrunedError(f"step {step} was pruned; history starts at step "
                                       f"{self._header(segs[0]).first_step}")
             raise StepNotFoundError(f"step {step} is before the first recorded step "
