@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -183,6 +184,13 @@ async def _after_crash(storage: FilesystemStorage, agent_id: str, steps: int, cr
         echo(f"6. verify: {'ok' if report.ok else 'PROBLEMS'} ({report.records} records, "
              f"hash chain {'intact' if report.chain_ok else 'broken'}).")
         final = await sm.list_checkpoints(agent_id)
+    opt = "" if storage.base_dir == os.path.abspath(".agentjournal") else \
+        f"--root {shlex.quote(storage.base_dir)} "
+    echo("")
+    echo("Next, look around with the command-line tool:")
+    echo(f"   agentjournal {opt}log {agent_id}")
+    echo(f"   agentjournal {opt}show {agent_id} --at {crash_at}")
+    echo(f"   agentjournal {opt}diff {agent_id} {a} {b}")
     return {
         "agent_id": agent_id,
         "root": storage.base_dir,
