@@ -13,6 +13,9 @@ last 100 steps), total time, bytes written, bytes on disk, time to resume the la
 fresh process and from a fresh object, to load the state at step 10 and step 500, and to list the
 whole history.
 
+Workload 2, scale (agentjournal alone, ``scale.py``, run in its own process): 1k, 10k, 100k
+steps (1M with --large): resume, state_at at random steps, history listing, bytes per step.
+
 Workload 3, large states: save and load of ~1 KB, ~20 KB and ~500 KB states.
 
 Every system runs in its own fresh worker process (same interpreter, same flags, same workload
@@ -22,6 +25,7 @@ bytes), one after another, so no system inherits another's heap or caches. Corre
 Usage:
     python benchmarks/peers.py                    # full run, tables on stdout, charts to docs/img
     python benchmarks/peers.py --quick            # CI smoke test: 30 steps, no charts
+    python benchmarks/peers.py --large            # ... scale workload up to 1M steps
     python benchmarks/peers.py --json out.json --systems kaizen-fs,langgraph-sqlite
 
 No figure here is asserted anywhere: this reports, it does not test.
@@ -57,6 +61,15 @@ else:
     from . import _workload as W
 
 now_ns = time.perf_counter_ns
+
+
+def _scale_module() -> Any:
+    """``scale.py`` (workload 2): its table and chart helpers import no agentjournal."""
+    if __package__ in (None, ""):
+        import scale as S  # type: ignore[import-not-found]
+    else:
+        from . import scale as S
+    return S
 
 LARGE_REPS = {"1KB": 50, "20KB": 30, "500KB": 10}
 LARGE_REPS_QUICK = {"1KB": 3, "20KB": 3, "500KB": 2}
@@ -369,6 +382,8 @@ def machine_info(tmp: Path) -> dict[str, Any]:
         "python_implementation": platform.python_implementation(),
         "sqlite": __import__("sqlite3").sqlite_version,
         "workdir_filesystem": filesystem_of(tmp),
+        "loadavg_at_start": loadavg(),
+        "fdatasync_500B_at_start": fsync_floor(tmp),
     }
     try:
         with open("/proc/cpuinfo") as f:
@@ -384,6 +399,36 @@ def machine_info(tmp: Path) -> dict[str, Any]:
     except OSError:
         pass
     return info
+
+
+def fsync_floor(directory: Path, n: int = 200) -> dict[str, float]:
+    """What one durable append costs on this filesystem right now: write ~500 B to a file and
+    ``fdatasync`` it, ``n`` times (median and p99, ms). The floor under every per-step figure
+    that syncs (agentjournal sync, LangGraph SQLite); recorded at the start and the end of the
+    run because other I/O on the machine moves it."""
+    path = directory / "fsync-floor.tmp"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    times = []
+    try:
+        line = b"x" * 499 + b"\n"
+        for _ in range(n):
+            t0 = now_ns()
+            os.write(fd, line)
+            os.fdatasync(fd)
+            times.append(now_ns() - t0)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return {"median_ms": statistics.median(times) / 1e6, "p99_ms": pct(times, 99) / 1e6,
+            "n": n}
+
+
+def loadavg() -> list[float] | None:
+    """1, 5 and 15-minute load averages (other work on the machine adds noise)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def versions() -> dict[str, str | None]:
@@ -492,9 +537,122 @@ def print_tables(doc: dict[str, Any]) -> None:
         print("\nskipped: " + "; ".join(f"{k}: {v}" for k, v in doc["skipped"].items()))
 
 
+# ---------------------------------------------------------------------------------------------
+# DESIGN.md targets, computed from this run's figures
+# ---------------------------------------------------------------------------------------------
+
+def _g(doc: dict[str, Any], system: str) -> dict[str, Any] | None:
+    return doc["systems"].get(system, {}).get("growing_conversation")
+
+
+def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The performance targets of DESIGN.md, each with this run's figure and met / missed.
+
+    Per-step ratios are judged on the median over all steps (snapshot steps included in the
+    sample); the first-100, last-100 and total-time ratios are reported beside it.
+    """
+    out: list[dict[str, Any]] = []
+
+    def speed(ours: str, peer: str, goal: float, what: str) -> None:
+        a, b = _g(doc, ours), _g(doc, peer)
+        if not a or not b:
+            return
+        pa, pb = a["per_step"], b["per_step"]
+        r = {k: pb[k]["median_ms"] / pa[k]["median_ms"] for k in ("all", "first", "last")}
+        out.append({"target": what, "ours": ours, "peer": peer, "goal_ratio": goal,
+                    "ratio": r["all"], "ratio_first": r["first"], "ratio_last": r["last"],
+                    "ratio_total_time": b["total_s"] / a["total_s"],
+                    "ours_median_ms": pa["all"]["median_ms"],
+                    "peer_median_ms": pb["all"]["median_ms"],
+                    "met": r["all"] >= goal})
+
+    def written(ours: str, peer: str, goal: float, what: str) -> None:
+        a, b = _g(doc, ours), _g(doc, peer)
+        if not a or not b or not a.get("bytes_written") or not b.get("bytes_written"):
+            return
+        r = b["bytes_written"] / a["bytes_written"]
+        out.append({"target": what, "ours": ours, "peer": peer, "goal_ratio": goal, "ratio": r,
+                    "ours_bytes": a["bytes_written"], "peer_bytes": b["bytes_written"],
+                    "met": r >= goal})
+
+    speed("agentjournal-none", "kaizen-fs", 50, "none mode >= 50x faster per step than the seed "
+          "system checkpointing every step")
+    speed("agentjournal-none", "kaizen-fs-gzip", 50, "(same, against the seed with gzip)")
+    speed("agentjournal-sync", "langgraph-sqlite", 8, "sync mode >= 8x faster per step than "
+          "LangGraph's SQLite checkpointer")
+    written("agentjournal-none", "kaizen-fs", 100, ">= 100x fewer bytes written than the seed")
+    written("agentjournal-none", "kaizen-fs-gzip", 100,
+            ">= 100x fewer bytes written than the seed (gzip)")
+    written("agentjournal-sync", "langgraph-sqlite", 100,
+            ">= 100x fewer bytes written than LangGraph SQLite")
+    g = _g(doc, "agentjournal-sync")
+    if g and "resume_fresh_object" in g:
+        fp = g.get("resume_fresh_process", {})
+        v = fp.get("resume_ms")
+        out.append({"target": "resume of a 1000-message history <= 2 ms", "ours":
+                    "agentjournal-sync", "bound_ms": 2.0, "value_ms": v,
+                    "fresh_object_first_ms": g["resume_fresh_object"]["first_ms"],
+                    "fresh_object_repeat_median_ms":
+                    g["resume_fresh_object"]["repeat_median_ms"],
+                    "measure": "fresh process, open + resume (first call)",
+                    "met": v is not None and v <= 2.0})
+    sc = doc.get("scale")
+    if sc and sc.get("sizes"):
+        ns = sorted(int(k) for k in sc["sizes"])
+        lo, hi = sc["sizes"][str(ns[0])], sc["sizes"][str(ns[-1])]
+        r = hi["resume_fresh_object"]["median_ms"] / lo["resume_fresh_object"]["median_ms"]
+        out.append({"target": f"resume flat: {ns[-1]:,} steps within 1.2x of {ns[0]:,}",
+                    "ratio": r, "bound_ratio": 1.2, "met": r <= 1.2,
+                    "measure": "new writable Journal + resume(), median"})
+        for key, label in (("state_at", "state_at(k) of the largest history <= 5 ms"),
+                           ("history", f"listing {sc['history_span']} steps <= 5 ms")):
+            for sfx, who in (("", "writable journal"), ("_readonly", "read-only journal")):
+                v = hi[key + sfx]["median_ms"]
+                out.append({"target": f"{label} ({who}, {ns[-1]:,} steps)", "bound_ms": 5.0,
+                            "value_ms": v, "p99_ms": hi[key + sfx]["p99_ms"], "met": v <= 5.0})
+    return out
+
+
+def print_targets(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    print("\nDESIGN.md targets (this run)")
+    trows = []
+    for t in rows:
+        if "goal_ratio" in t:
+            fig = f"{t['ratio']:.0f}x" if t["ratio"] >= 10 else f"{t['ratio']:.2f}x"
+            extra = ""
+            if "ratio_total_time" in t:
+                extra = (f"first100 {t['ratio_first']:.0f}x, last100 {t['ratio_last']:.0f}x, "
+                         f"total time {t['ratio_total_time']:.0f}x")
+            elif "ours_bytes" in t:
+                extra = f"{t['peer_bytes'] / 1e6:.1f} MB vs {t['ours_bytes'] / 1e6:.2f} MB"
+            goal = f">= {t['goal_ratio']:.0f}x"
+        elif "bound_ratio" in t:
+            fig, goal, extra = f"{t['ratio']:.2f}x", f"<= {t['bound_ratio']}x", t["measure"]
+        else:
+            fig = fmt_ms(t["value_ms"]) + " ms"
+            goal = f"<= {t['bound_ms']:.0f} ms"
+            extra = (f"p99 {fmt_ms(t['p99_ms'])} ms" if "p99_ms" in t else
+                     f"fresh object: first {fmt_ms(t['fresh_object_first_ms'])} ms, repeat "
+                     f"{fmt_ms(t['fresh_object_repeat_median_ms'])} ms")
+        what = t["target"] + (f" [{t['ours']} vs {t['peer']}]" if "peer" in t else "")
+        trows.append([what, fig, goal, "met" if t["met"] else "MISSED", extra])
+    print(table(["target", "this run", "goal", "", "detail"], trows))
+
+
 def rolling_median(xs: list[float], w: int) -> list[float]:
     h = w // 2
     return [statistics.median(xs[max(0, i - h): i + h + 1]) for i in range(len(xs))]
+
+
+STYLE_COLOURS = {
+    "agentjournal-sync": "tab:blue", "agentjournal-group": "tab:cyan",
+    "agentjournal-none": "tab:green", "agentjournal-manager": "tab:olive",
+    "kaizen-fs": "tab:red", "kaizen-fs-gzip": "tab:orange",
+    "langgraph-sqlite": "tab:purple", "langgraph-sqlite-delta": "tab:pink",
+    "langgraph-memory": "tab:brown", "langgraph-none": "tab:gray",
+}
 
 
 def charts(doc: dict[str, Any], outdir: Path) -> list[str]:
@@ -511,21 +669,29 @@ def charts(doc: dict[str, Any], outdir: Path) -> list[str]:
 
     palette = plt.get_cmap("tab10").colors
     colour = {name: palette[i % len(palette)] for i, name in enumerate(doc["systems"])}
+    colour.update({k: v for k, v in STYLE_COLOURS.items() if k in colour})
+
+    def style(name: str) -> dict[str, Any]:
+        fam = doc["systems"][name].get("family", "")
+        ls = {"agentjournal": "-", "kaizen": "--", "langgraph": "-."}.get(fam, ":")
+        if name in ("langgraph-memory", "langgraph-none"):
+            ls = ":"
+        return {"color": colour[name], "ls": ls, "lw": 2.0 if fam == "agentjournal" else 1.3}
 
     def label(name: str) -> str:
         return name + (" (held in RAM)" if name.startswith("langgraph-memory") else "")
 
-    fig, ax = plt.subplots(figsize=(9, 5.5))
+    fig, ax = plt.subplots(figsize=(11, 5.5))
     for name, g in sysg.items():
         us = g["per_step"]["us"]
         ax.plot(range(1, len(us) + 1), [u / 1e3 for u in rolling_median(us, 9)], label=name,
-                lw=1.2, color=colour[name])
+                **style(name))
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("time per step, ms (rolling median of 9, log scale)")
     ax.set_title(f"Per-step cost, growing conversation ({title_sfx})", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     p = outdir / "peers_step_cost.png"
     fig.tight_layout()
     fig.savefig(p, dpi=110)
@@ -535,28 +701,58 @@ def charts(doc: dict[str, Any], outdir: Path) -> list[str]:
     for key, fname, ylabel in (
             ("apparent", "peers_bytes_on_disk.png", "bytes on disk, MB (log scale)"),
             ("wchar", "peers_bytes_written.png", "bytes written so far, MB (log scale)")):
-        fig, ax = plt.subplots(figsize=(9, 5.5))
+        fig, ax = plt.subplots(figsize=(11, 5.5))
         for name, g in sysg.items():
             pts = [(s["step"], s[key]) for s in g["disk_samples"]
                    if not s.get("after_finish") and s.get(key)]
             if not pts or (key == "wchar" and name.startswith("langgraph-memory")):
                 continue
             ax.plot([a for a, _ in pts], [b / 1e6 for _, b in pts],
-                    label=label(name) if key == "apparent" else name, lw=1.4,
-                    color=colour[name])
+                    label=label(name) if key == "apparent" else name, **style(name))
         ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_ylabel(ylabel)
         what = "Bytes on disk" if key == "apparent" else "Cumulative bytes written (wchar)"
         ax.set_title(f"{what}, growing conversation ({title_sfx})", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         p = outdir / fname
         fig.tight_layout()
         fig.savefig(p, dpi=110)
         plt.close(fig)
         made.append(str(p))
+    if doc.get("scale", {}).get("sizes"):
+        made.append(_scale_module().chart(doc["scale"], outdir / "scale.png",
+                                          f"{doc['machine'].get('cores')} cores, Python "
+                                          f"{doc['machine']['python']}"))
     return made
+
+
+def run_scale(doc: dict[str, Any], args: argparse.Namespace,
+              base_tmp_parent: Path | None) -> None:
+    """Workload 2 in its own process (``scale.py``); its figures go to ``doc["scale"]``."""
+    if P.AGENTJOURNAL_IMPORT_ERROR or "agentjournal-none" not in P.REGISTRY:
+        doc["skipped"]["scale"] = f"agentjournal unavailable: {P.AGENTJOURNAL_IMPORT_ERROR}"
+        print(f"[skip] scale: {doc['skipped']['scale']}", file=sys.stderr)
+        return
+    with tempfile.TemporaryDirectory(prefix="aj-scale-", dir=base_tmp_parent) as tmp:
+        out = Path(tmp) / "scale.json"
+        cmd = [sys.executable, str(HERE / "scale.py"), "--json", str(out), "--tmpdir", tmp]
+        if args.quick:
+            cmd.append("--quick")
+        if args.large:
+            cmd.append("--large")
+        if args.scale_sizes:
+            cmd += ["--sizes", args.scale_sizes]
+        print("[run ] scale (workload 2) ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode != 0 or not out.exists():
+            doc["skipped"]["scale"] = f"worker failed: {p.stderr.strip()[-1500:]}"
+            print(f"[fail] scale:\n{p.stderr[-3000:]}", file=sys.stderr)
+            return
+        doc["scale"] = json.loads(out.read_text())
+        print(f"[done] scale in {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -569,7 +765,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="directory for PNG charts (default docs/img; off with --quick)")
     ap.add_argument("--no-charts", action="store_true")
     ap.add_argument("--systems", default=None, help="comma-separated subset (default: all)")
-    ap.add_argument("--workloads", default="1,3", help="comma-separated: 1, 3 (default both)")
+    ap.add_argument("--workloads", default="1,2,3",
+                    help="comma-separated: 1 growing conversation, 2 scale (agentjournal alone),"
+                         " 3 large states (default all)")
+    ap.add_argument("--large", action="store_true",
+                    help="workload 2 also at 1,000,000 steps (several minutes, ~1 GB of disk)")
+    ap.add_argument("--scale-sizes", default=None,
+                    help="workload 2 step counts, comma-separated (default 1000,10000,100000)")
     ap.add_argument("--tmpdir", type=Path, default=None,
                     help="where stores are created (default: system temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the stores after the run")
@@ -641,7 +843,7 @@ def main(argv: list[str] | None = None) -> int:
     del final, raw
 
     try:
-        for name in names:
+        for name in (names if workloads & {"1", "3"} else []):
             ok, why = P.availability(name)
             if not ok:
                 doc["skipped"][name] = why
@@ -675,11 +877,22 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"stores kept in {base_tmp}", file=sys.stderr)
 
+    if "2" in workloads:
+        run_scale(doc, args, base_tmp_parent=args.tmpdir)
+    doc["targets"] = targets(doc)
+    doc["machine"]["loadavg_at_end"] = loadavg()
+    doc["machine"]["fdatasync_500B_at_end"] = fsync_floor(
+        Path(args.tmpdir) if args.tmpdir else Path(tempfile.gettempdir()))
     if "1" in workloads or "3" in workloads:
         print_tables(doc)
+    if doc.get("scale", {}).get("sizes"):
+        print(f"\nWorkload 2: scale, agentjournal alone ({doc['scale']['description']})")
+        _scale_module().print_table(doc["scale"])
+    print_targets(doc["targets"])
     chart_dir = args.charts if args.charts is not None else (
         None if args.quick else HERE.parent / "docs" / "img")
-    if chart_dir is not None and not args.no_charts and "1" in workloads and doc["systems"]:
+    if chart_dir is not None and not args.no_charts and (
+            ("1" in workloads and doc["systems"]) or doc.get("scale", {}).get("sizes")):
         try:
             doc["charts"] = charts(doc, chart_dir)
             print("\ncharts: " + ", ".join(doc["charts"]))
