@@ -351,7 +351,7 @@ class BaseAutonomousAgent:
             if hm is not None and status == "interrupted":
                 await _quiet_trigger(hm, HookEvent.PRE_INTERRUPT, agent_id,
                                      {"agent_id": agent_id, "signal": self._interrupt})
-            last = await sm.resume_from_latest(agent_id)
+            last = await sm._latest(agent_id)
             if last is None:
                 return
             last.status = status

@@ -278,7 +278,8 @@ class StateManager:
 
         Every call records a step (only what changed since the previous call). A snapshot is
         written too when a trigger fires or ``force`` is true. ``state.checkpoint_id`` is set
-        to the returned id.
+        to the returned id. Do not mutate ``state`` from another task while the save is
+        awaited: with ``durability="sync"`` it is compared in a worker thread.
 
         Raises:
             InvalidAgentIdError: ``state.agent_id`` is empty or not a valid id.
@@ -400,13 +401,7 @@ class StateManager:
         if hm is not None and hm.has_handlers(HookEvent.PRE_RESUME):
             await hm.trigger(HookEvent.PRE_RESUME, agent_id, {"agent_id": agent_id,
                                                               "timestamp": time.time()})
-        state = None
-        if agent_id in self._agents or self.storage.exists(agent_id):
-            ag = await self._writer(agent_id, create=False)
-            async with ag.lock_for_loop():
-                res = await asyncio.to_thread(ag.journal.resume)
-            if res.seq > 0 and isinstance(res.state, dict) and res.state:
-                state = AgentState.from_dict(res.state)
+        state = await self._latest(agent_id)
         if state is None:
             log.info("no checkpoint for agent %s: starting fresh", agent_id)
         if hm is not None and hm.has_handlers(HookEvent.POST_RESUME):
@@ -417,6 +412,17 @@ class StateManager:
                             checkpoint_id=state.checkpoint_id)
             await hm.trigger(HookEvent.POST_RESUME, agent_id, data)
         return state
+
+    async def _latest(self, agent_id: str) -> AgentState | None:
+        """The state after the last record, from the (opened) writable journal; no hooks."""
+        if agent_id not in self._agents and not self.storage.exists(agent_id):
+            return None
+        ag = await self._writer(agent_id, create=False)
+        async with ag.lock_for_loop():
+            res = await asyncio.to_thread(ag.journal.resume)
+        if res.seq > 0 and isinstance(res.state, dict) and res.state:
+            return AgentState.from_dict(res.state)
+        return None
 
     async def last_step(self, agent_id: str) -> int | None:
         """The agent's last recorded step, or None when it has no journal or no records."""
