@@ -343,8 +343,10 @@ def _build_graph_builder(wl: W.Workload | None, delta_channel: bool) -> Any:
     else:
         messages_t = Annotated[list, operator.add]
 
-    BenchState = TypedDict("BenchState", {"messages": messages_t, "counter": int,
-                                          "budget": float})
+    # Functional syntax on purpose: with postponed annotations, class syntax would leave
+    # "messages_t" as a string that LangGraph cannot resolve (it is local to this function).
+    BenchState = TypedDict("BenchState", {"messages": messages_t,  # noqa: UP013
+                                          "counter": int, "budget": float})
 
     steps = wl.steps if wl is not None else 0
     msgs = wl.messages if wl is not None else []
