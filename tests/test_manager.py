@@ -93,11 +93,11 @@ def test_frequency_trigger(tmp_path: Any) -> None:
 def test_interval_trigger(tmp_path: Any) -> None:
     async def main() -> None:
         async with StateManager(storage(tmp_path), checkpoint_frequency=None,
-                                checkpoint_interval=0.2) as sm:
+                                checkpoint_interval=0.5) as sm:
             s = AgentState(agent_id="a")
             await save_steps(sm, s, range(1, 3))
             assert snapshot_steps(tmp_path / "store", "a") == []
-            time.sleep(0.25)
+            time.sleep(0.55)
             await save_steps(sm, s, range(3, 4))
             assert snapshot_steps(tmp_path / "store", "a") == [3]
             await save_steps(sm, s, range(4, 6))
@@ -109,12 +109,12 @@ def test_interval_trigger(tmp_path: Any) -> None:
 def test_frequency_or_interval_whichever_first(tmp_path: Any) -> None:
     async def main() -> None:
         async with StateManager(storage(tmp_path), checkpoint_frequency=4,
-                                checkpoint_interval=0.2) as sm:
+                                checkpoint_interval=0.5) as sm:
             s = AgentState(agent_id="a")
             await save_steps(sm, s, range(1, 5))  # frequency fires at 4
             assert snapshot_steps(tmp_path / "store", "a") == [4]
             await save_steps(sm, s, range(5, 6))
-            time.sleep(0.25)
+            time.sleep(0.55)
             await save_steps(sm, s, range(6, 7))  # interval fires at 6, before step 8
             assert snapshot_steps(tmp_path / "store", "a") == [4, 6]
 
@@ -136,13 +136,13 @@ def test_triggers_survive_a_restart(tmp_path: Any) -> None:
     # And the interval is measured from the snapshot's time in the journal, not from startup.
     async def late() -> None:
         async with StateManager(storage(tmp_path), checkpoint_frequency=None,
-                                checkpoint_interval=0.2) as sm:
+                                checkpoint_interval=0.5) as sm:
             s = await sm.resume_from_latest("a")
             assert s is not None
             assert sm.should_checkpoint("a", 12, time.time())
             await save_steps(sm, s, range(12, 13))
 
-    time.sleep(0.25)
+    time.sleep(0.55)
     run(late())
     assert snapshot_steps(tmp_path / "store", "a") == [5, 10, 12]
 
