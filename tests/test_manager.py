@@ -355,3 +355,18 @@ def test_resume_returns_the_last_step_not_the_last_snapshot(tmp_path: Any) -> No
             assert len(s.conversation_history) == 7
 
     run(main())
+
+
+def test_concurrent_saves_share_one_journal_per_agent(tmp_path: Any) -> None:
+    async def agent(sm: StateManager, agent_id: str) -> None:
+        await save_steps(sm, AgentState(agent_id=agent_id), range(1, 6))
+
+    async def main() -> None:
+        async with StateManager(storage(tmp_path), checkpoint_frequency=2) as sm:
+            await asyncio.gather(*(agent(sm, f"w{i % 3}-{i}") for i in range(6)))
+        async with StateManager(storage(tmp_path)) as sm:  # opens them anew, concurrently
+            got = await asyncio.gather(*(sm.resume_from_latest(f"w{i % 3}-{i}")
+                                         for i in (0, 0, 1, 1)))
+            assert [s.step_number for s in got if s is not None] == [5, 5, 5, 5]
+
+    run(main())

@@ -168,6 +168,8 @@ class StateManager:
         else:
             self._offload_steps = offload == "always"
         self._agents: dict[str, _Agent] = {}
+        self._open_lock: asyncio.Lock | None = None
+        self._open_loop: asyncio.AbstractEventLoop | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
@@ -223,7 +225,15 @@ class StateManager:
     async def _writer(self, agent_id: str, *, create: bool = True) -> _Agent:
         ag = self._agents.get(agent_id)
         if ag is None:
-            ag = await asyncio.to_thread(self._open_sync, agent_id, create)
+            # One opening at a time: two tasks saving a new agent at once must share a journal
+            # (a second open would find the agent locked by the first).
+            loop = asyncio.get_running_loop()
+            if self._open_lock is None or self._open_loop is not loop:
+                self._open_lock, self._open_loop = asyncio.Lock(), loop
+            async with self._open_lock:
+                ag = self._agents.get(agent_id)
+                if ag is None:
+                    ag = await asyncio.to_thread(self._open_sync, agent_id, create)
         return ag
 
     async def _read(self, agent_id: str, fn: Callable[[Journal], T]) -> T:
