@@ -340,7 +340,10 @@ class Journal:
         else:
             first = next(iter(self.reader.records(1, 1)), None)
             if first is not None:
-                self._snap_step, self._snap_ts = first.step, first.ts
+                # No snapshot yet: count steps from 0, as the process that began the journal
+                # did (counting from the first record's step delayed the first snapshot by one
+                # step after every restart).
+                self._snap_step, self._snap_ts = 0, first.ts
             else:
                 self._snap_step, self._snap_ts = 0, time.time()
 
