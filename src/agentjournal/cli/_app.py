@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any, NoReturn, TypeVar
 
 import click
+import msgspec
 from rich.console import Console
 from rich.text import Text
 
@@ -141,7 +142,10 @@ class Settings:
 
     def emit_json(self, doc: Any, *, indent: int | None = 2) -> None:
         """Print one JSON document on stdout (never styled)."""
-        click.echo(json.dumps(doc, indent=indent, ensure_ascii=False, allow_nan=False))
+        if indent is None:
+            click.echo(msgspec.json.encode(doc).decode())
+        else:
+            click.echo(json.dumps(doc, indent=indent, ensure_ascii=False, allow_nan=False))
 
     # --- journals ------------------------------------------------------------------------
     def key_bytes(self) -> bytes | None:

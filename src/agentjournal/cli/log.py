@@ -106,6 +106,16 @@ class Printer:
             self.s.emit_json(log_entry(self.agent_id, rec, summary), indent=None)
             return
         kind = kind_of(rec)
+        if not self.s.tty:
+            # Piped: plain text, without the cost of rich per line.
+            click.echo(f"{rec.step:>6} #{rec.seq:<6} {local_time(rec.ts)}  {kind:<8}  {summary}")
+            if self.patch and isinstance(rec, (Step, Fork)):
+                for op in rec.ops:
+                    sign = OP_STYLE.get(str(op.get("op")), ("?", ""))[0]
+                    value = ("  " + msgspec.json.encode(op["value"]).decode()
+                             if "value" in op else "")
+                    click.echo(f"{'':>15}{sign} {op.get('path')}{value}")
+            return
         line = Text.assemble(
             (f"{rec.step:>6}", "bold yellow"), " ", (f"#{rec.seq:<6}", "dim"), " ",
             (local_time(rec.ts), "green"), "  ", (f"{kind:<8}", KIND_STYLE[kind]), "  ",

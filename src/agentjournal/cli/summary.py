@@ -86,11 +86,29 @@ class _ListChange:
     """Adds, removes and edits of one list-valued field, replayed on a shallow copy."""
 
     def __init__(self, before: Any) -> None:
-        self.items: list[Any] | None = list(before) if isinstance(before, list) else None
+        # Copied only when an item is removed or inserted: appending to a long conversation
+        # must not cost its length.
+        self._before: list[Any] | None = before if isinstance(before, list) else None
+        self._items: list[Any] | None = None
         self.added: list[Any] = []
         self.removed: list[Any] = []
         self.edited: list[str] = []
         self.replaced: Any = _UNKNOWN
+        self._appended: list[Any] = []
+
+    def _take_appended(self) -> list[Any]:
+        out, self._appended = self._appended, []
+        return out
+
+    @property
+    def items(self) -> list[Any] | None:
+        if self._items is None and self._before is not None:
+            self._items = list(self._before)
+        return self._items
+
+    @items.setter
+    def items(self, value: list[Any] | None) -> None:
+        self._items, self._before = value, None
 
     def apply(self, name: str, tokens: list[str], value: Any) -> None:
         if len(tokens) == 1:
@@ -107,7 +125,10 @@ class _ListChange:
         idx = tokens[1]
         if len(tokens) == 2 and name == "add":
             self.added.append(value)
-            if self.items is not None:
+            if self._items is None and self._before is not None and idx == "-":
+                self._appended.append(value)  # kept aside: no copy of the list yet
+            elif self.items is not None:
+                self.items.extend(self._take_appended())
                 if idx == "-" or not idx.isdigit():
                     self.items.append(value)
                 else:
@@ -115,8 +136,11 @@ class _ListChange:
             return
         if len(tokens) == 2 and name == "remove":
             item = _UNKNOWN
-            if self.items is not None and idx.isdigit() and int(idx) < len(self.items):
-                item = self.items.pop(int(idx))
+            items = self.items
+            if items is not None:
+                items.extend(self._take_appended())
+            if items is not None and idx.isdigit() and int(idx) < len(items):
+                item = items.pop(int(idx))
             self.removed.append(item)
             return
         self.edited.append(idx)
