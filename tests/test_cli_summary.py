@@ -69,7 +69,8 @@ def test_edited_messages_and_many_paths_are_shortened() -> None:
 
 def test_removed_items_are_named_after_appends_in_the_same_step() -> None:
     before = {"pending_actions": [{"action": "a"}, {"action": "b"}]}
-    ops = [{"op": "add", "path": "/pending_actions/-", "value": {"action": "c"}},
+    ops: list[dict[str, Any]] = [
+           {"op": "add", "path": "/pending_actions/-", "value": {"action": "c"}},
            {"op": "remove", "path": "/pending_actions/0"},
            {"op": "remove", "path": "/pending_actions/1"}]
     assert summarize_ops(ops, before) == "+1 pending action (c), -2 pending actions (a, c)"
