@@ -8,8 +8,10 @@ the triggers. Step ``0`` is the initial state; cycle ``k`` produces step ``k``.
 
 * An exception in a step: the state is put back to the last recorded step, marked ``failed``
   with the error in ``metadata["last_error"]``, snapshotted, and the exception re-raised.
-* SIGINT/SIGTERM: an async step in progress is cancelled (a sync one finishes first); the state
-  of the last recorded step is marked ``interrupted`` and snapshotted; the loop returns.
+* SIGINT/SIGTERM: an async step in progress is cancelled (a sync one finishes first: it runs on
+  the event loop's thread, so signals wait for it); the state of the last recorded step is
+  marked ``interrupted`` and snapshotted; the loop returns. A second signal hands signal
+  handling back to Python, so a third one stops the process at once.
 * Task cancellation: the same record, then ``CancelledError`` propagates.
 * ``resume_from_checkpoint=True``: a restarted run continues at the step after the last one
   recorded and stops at ``max_cycles`` steps in total. A run that already completed is not
@@ -153,6 +155,7 @@ class BaseAutonomousAgent:
         self.cycle_count = 0
         self._interrupt: str | None = None
         self._step_task: asyncio.Future[Any] | None = None
+        self._removers: list[Callable[[], None]] = []
         self._warned_noop = False
 
     @property
@@ -282,7 +285,7 @@ class BaseAutonomousAgent:
                 "agent_id": agent_id, "task": task, "step_number": state.step_number,
                 "resumed": resumed_from is not None})
         out: Any = None
-        removers = self._install_signals()
+        self._removers = self._install_signals()
         try:
             out = await self._cycles(state, task)
         except _Interrupted:
@@ -294,8 +297,9 @@ class BaseAutonomousAgent:
             await self._record_end("failed", e)
             raise
         finally:
-            for remove in removers:
+            for remove in self._removers:
                 remove()
+            self._removers = []
             if hm is not None:
                 final = self.state
                 await _quiet_trigger(hm, HookEvent.POST_AGENT_LOOP, agent_id, {
@@ -387,6 +391,12 @@ class BaseAutonomousAgent:
 
     def _on_signal(self, sig: signal.Signals) -> None:
         if self._interrupt is not None:
+            # A second signal while the state is being recorded: hand the signals back to
+            # Python's default handling, so a third one stops the process at once.
+            log.warning("%s again: the next one stops the process without recording", sig.name)
+            for remove in self._removers:
+                remove()
+            self._removers = []
             return
         self._interrupt = sig.name
         log.warning("%s received: stopping agent %s after recording its state", sig.name,
