@@ -370,3 +370,29 @@ def test_concurrent_saves_share_one_journal_per_agent(tmp_path: Any) -> None:
             assert [s.step_number for s in got if s is not None] == [5, 5, 5, 5]
 
     run(main())
+
+
+def test_steps_of_a_very_large_state_move_off_the_loop(tmp_path: Any, monkeypatch: Any) -> None:
+    threads: list[int] = []
+    real = Journal.append
+
+    def spy(self: Journal, *a: Any, **kw: Any) -> Any:
+        threads.append(threading.get_ident())
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(Journal, "append", spy)
+
+    async def main() -> int:
+        async with StateManager(storage(tmp_path), checkpoint_frequency=None) as sm:
+            small = AgentState(agent_id="small")
+            await save_steps(sm, small, range(1, 3))
+            big = AgentState(agent_id="big")
+            # Recording this first step checks every value: far beyond the 2 ms inline limit.
+            big.conversation_history.extend({"role": "user", "content": f"m{i}", "n": [i]}
+                                            for i in range(200_000))
+            await save_steps(sm, big, range(1, 3))
+        return threading.get_ident()
+
+    loop_thread = run(main())
+    assert threads[:3] == [loop_thread] * 3  # small steps (and the big one's first) inline
+    assert threads[3] != loop_thread         # then the big agent records in a worker thread

@@ -64,6 +64,9 @@ __all__ = [
 log = logging.getLogger("agentjournal")
 T = TypeVar("T")
 
+_INLINE_LIMIT_S = 0.002
+
+
 class _Agent:
     """A writable journal the manager holds, with its snapshot-trigger base."""
 
@@ -73,6 +76,7 @@ class _Agent:
         self.snap_ts = snap_ts
         self.lock: asyncio.Lock | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.offload = False  # record this agent's steps in a worker thread (large state)
 
     def lock_for_loop(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -117,10 +121,12 @@ class StateManager:
         hook_manager: hooks fired around saves and resumes.
         redact: a redactor run on every state before it is encoded (in addition to the
             hook manager's, see :meth:`HookManager.register_redactor`).
-        offload: where recording a step runs: ``"auto"`` (default) records inline when the
-            storage's durability is ``none`` or ``group`` and in a worker thread when it is
-            ``sync``, so that the event loop never waits on ``fdatasync``; ``"always"`` or
-            ``"never"`` force one way. Snapshots and retention always run in a worker thread.
+        offload: where recording a step runs: ``"auto"`` (default) records in a worker thread
+            when the storage's durability is ``sync`` (the event loop never waits on
+            ``fdatasync``) and inline otherwise (a thread hop costs about as much as recording
+            a small step), switching an agent to the worker thread for good once one of its
+            steps took more than 2 ms inline (a very large state); ``"always"`` or ``"never"``
+            force one way. Snapshots and retention always run in a worker thread.
 
     Raises:
         ValueError: a trigger or count out of range.
@@ -167,6 +173,7 @@ class StateManager:
             self._offload_steps = self.storage.durability is Durability.SYNC
         else:
             self._offload_steps = offload == "always"
+        self._adaptive = offload == "auto"
         self._agents: dict[str, _Agent] = {}
         self._open_lock: asyncio.Lock | None = None
         self._open_loop: asyncio.AbstractEventLoop | None = None
@@ -329,10 +336,13 @@ class StateManager:
                 if hm is not None and hm.redactors:
                     doc = hm.redact(doc)
                 j = ag.journal
-                if self._offload_steps:
+                if self._offload_steps or ag.offload:
                     appended = await asyncio.to_thread(j.append, doc, step=step, snapshot=False)
                 else:
+                    t0 = time.perf_counter()
                     appended = j.append(doc, step=step, snapshot=False)
+                    if self._adaptive and time.perf_counter() - t0 > _INLINE_LIMIT_S:
+                        ag.offload = True
             except BaseException:
                 state.checkpoint_id = old_cid
                 raise
