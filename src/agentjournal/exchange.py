@@ -143,6 +143,7 @@ class ExportReport:
     keyed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as plain JSON-able values."""
         return asdict(self)
 
 
@@ -163,6 +164,7 @@ class ImportReport:
     written: bool = False
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as plain JSON-able values."""
         return asdict(self)
 
 
@@ -452,6 +454,7 @@ class _Importer:
         self.total = total
 
     def run(self, store: AgentStore | None) -> ImportReport:
+        """Verify the whole file; write each verified part to ``store`` when given."""
         where = self.where
         lines = _lines(self.src)
         got = next(lines, None)

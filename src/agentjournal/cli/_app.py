@@ -104,12 +104,15 @@ class Settings:
 
     @property
     def tty(self) -> bool:
+        """Whether stdout is a terminal (or --color always): tables, colour, cut lines."""
         return self.out.is_terminal
 
     def note(self, message: str, style: str = "dim") -> None:
+        """A message on stderr."""
         self.err.print(Text(message, style=style))
 
     def warn(self, message: str) -> None:
+        """``warning: message`` on stderr."""
         self.err.print(Text("warning: ", style="bold yellow") + Text(message))
 
     def table(self, columns: list[tuple[str, str]], rows: list[list[str | Text]], *,
@@ -149,6 +152,7 @@ class Settings:
 
     # --- journals ------------------------------------------------------------------------
     def key_bytes(self) -> bytes | None:
+        """The chain key as bytes (None: unkeyed)."""
         return self.key.encode() if self.key else None
 
     def journal(self, agent_id: str, *, readonly: bool = True) -> Journal:
@@ -183,6 +187,7 @@ class Settings:
 
 
 def get_settings() -> Settings:
+    """The current command's :class:`Settings`."""
     return click.get_current_context().ensure_object(Settings)
 
 
@@ -261,6 +266,7 @@ class Group(click.Group):
     """The command group: maps domain errors to messages and exit codes, shows warnings."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; domain errors become a message and their exit code."""
         settings = ctx.ensure_object(Settings)
         with warnings.catch_warnings(record=True) as caught:
             # The engine reports recoveries and skipped snapshots as warnings: show them as
@@ -336,4 +342,5 @@ def short_json(value: Any, limit: int | None = 100) -> str:
 
 
 def usage_error(message: str) -> NoReturn:
+    """Stop with a usage error (exit 2)."""
     raise click.UsageError(message)

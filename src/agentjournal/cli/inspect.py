@@ -35,7 +35,7 @@ from ._app import (
     short_json,
     store_options,
 )
-from .log import OP_STYLE
+from .log import OP_STYLE, kind_of
 
 # --------------------------------------------------------------------------------- ls
 
@@ -351,8 +351,6 @@ def journal_stats(j: Journal) -> schemas.StatsOut:
     kinds: collections.Counter[str] = collections.Counter()
     mark_steps: list[int] = []
     first = last = None
-    from .log import kind_of
-
     for rec in j.records():
         kinds[kind_of(rec)] += 1
         if isinstance(rec, SnapshotMark):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import itertools
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import click
@@ -26,6 +26,7 @@ OP_STYLE = {"add": ("+", "green"), "remove": ("-", "red"), "replace": ("~", "yel
 
 
 def kind_of(rec: AnyRecord) -> schemas.Kind:
+    """The record's kind as written in the journal (``step``, ``snapshot`` ...)."""
     if isinstance(rec, Step):
         return "step"
     if isinstance(rec, SnapshotMark):
@@ -132,6 +133,7 @@ class Printer:
                 self.s.out.print(text)
 
     def flush(self) -> None:
+        """Push what was printed to the reader (a pipe is block-buffered)."""
         self.s.out.file.flush()
 
 
@@ -264,7 +266,8 @@ def _follow(s: Settings, agent: str, printer: Printer, *, start: int | None, end
         printer.flush()
 
 
-def _wait_for(s: Settings, agent: str, idle: Any, interval: float) -> Journal | None:
+def _wait_for(s: Settings, agent: str, idle: Callable[[], bool], interval: float
+              ) -> Journal | None:
     """Open the agent's journal, waiting for it to appear (like ``tail -F``)."""
     told = False
     while True:

@@ -35,6 +35,7 @@ from ._app import (
 
 
 def verify_out(rep: VerifyReport) -> schemas.VerifyAgent:
+    """The ``verify --json`` object of one agent's report."""
     return {
         "agent_id": rep.agent_id, "ok": rep.ok, "records": rep.records,
         "segments": rep.segments, "snapshots": rep.snapshots, "first_seq": rep.first_seq,

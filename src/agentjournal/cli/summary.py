@@ -102,6 +102,7 @@ class _ListChange:
 
     @property
     def items(self) -> list[Any] | None:
+        """The field's items as the ops so far left them (None when unknown)."""
         if self._items is None and self._before is not None:
             self._items = list(self._before)
         return self._items
@@ -111,6 +112,7 @@ class _ListChange:
         self._items, self._before = value, None
 
     def apply(self, name: str, tokens: list[str], value: Any) -> None:
+        """Account for one op on this field (``tokens`` start with the field)."""
         if len(tokens) == 1:
             if name == "remove":
                 self.removed.extend(self.items or [])
@@ -146,6 +148,7 @@ class _ListChange:
         self.edited.append(idx)
 
     def phrases(self, word: str, describe: Callable[[Any], str | None]) -> list[str]:
+        """``+2 messages (user, assistant)``-style phrases; ``describe`` names an item."""
         out = []
         if self.replaced is not _UNKNOWN:
             n = len(self.replaced) if isinstance(self.replaced, (list, dict)) else 0
