@@ -401,3 +401,21 @@ def test_demo(tmp_path: Path) -> None:
     doc = run_json("ls", root=tmp_path / "demo")
     assert doc["agents"]
     assert run("verify", "--all", root=tmp_path / "demo").exit_code == 0
+
+
+# --------------------------------------------------------------------------- terminal output
+
+
+def test_terminal_output_has_colour_and_tables(root: Path, states: list[Any]) -> None:
+    del states
+    for args in (["ls"], ["log", "researcher", "--limit", "3", "--patch"],
+                 ["show", "researcher", "--at", "3"], ["diff", "researcher", "2", "3"],
+                 ["stats", "researcher"], ["verify", "researcher"],
+                 ["compact", "researcher", "--dry-run"]):
+        res = run("--color", "always", *args, root=root)
+        assert res.exit_code == 0, (args, res.stderr)
+        assert "\x1b[" in res.stdout, args
+    table = run("--color", "always", "ls", root=root).stdout
+    assert "─" in table  # a rich table rule
+    plain = run("--color", "never", "log", "researcher", root=root).stdout
+    assert "\x1b[" not in plain
