@@ -98,6 +98,7 @@ def test_truncated_unknown_field_and_bad_files_are_reported_not_fatal(
     write(seed_dir, seed_state("b", 1, status="paused"))
     write(seed_dir, seed_state("../evil", 1, checkpoint_id="ckpt_evil"))
     (seed_dir / "notes.txt").write_text("ignored")
+    (seed_dir / "ckpt_secret.enc.jsonl.gz").write_bytes(b"\x00ciphertext")
     rep = import_seed_checkpoints(seed_dir, tmp_path / "store")
     assert rep.agents == {"a": 2}
     assert rep.imported[1].unknown_fields == ["new_block", "sentiment_score"]
@@ -109,8 +110,9 @@ def test_truncated_unknown_field_and_bad_files_are_reported_not_fatal(
     assert "no agent_id" in reasons["ckpt_00000006.jsonl"]
     assert "status" in reasons["ckpt_b00000001.jsonl"]
     assert "invalid agent id" in reasons["ckpt_evil.jsonl"]
+    assert "encrypted" in reasons["ckpt_secret.enc.jsonl.gz"]
     assert "notes.txt" not in reasons
-    assert not rep.ok and "skipped 7 files" in rep.summary()
+    assert not rep.ok and "skipped 8 files" in rep.summary()
     assert not (tmp_path / "evil").exists()
 
     async def check() -> None:

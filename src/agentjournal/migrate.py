@@ -187,8 +187,10 @@ def import_seed_checkpoints(
     for name in sorted(os.listdir(src)):
         path = os.path.join(src, name)
         if not name.endswith(_SUFFIXES) or not os.path.isfile(path):
-            if ".enc" in name and name.endswith((".jsonl", ".gz")):
-                rep.skipped.append(SkippedFile(name, "encrypted checkpoints are not supported"))
+            continue
+        if ".enc." in name:
+            rep.skipped.append(SkippedFile(name, "encrypted checkpoints are not supported: "
+                                                 "decrypt them with the seed system first"))
             continue
         try:
             data = read_seed_file(path, max_file_bytes)
