@@ -44,7 +44,7 @@ def config(tmp_path: Path, **kw: Any) -> AutonomousConfig:
     kw.setdefault("max_cycles", 6)
     kw.setdefault("checkpoint_frequency", 2)
     kw.setdefault("checkpoint_interval_seconds", None)
-    return AutonomousConfig(base_dir=str(tmp_path / "store"), durability="none", **kw)
+    return AutonomousConfig(base_dir=tmp_path / "store", durability="none", **kw)
 
 
 def journal_state(tmp_path: Path, agent_id: str = "agent-1") -> tuple[int, dict[str, Any]]:

@@ -24,11 +24,13 @@ import asyncio
 import hashlib
 import inspect
 import logging
+import os
 import signal
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -79,7 +81,7 @@ class AutonomousConfig(BaseModel):
     checkpoint_interval_seconds: float | None = Field(default=60.0, gt=0)
     resume_from_checkpoint: bool = False
     agent_id: str | None = Field(default=None, pattern=AGENT_ID_PATTERN)
-    base_dir: str = ".agentjournal"
+    base_dir: str | Path = ".agentjournal"
     durability: Literal["sync", "group", "none"] = "sync"
     retention_count: int | None = Field(default=100, ge=1)
     enable_interrupts: bool = True
@@ -134,7 +136,7 @@ class BaseAutonomousAgent:
         state_manager: StateManager | None = None,
         *,
         step: StepFunction | None = None,
-        checkpoint_dir: str | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.config = config if config is not None else AutonomousConfig()
         if not isinstance(self.config, AutonomousConfig):
@@ -142,7 +144,7 @@ class BaseAutonomousAgent:
         self.signature = signature
         self._owns_manager = state_manager is None
         if state_manager is None:
-            storage = FilesystemStorage(checkpoint_dir or self.config.base_dir,
+            storage = FilesystemStorage(checkpoint_dir or os.fspath(self.config.base_dir),
                                         durability=self.config.durability)
             state_manager = StateManager(
                 storage, checkpoint_frequency=self.config.checkpoint_frequency,
