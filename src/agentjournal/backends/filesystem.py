@@ -69,9 +69,9 @@ class FileAgentStore:
         self.agent_id = agent_id
         self._dir = root.subdir(agent_id, create=create)
         try:
-            self._segments = self._dir.subdir("segments", create=True)
+            self._segments = self._dir.subdir("segments", create=create)
             try:
-                self._snapshots = self._dir.subdir("snapshots", create=True)
+                self._snapshots = self._dir.subdir("snapshots", create=create)
             except BaseException:
                 self._segments.close()  # else its descriptor leaks
                 raise

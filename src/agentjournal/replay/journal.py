@@ -634,7 +634,8 @@ class Journal:
         """Apply retention now (see :func:`agentjournal.retention.compact`)."""
         from ..retention import compact
 
-        self._w()
+        if not dry_run:
+            self._w()  # a dry run changes nothing, so a read-only journal may do it
         return compact(self, keep_snapshots=keep_snapshots or self.keep_snapshots or 10,
                        prune=self.prune if prune is None else prune,
                        compress_segments=(self.compress_segments if compress_segments is None
