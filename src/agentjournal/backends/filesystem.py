@@ -36,6 +36,9 @@ from .base import (
 
 DEFAULT_ROOT = ".agentjournal"
 MAX_SEALED_SEGMENT = 1 << 30
+MAX_SEGMENT_BYTES = 1 << 30
+"""Largest segment file read (writers roll at 64 MiB by default): a planted huge file is refused
+with LimitExceededError instead of being read into memory."""
 _HINT_OFFSET = 32  # LOCK: the pid in bytes 0-20, the hint (JSON, space padded) from here
 _HINT_SIZE = 96
 _hint_decoder = msgspec.json.Decoder(Hint)
@@ -178,7 +181,7 @@ class FileAgentStore:
     def read_segment(self, first_seq: int, offset: int = 0, length: int | None = None) -> bytes:
         name = seq_name(first_seq) + SEGMENT_SUFFIX
         try:
-            return self._segments.read(name, limit=1 << 62, offset=offset, length=length)
+            return self._segments.read(name, limit=MAX_SEGMENT_BYTES, offset=offset, length=length)
         except FileNotFoundError:
             sealed = seq_name(first_seq) + SEALED_SUFFIX
             raw = self._segments.read(sealed, limit=MAX_SEALED_SEGMENT)
