@@ -1,7 +1,8 @@
 """T7 I/O error injection.
 
 :class:`FaultOps` counts the calls of each kind (``write``, ``fsync``, ``fdatasync``,
-``replace``, ``open``, ``mkdir``) and makes the Nth call of one kind fail. A clean run of the
+``replace``, ``open``, ``mkdir``, and also ``unlink`` and ``ftruncate``) and makes the Nth call
+of one kind fail. A clean run of the
 workload gives the number of calls of each kind; then, for every kind and every N, the workload
 runs again with the Nth call failing with ``EIO``, ``ENOSPC`` or ``EDQUOT`` (at CI scale one
 errno per N, rotating; the ``slow`` variant runs all three for every N, and each again as a
@@ -54,7 +55,7 @@ from crash_helpers import (
 
 from agentjournal import Journal, JournalError, JournalPoisonedError, Step, _fs
 
-KINDS = ("write", "fsync", "fdatasync", "replace", "open", "mkdir")
+KINDS = ("write", "fsync", "fdatasync", "replace", "open", "mkdir", "unlink", "ftruncate")
 ERRNOS = (errno.EIO, errno.ENOSPC, errno.EDQUOT)
 STEPS = 12
 WORKLOADS = {
@@ -127,6 +128,14 @@ class FaultOps(_fs.FileOps):
     def mkdir(self, name: str, mode: int, dir_fd: int | None = None) -> None:
         self._check("mkdir", name)
         super().mkdir(name, mode, dir_fd)
+
+    def unlink(self, name: str, dir_fd: int) -> None:
+        self._check("unlink", name)
+        super().unlink(name, dir_fd)
+
+    def ftruncate(self, fd: int, size: int) -> None:
+        self._check("ftruncate", self.names.get(fd, "?"))
+        super().ftruncate(fd, size)
 
 
 def _is_journal(name: str) -> bool:
