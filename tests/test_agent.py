@@ -251,6 +251,40 @@ print("RESULT", r["status"], r["step"], r["interrupted_by"], flush=True)
 """
 
 
+CHILD_SYNC_SIGNAL = """
+import sys, time
+from agentjournal import AutonomousConfig, BaseAutonomousAgent
+
+def step(state, task):
+    print("step", state.step_number, flush=True)
+    time.sleep(0.01 if state.step_number < 3 else 1.0)
+    state.conversation_history.append({"role": "assistant", "content": str(state.step_number)})
+
+cfg = AutonomousConfig(max_cycles=50, agent_id="sig", base_dir=sys.argv[1],
+                       checkpoint_frequency=100, durability="none")
+r = BaseAutonomousAgent(cfg, step=step).run("t")
+print("RESULT", r["status"], r["step"], r["interrupted_by"], flush=True)
+"""
+
+
+def test_signal_during_a_sync_step_lets_it_finish(tmp_path: Path) -> None:
+    script = tmp_path / "child.py"
+    script.write_text(CHILD_SYNC_SIGNAL)
+    p = subprocess.Popen([sys.executable, str(script), str(tmp_path / "store")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    assert p.stdout is not None
+    for line in p.stdout:
+        if line.strip() == "step 3":
+            break
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    assert "RESULT interrupted 3 SIGINT" in out and "step 4" not in out
+    step_no, state = journal_state(tmp_path, "sig")
+    assert step_no == 3 and state["status"] == "interrupted"
+    assert [m["content"] for m in state["conversation_history"]] == ["1", "2", "3"]
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")

@@ -378,21 +378,35 @@ class BaseAutonomousAgent:
 
     # --- signals -------------------------------------------------------------------------
     def _install_signals(self) -> list[Callable[[], None]]:
+        """Python-level handlers (not ``loop.add_signal_handler``): they run as soon as the
+        main thread gets the signal, so the flag is set before the loop could start another
+        step; the rest happens on the loop."""
         if not self.config.enable_interrupts or threading.current_thread() is not \
                 threading.main_thread():
             return []
         loop = asyncio.get_running_loop()
         removers: list[Callable[[], None]] = []
+
+        def handler(signum: int, frame: object) -> None:
+            sig = signal.Signals(signum)
+            first = self._interrupt is None
+            if first:
+                self._interrupt = sig.name
+            try:
+                loop.call_soon_threadsafe(self._after_signal, sig, first)
+            except RuntimeError:
+                pass  # the loop is closing: nothing left to stop
+
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                loop.add_signal_handler(sig, self._on_signal, sig)
-            except (NotImplementedError, RuntimeError, ValueError):
+                previous = signal.signal(sig, handler)
+            except (ValueError, OSError):
                 continue
-            removers.append(_remover(loop, sig))
+            removers.append(_restorer(sig, previous))
         return removers
 
-    def _on_signal(self, sig: signal.Signals) -> None:
-        if self._interrupt is not None:
+    def _after_signal(self, sig: signal.Signals, first: bool) -> None:
+        if not first:
             # A second signal while the state is being recorded: hand the signals back to
             # Python's default handling, so a third one stops the process at once.
             log.warning("%s again: the next one stops the process without recording", sig.name)
@@ -400,7 +414,6 @@ class BaseAutonomousAgent:
                 remove()
             self._removers = []
             return
-        self._interrupt = sig.name
         log.warning("%s received: stopping agent %s after recording its state", sig.name,
                     self._agent_id)
         task = self._step_task
@@ -424,11 +437,11 @@ class BaseAutonomousAgent:
         }
 
 
-def _remover(loop: asyncio.AbstractEventLoop, sig: signal.Signals) -> Callable[[], None]:
-    def remove() -> None:
-        loop.remove_signal_handler(sig)
+def _restorer(sig: signal.Signals, previous: Any) -> Callable[[], None]:
+    def restore() -> None:
+        signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
 
-    return remove
+    return restore
 
 
 def _being_cancelled() -> bool:
