@@ -8,10 +8,10 @@ the triggers. Step ``0`` is the initial state; cycle ``k`` produces step ``k``.
 
 * An exception in a step: the state is put back to the last recorded step, marked ``failed``
   with the error in ``metadata["last_error"]``, snapshotted, and the exception re-raised.
-* SIGINT/SIGTERM: an async step in progress is cancelled (a sync one finishes first: it runs on
-  the event loop's thread, so signals wait for it); the state of the last recorded step is
-  marked ``interrupted`` and snapshotted; the loop returns. A second signal hands signal
-  handling back to Python, so a third one stops the process at once.
+* SIGINT/SIGTERM: an async step in progress is cancelled (its partial changes are dropped); a
+  sync one, which runs on the event loop's thread, finishes and is recorded first. The state of
+  the last recorded step is marked ``interrupted`` and snapshotted; the loop returns. A second
+  signal hands signal handling back to Python, so a third one stops the process at once.
 * Task cancellation: the same record, then ``CancelledError`` propagates.
 * ``resume_from_checkpoint=True``: a restarted run continues at the step after the last one
   recorded and stops at ``max_cycles`` steps in total. A run that already completed is not
