@@ -117,11 +117,15 @@ def verify_journal(j: Journal, progress: Callable[[int, int], None] | None) -> V
             chain_problem("torn_tail" if i == len(segs) - 1 else "corrupt",
                           f"incomplete last line of {sc.partial} bytes",
                           path=where, offset=sc.valid_end)
+        elif not data and i < len(segs) - 1:
+            chain_problem("corrupt", "segment is empty (no header, no records)", path=where,
+                          offset=0, seq=first)
         if sc.header is not None:
             prev = sc.last_hash if sc.records else sc.header.prev
             expect = sc.last_seq + 1 if sc.records else first
-        else:
+        elif data:
             prev, expect = None, None
+        # (an empty file: keep expecting the records it should hold, so the gap is reported)
         if sc.error is not None and not sc.tail:
             prev, expect = None, None
         if progress is not None:
