@@ -242,3 +242,115 @@ def test_bad_arguments(tmp_path: Path) -> None:
             j.append()
         with pytest.raises(ValueError):
             j.append({"a": 1}, ops=[])
+
+
+# --------------------------------------------------------------------------- edges
+
+
+def test_group_mode_roll_flusher_and_close_sync(tmp_path: Path) -> None:
+    with Journal(AGENT, tmp_path, durability="group", group_records=100, group_ms=10_000,
+                 snapshot_every=None, segment_max_records=2) as j:
+        for i in range(1, 6):
+            j.append({"i": i})  # rolls with records pending: they are synced first
+        assert j.writer is not None and not j.writer.poisoned
+        assert j.durable_seq >= 4
+    with Journal(AGENT, tmp_path, readonly=True) as r:
+        assert r.resume().state == {"i": 5}
+
+
+def test_group_flusher_failure_poisons(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from agentjournal import JournalPoisonedError, _fs
+
+    class FailSync(_fs.FileOps):
+        def fdatasync(self, fd: int) -> None:
+            raise OSError(5, "EIO")
+
+    j = Journal(AGENT, tmp_path, durability="group", group_records=1000, group_ms=20,
+                snapshot_every=None)
+    j.append({"i": 1})
+    monkeypatch.setattr(_fs, "ops", FailSync())
+    j.append({"i": 2})
+    deadline = time.monotonic() + 10
+    assert j.writer is not None
+    while not j.writer.poisoned and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert j.writer.poisoned  # the background fdatasync failed
+    with pytest.raises(JournalPoisonedError):
+        j.append({"i": 3})
+    monkeypatch.undo()
+    j.close()
+    with Journal(AGENT, tmp_path) as j2:
+        assert j2.last_seq >= 1
+
+
+def test_writer_refuses_unencodable_ops(tmp_path: Path) -> None:
+    from agentjournal import NotJSONEncodableError
+
+    with Journal(AGENT, tmp_path) as j:
+        assert j.writer is not None
+        with pytest.raises(NotJSONEncodableError):
+            j.writer.append_step([{"op": "add", "path": "/x", "value": object()}])
+        j.append({"ok": 1})
+        assert j.verify().ok
+
+
+def _segments(root: Path) -> list[Path]:
+    return sorted((root / AGENT / "segments").iterdir())
+
+
+def _three_segments(root: Path) -> None:
+    with Journal(AGENT, root, snapshot_every=None, segment_max_records=2) as j:
+        for i in range(1, 7):
+            j.append({"i": i})
+
+
+def test_reader_missing_middle_segment(tmp_path: Path) -> None:
+    _three_segments(tmp_path)
+    _segments(tmp_path)[1].unlink()
+    with Journal(AGENT, tmp_path, readonly=True) as r:
+        with pytest.raises(CorruptRecordError, match="missing"):
+            list(r.records())
+
+
+def test_reader_segment_vanishing_and_stale_listing(tmp_path: Path) -> None:
+    _three_segments(tmp_path)
+    with Journal(AGENT, tmp_path) as j:
+        rd = SegmentReader(j.store)
+        assert rd.segments() == [1, 3, 5]
+        for i in range(7, 10):
+            j.append({"i": i})  # rolls: the reader's listing is now stale
+        assert [r.seq for r in rd.records()] == list(range(1, 10))
+        rd2 = SegmentReader(j.store)
+        rd2.segments()
+        _segments(tmp_path)[1].unlink()
+        with pytest.raises(CorruptRecordError, match="vanished"):
+            list(rd2.records())
+
+
+def test_reader_empty_middle_segment(tmp_path: Path) -> None:
+    _three_segments(tmp_path)
+    _segments(tmp_path)[1].write_bytes(b"")
+    with Journal(AGENT, tmp_path, readonly=True) as r:
+        with pytest.raises(CorruptRecordError, match="no header"):
+            list(r.records())
+        assert not r.verify().ok
+
+
+def test_scan_newer_format_and_garbage_tail_with_hash_suffix(tmp_path: Path) -> None:
+    from agentjournal import _codec
+
+    with Journal(AGENT, tmp_path, snapshot_every=None) as j:
+        j.append({"i": 1})
+        data = j.store.read_segment(1)
+    hdr, rest = data.split(b"\n", 1)
+    body = _codec.split_line(hdr)
+    assert body is not None
+    newer = _codec.seal_line(body[0].replace(b'"format":1', b'"format":9'), None)[0]
+    sc = scan(newer + rest, first_seq=1, agent_id=AGENT, key=None, where="s")
+    assert sc.error is not None and "newer" in sc.error.message
+    # a damaged record followed by a line that only looks sealed: still a torn tail
+    fake = b'garbage{"kind":' + b',"h":"' + b"0" * 64 + b'"}\n'
+    sc = scan(data + b"xx\n" + fake, first_seq=1, agent_id=AGENT, key=None, where="s")
+    assert sc.error is not None and sc.tail

@@ -193,6 +193,11 @@ def _check_segment_level(store: Store, key: bytes | None) -> None:
     for k, p in enumerate(paths[:-1]):
         _with_files(store, {p: None}, lambda: _assert_detected(store.root, key, f"rm {p}"))
         _bump("delete-segment")
+        header_only = store.files[p].split(b"\n")[0] + b"\n"
+        for name, data in (("empty-segment", b""), ("header-only-segment", header_only)):
+            _with_files(store, {p: data},
+                        lambda: _assert_detected(store.root, key, f"{name} {p}"))
+            _bump(name)
         q = paths[k + 1]
         _with_files(store, {p: store.files[q], q: store.files[p]},
                     lambda: _assert_detected(store.root, key, f"swap {p} {q}"))
