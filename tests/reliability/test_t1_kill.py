@@ -17,8 +17,8 @@ an exact prefix of what was written (gap-free, unchanged, every record's content
 deterministic writer wrote), its last seq is >= the largest acknowledged seq, resume (snapshot +
 replay) equals our full replay, verify is ok, no temp file survives the open, no snapshot is
 skipped, and the next append gets last + 1. Usually the parent does this in place and the same
-journal goes on; one crash in four is checked on a copy so that the next child has to recover
-it itself.
+journal goes on; some crashes (half of those inside a snapshot, roll, compaction or recovery,
+a fifth of the others) are checked on a copy so that the next child has to recover them.
 """
 
 from __future__ import annotations
@@ -81,10 +81,10 @@ def _timed_kill(child: Child, rng: random.Random) -> str:
 
 
 def _targeted_kill(child: Child, rng: random.Random, recovery_pending: bool) -> str:
-    cats = ["snapshot", "roll", "compaction"] + (["recovery"] * 2 if recovery_pending else [])
+    cats = ["snapshot", "roll", "compaction"] + (["recovery"] * 3 if recovery_pending else [])
     target = rng.choice(cats)
     when = rng.choice("BE")
-    nth = rng.randint(1, 4)
+    nth = rng.randint(1, 2 if target == "recovery" else 4)
     seen = 0
     while True:
         line = child.lines.readline()
@@ -134,7 +134,7 @@ def _run_trial(tmp: Path, k: int, options: dict, kills: int, rng: random.Random,
     acked = 0
     recovery_pending = False
     for _ in range(kills):
-        pause = rng.random() < 0.6
+        pause = rng.random() < (0.8 if recovery_pending else 0.6)
         child = Child(root, AGENT, options, errlog, pause=pause)
         try:
             if pause:
@@ -150,7 +150,8 @@ def _run_trial(tmp: Path, k: int, options: dict, kills: int, rng: random.Random,
         stats.by_point[point.split(":")[0]] = stats.by_point.get(point.split(":")[0], 0) + 1
         acked = max(acked, child.acked)
         stats.appends_acked += child.appends
-        if rng.random() < 0.25:
+        dirty = point.split(":")[0] in ("snapshot", "roll", "compaction", "recovery")
+        if rng.random() < (0.5 if dirty else 0.2):
             # Check a copy; leave the crash unrepaired so that the next child recovers it.
             scratch = tmp / "scratch"
             shutil.rmtree(scratch, ignore_errors=True)
