@@ -21,8 +21,9 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,6 +293,32 @@ class Child:
         if rc != -signal.SIGKILL:
             raise AssertionError(f"child exited with {rc}: {errlog.read_text()[-3000:]}")
         return rc
+
+
+# --------------------------------------------------------------------------- forked crashes
+
+
+def run_killed(fn: Callable[[], None], errfile: Path) -> None:
+    """Run ``fn`` in a forked child that must die of SIGKILL (sent by itself at a crash point).
+
+    The child never returns into pytest. Raises AssertionError if it exits instead.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with live threads
+        pid = os.fork()
+    if pid == 0:
+        code = 2  # fn returned: the crash point was never reached
+        try:
+            fn()
+        except BaseException:
+            errfile.write_text(traceback.format_exc())
+            code = 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if not os.WIFSIGNALED(status) or os.WTERMSIG(status) != signal.SIGKILL:
+        msg = errfile.read_text() if errfile.exists() else "the crash point was never reached"
+        raise AssertionError(f"child was not killed (status {status}): {msg}")
 
 
 # --------------------------------------------------------------------------- figures

@@ -26,7 +26,6 @@ import errno
 import os
 import signal
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from crash_helpers import (
     check_journal,
     count_warnings,
     report,
+    run_killed,
     state_for,
     temp_files,
 )
@@ -172,22 +172,7 @@ def _run_killed(root: Path, shim: CrashOps, compress: bool, tmp: Path) -> int:
     """Run :func:`_work` in a forked child that SIGKILLs itself at the point."""
     acks = tmp / "acked"
     errs = tmp / "child-error"
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        code = 0
-        try:
-            _work(root, shim, compress, acks)
-            code = 0 if shim.fired else 2
-        except BaseException:
-            errs.write_text(traceback.format_exc())
-            code = 3
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    if os.WIFEXITED(status):
-        msg = errs.read_text() if errs.exists() else ""
-        raise AssertionError(f"child was not killed (exit {os.WEXITSTATUS(status)}): {msg}")
-    assert os.WTERMSIG(status) == signal.SIGKILL
+    run_killed(lambda: _work(root, shim, compress, acks), errs)
     return int(acks.read_text()) if acks.exists() else 0
 
 

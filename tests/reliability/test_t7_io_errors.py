@@ -49,6 +49,7 @@ from crash_helpers import (
     count_warnings,
     open_fds,
     report,
+    run_killed,
     state_for,
     temp_files,
 )
@@ -149,23 +150,20 @@ def _prepare(base: Path) -> dict[str, Path]:
     fresh = base / "fresh"
     fresh.mkdir(mode=0o700, parents=True)
     rec = base / "recover"
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        try:
-            j = Journal(AGENT, rec, **WORKLOADS["recover"])
-            for step in range(1, 6):
-                j.append(state_for(step))
-            segs = sorted((rec / AGENT / "segments").iterdir())
-            with open(segs[-1], "ab") as f:
-                f.write(b'{"kind":"step","seq":99,"ts":1.0,"st')  # a torn tail
-            tmp = rec / AGENT / "snapshots" / ".tmp-1-dead-00000000000000000009.json.lz4"
-            tmp.write_bytes(b"half a snapshot")
-            tmp.chmod(0o600)
-            os.kill(os.getpid(), signal.SIGKILL)
-        finally:
-            os._exit(3)
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFSIGNALED(status), "the template child failed"
+
+    def crash_with_torn_tail() -> None:
+        j = Journal(AGENT, rec, **WORKLOADS["recover"])
+        for step in range(1, 6):
+            j.append(state_for(step))
+        segs = sorted((rec / AGENT / "segments").iterdir())
+        with open(segs[-1], "ab") as f:
+            f.write(b'{"kind":"step","seq":99,"ts":1.0,"st')  # a torn tail
+        tmp = rec / AGENT / "snapshots" / ".tmp-1-dead-00000000000000000009.json.lz4"
+        tmp.write_bytes(b"half a snapshot")
+        tmp.chmod(0o600)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    run_killed(crash_with_torn_tail, base / "template-error")
     return {"fresh": fresh, "recover": rec}
 
 

@@ -26,7 +26,6 @@ import os
 import shutil
 import signal
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from crash_helpers import (
     check_journal,
     count_warnings,
     report,
+    run_killed,
     state_for,
     temp_files,
 )
@@ -161,20 +161,7 @@ def _compact(root: Path, cfg: Config, shim: CrashOps) -> None:
 
 def _killed(root: Path, cfg: Config, shim: CrashOps, tmp: Path) -> None:
     errs = tmp / "child-error"
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        code = 2
-        try:
-            _compact(root, cfg, shim)
-        except BaseException:
-            errs.write_text(traceback.format_exc())
-            code = 3
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    if not os.WIFSIGNALED(status):
-        msg = errs.read_text() if errs.exists() else "the crash point was never reached"
-        raise AssertionError(f"child exited with {os.WEXITSTATUS(status)}: {msg}")
+    run_killed(lambda: _compact(root, cfg, shim), errs)
 
 
 def _check(root: Path, cfg: Config, tpl: Template) -> int:
