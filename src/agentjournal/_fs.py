@@ -67,6 +67,9 @@ class FileOps:
     def fstat(self, fd: int) -> os.stat_result:
         return os.fstat(fd)
 
+    def pwrite(self, fd: int, data: bytes, offset: int) -> int:
+        return os.pwrite(fd, data, offset)
+
 
 ops: FileOps = FileOps()
 

@@ -127,7 +127,7 @@ class FileAgentStore:
             raise
         try:
             # Fixed width, so no truncate (a metadata update costing milliseconds) is needed.
-            os.pwrite(fd, f"{os.getpid():<20}\n".encode(), 0)
+            _fs.ops.pwrite(fd, f"{os.getpid():<20}\n".encode(), 0)
         except OSError:
             pass  # the pid is only informational
         self._lock_fd = fd
@@ -157,7 +157,7 @@ class FileAgentStore:
         data = msgspec.json.encode(hint)
         if len(data) < _HINT_SIZE:
             try:
-                os.pwrite(self._lock_fd, data.ljust(_HINT_SIZE - 1) + b"\n", _HINT_OFFSET)
+                _fs.ops.pwrite(self._lock_fd, data.ljust(_HINT_SIZE - 1) + b"\n", _HINT_OFFSET)
             except OSError:
                 pass  # a hint that is not written only costs the next open a listing
 
