@@ -10,7 +10,7 @@ log in file-system-model terms:
 
 * files and directories are *inodes* (a fresh model id per created file, so a reused inode
   number is never confused with an unlinked file);
-* ``write``/``ftruncate`` of a file are pending data ops on its inode (with the offset the
+* ``write``/``pwrite``/``ftruncate`` of a file are pending data ops on its inode (with the offset the
   write landed at); ``fsync``/``fdatasync`` of a file make its pending data durable;
 * creating a file (``open`` with ``O_CREAT`` of a new name), ``mkdir``, ``replace`` (rename)
   and ``unlink`` are pending entry ops on their directory; ``fsync`` of a directory makes its
@@ -30,7 +30,8 @@ reordered across an ``fsync``, which no file system does) and harsher than ext4 
 The check, per image: the journal opens (recovering), its history is a gap-free prefix of what
 was written (every record byte-identical to the one written), it holds every record
 acknowledged before the crash point, resume (snapshot + replay) equals our own full replay,
-``verify`` is ok, the next append gets last + 1 — and a snapshot file whose bytes were not what
+``verify`` is ok, no temp file survives the open, the next append gets last + 1 — and a
+snapshot file whose bytes were not what
 the run wrote (its data or its entry was not synced and the fate garbled it) is never used.
 """
 
@@ -56,6 +57,7 @@ from crash_helpers import (
     count_warnings,
     report,
     state_for,
+    temp_files,
 )
 
 from agentjournal import Journal, _fs
@@ -132,6 +134,11 @@ class LoggingOps(_fs.FileOps):
         off = os.fstat(fd).st_size if self.fd_append[fd] else os.lseek(fd, 0, os.SEEK_CUR)
         n = super().write(fd, data)
         self.log.append(("write", self.fd_id[fd], off, bytes(data[:n])))
+        return n
+
+    def pwrite(self, fd: int, data: bytes, offset: int) -> int:
+        n = super().pwrite(fd, data, offset)
+        self.log.append(("write", self.fd_id[fd], offset, bytes(data[:n])))
         return n
 
     def ftruncate(self, fd: int, size: int) -> None:
@@ -362,6 +369,7 @@ def _check_image(root: Path, img: Image, options: dict[str, Any], acked: int,
     stats.volatile_snapshots += sum(1 for p in img.volatile if p.startswith(snaps_dir))
     with caught_warnings() as got:
         with Journal(AGENT, root, **options) as j:
+            assert not temp_files(root), "a temp file survived the open"
             hist = History()
             res = check_journal(j, hist, acked=acked, prune=bool(options.get("prune")),
                                 state_at_samples=0)

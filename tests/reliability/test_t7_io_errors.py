@@ -1,8 +1,8 @@
 """T7 I/O error injection.
 
 :class:`FaultOps` counts the calls of each kind (``write``, ``fsync``, ``fdatasync``,
-``replace``, ``open``, ``mkdir``, and also ``unlink`` and ``ftruncate``) and makes the Nth call
-of one kind fail. A clean run of the
+``replace``, ``open``, ``mkdir``, and also ``unlink``, ``ftruncate`` and ``pwrite``) and makes
+the Nth call of one kind fail. A clean run of the
 workload gives the number of calls of each kind; then, for every kind and every N, the workload
 runs again with the Nth call failing with ``EIO``, ``ENOSPC`` or ``EDQUOT`` (at CI scale one
 errno per N, rotating; the ``slow`` variant runs all three for every N, and each again as a
@@ -56,7 +56,8 @@ from crash_helpers import (
 
 from agentjournal import Journal, JournalError, JournalPoisonedError, Step, _fs
 
-KINDS = ("write", "fsync", "fdatasync", "replace", "open", "mkdir", "unlink", "ftruncate")
+KINDS = ("write", "fsync", "fdatasync", "replace", "open", "mkdir", "unlink", "ftruncate",
+         "pwrite")
 ERRNOS = (errno.EIO, errno.ENOSPC, errno.EDQUOT)
 STEPS = 12
 WORKLOADS = {
@@ -137,6 +138,10 @@ class FaultOps(_fs.FileOps):
     def ftruncate(self, fd: int, size: int) -> None:
         self._check("ftruncate", self.names.get(fd, "?"))
         super().ftruncate(fd, size)
+
+    def pwrite(self, fd: int, data: bytes, offset: int) -> int:
+        self._check("pwrite", self.names.get(fd, "?"))
+        return super().pwrite(fd, data, offset)
 
 
 def _is_journal(name: str) -> bool:
