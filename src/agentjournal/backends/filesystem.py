@@ -83,6 +83,7 @@ class FileAgentStore:
             raise
         self._quarantine: _fs.Dir | None = None
         self._lock_fd = -1
+        self._unclean_synced = False
 
     def location(self, kind: str, seq: int | None = None) -> str:
         if kind == "segment" and seq is not None:
@@ -131,6 +132,7 @@ class FileAgentStore:
         except OSError:
             pass  # the pid is only informational
         self._lock_fd = fd
+        self._unclean_synced = False
 
     def unlock(self) -> None:
         if self._lock_fd >= 0:
@@ -158,6 +160,11 @@ class FileAgentStore:
         if len(data) < _HINT_SIZE:
             try:
                 _fs.ops.pwrite(self._lock_fd, data.ljust(_HINT_SIZE - 1) + b"\n", _HINT_OFFSET)
+                if not hint.clean and not self._unclean_synced:
+                    # Once per open: a power loss must not bring back the last clean close's
+                    # hint, or the temp files of this session's crash would never be removed.
+                    _fs.ops.fdatasync(self._lock_fd)
+                    self._unclean_synced = True
             except OSError:
                 pass  # a hint that is not written only costs the next open a listing
 
