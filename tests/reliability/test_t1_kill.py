@@ -1,6 +1,7 @@
 """T1 kill -9 torture.
 
-A real child process (``crash_child.py``) appends a long run in ``sync`` mode with small
+A real child process (``crash_child.py``) appends a long run in ``sync`` mode (and, in a fifth
+trial, ``group`` mode, where an append is acknowledged after ``write``) with small
 ``snapshot_every`` (snapshots), small ``segment_max_records`` (segment rolls) and retention
 (``keep_snapshots`` with pruning, compression or neither, one mode per trial), reporting every
 acknowledged seq over a pipe. The parent SIGKILLs it, one kill per child:
@@ -51,8 +52,11 @@ TRIALS = [
     dict(snapshot_every=3, segment_max_records=4, keep_snapshots=2, prune=True),
     dict(snapshot_every=5, segment_max_records=3, keep_snapshots=1, prune=True, compress=False),
     dict(snapshot_every=2, segment_max_records=6, keep_snapshots=3),
+    # group commit: an append returns after write(); a kill -9 must lose none of them either
+    dict(snapshot_every=4, segment_max_records=5, keep_snapshots=2, prune=True,
+         durability="group", group_records=4, group_ms=5.0),
 ]
-KILLS_PER_TRIAL = 30
+KILLS_PER_TRIAL = 25
 
 
 @dataclass
