@@ -84,6 +84,7 @@ class FileAgentStore:
         self._quarantine: _fs.Dir | None = None
         self._lock_fd = -1
         self._unclean_synced = False
+        self._hint: Hint | None = None
 
     def location(self, kind: str, seq: int | None = None) -> str:
         if kind == "segment" and seq is not None:
@@ -160,13 +161,28 @@ class FileAgentStore:
         if len(data) < _HINT_SIZE:
             try:
                 _fs.ops.pwrite(self._lock_fd, data.ljust(_HINT_SIZE - 1) + b"\n", _HINT_OFFSET)
-                if not hint.clean and not self._unclean_synced:
-                    # Once per open: a power loss must not bring back the last clean close's
-                    # hint, or the temp files of this session's crash would never be removed.
-                    _fs.ops.fdatasync(self._lock_fd)
-                    self._unclean_synced = True
+                self._hint = hint
             except OSError:
                 pass  # a hint that is not written only costs the next open a listing
+
+    def _before_temp_files(self) -> None:
+        """Make "not closed cleanly" durable before this session's first temp file.
+
+        Only atomic writes leave temp files behind, so only they need it: a power loss must
+        not bring back the last clean close's hint, or a crashed session's temp files would
+        never be removed. Once per open, and not at open itself (resume stays sync-free).
+        """
+        if self._lock_fd < 0 or self._unclean_synced:
+            return
+        hint = self._hint or self.read_hint() or Hint()
+        if hint.clean:
+            hint = Hint(seg=hint.seg, snap=hint.snap, clean=False)
+        self.write_hint(hint)
+        try:
+            _fs.ops.fdatasync(self._lock_fd)
+        except OSError:
+            return  # the temp file's own write will fail the same way and say so
+        self._unclean_synced = True
 
     # --- segments --------------------------------------------------------------------------
     def segment_exists(self, first_seq: int) -> bool:
@@ -241,6 +257,7 @@ class FileAgentStore:
         self._segments.fsync()
 
     def seal_segment(self, first_seq: int, data: bytes) -> None:
+        self._before_temp_files()
         self._segments.atomic_write(seq_name(first_seq) + SEALED_SUFFIX, data)
         self._segments.unlink(seq_name(first_seq) + SEGMENT_SUFFIX)
         self._segments.fsync()
@@ -249,6 +266,7 @@ class FileAgentStore:
         if self._quarantine is None:
             self._quarantine = self._dir.subdir("quarantine", create=True)
         name = f"{seq_name(first_seq)}{SEGMENT_SUFFIX}.{offset}.{time.time_ns()}"
+        self._before_temp_files()
         self._quarantine.atomic_write(name, data)
         return self._quarantine.join(name)
 
@@ -264,6 +282,7 @@ class FileAgentStore:
 
     def write_snapshot(self, seq: int, data: bytes, compressed: bool) -> None:
         suffix = SNAPSHOT_LZ4_SUFFIX if compressed else SNAPSHOT_SUFFIX
+        self._before_temp_files()
         self._snapshots.atomic_write(seq_name(seq) + suffix, data)
         other = SNAPSHOT_SUFFIX if compressed else SNAPSHOT_LZ4_SUFFIX
         try:
