@@ -641,6 +641,9 @@ def print_targets(rows: list[dict[str, Any]]) -> None:
     print(table(["target", "this run", "goal", "", "detail"], trows))
 
 
+ROLL = 21  # steps in the rolling median of the per-step chart
+
+
 def rolling_median(xs: list[float], w: int) -> list[float]:
     h = w // 2
     return [statistics.median(xs[max(0, i - h): i + h + 1]) for i in range(len(xs))]
@@ -684,11 +687,11 @@ def charts(doc: dict[str, Any], outdir: Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(11, 5.5))
     for name, g in sysg.items():
         us = g["per_step"]["us"]
-        ax.plot(range(1, len(us) + 1), [u / 1e3 for u in rolling_median(us, 9)], label=name,
+        ax.plot(range(1, len(us) + 1), [u / 1e3 for u in rolling_median(us, ROLL)], label=name,
                 **style(name))
     ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel("time per step, ms (rolling median of 9, log scale)")
+    ax.set_ylabel(f"time per step, ms (rolling median of {ROLL} steps, log scale)")
     ax.set_title(f"Per-step cost, growing conversation ({title_sfx})", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -713,6 +716,7 @@ def charts(doc: dict[str, Any], outdir: Path) -> list[str]:
         ax.set_xlabel("step")
         ax.set_ylabel(ylabel)
         what = "Bytes on disk" if key == "apparent" else "Cumulative bytes written (wchar)"
+        what += " (agentjournal's three modes write the same bytes)"
         ax.set_title(f"{what}, growing conversation ({title_sfx})", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -776,6 +780,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="where stores are created (default: system temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the stores after the run")
     ap.add_argument("--list-systems", action="store_true")
+    ap.add_argument("--replot", type=Path, metavar="JSON",
+                    help="only redraw the charts (and print the tables) of an earlier run")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--probe-resume", help=argparse.SUPPRESS)
     ap.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
@@ -789,6 +795,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.worker:
         worker(args.worker, steps, args.workdir, args.out, workloads, args.quick)
+        return 0
+
+    if args.replot:
+        doc = json.loads(args.replot.read_text())
+        print_tables(doc)
+        if doc.get("scale", {}).get("sizes"):
+            _scale_module().print_table(doc["scale"])
+        print_targets(doc.get("targets", []))
+        made = charts(doc, args.charts or HERE.parent / "docs" / "img")
+        print("\ncharts: " + ", ".join(made))
         return 0
 
     if args.list_systems:

@@ -294,7 +294,7 @@ def chart(scale: dict[str, Any], path: Path, subtitle: str = "") -> str:
 
     items = sorted(scale["sizes"].items(), key=lambda kv: int(kv[0]))
     ns = [int(k) for k, _ in items]
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.8), gridspec_kw={"width_ratios": [2, 1]})
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 6.0), gridspec_kw={"width_ratios": [2, 1]})
     series = [
         ("resume, new object (writable)", lambda s: s["resume_fresh_object"]["median_ms"], "o-"),
         ("resume, new object (read-only)", lambda s: s["resume_readonly"]["median_ms"], "s--"),
@@ -320,7 +320,7 @@ def chart(scale: dict[str, Any], path: Path, subtitle: str = "") -> str:
     ax.set_ylabel("ms (median)")
     ax.set_title("agentjournal read cost vs history length", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     seg = [s["segment_bytes_per_step"] for _, s in items]
     snap = [s["bytes"]["snapshots"] / int(n) for n, s in items]
     x = range(len(ns))
