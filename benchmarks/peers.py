@@ -717,7 +717,7 @@ def charts(doc: dict[str, Any], outdir: Path) -> list[str]:
         ax.set_ylabel(ylabel)
         what = "Bytes on disk" if key == "apparent" else "Cumulative bytes written (wchar)"
         what += " (agentjournal's three modes write the same bytes)"
-        ax.set_title(f"{what}, growing conversation ({title_sfx})", fontsize=10)
+        ax.set_title(f"{what}\ngrowing conversation ({title_sfx})", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         p = outdir / fname
