@@ -111,7 +111,9 @@ def table_reads(doc: dict[str, Any]) -> str:
                      ms(g["resume_fresh_object"]["repeat_median_ms"]), *loads,
                      f"{ms(lh['median_ms'])} ({lh['entries']})"])
     return md(["system", "resume, new process", "resume, new object", "again", *[
-        f"load step {k}" for k in lp], "list history (entries)"], rows)
+        f"load step {k}" for k in lp], "list history (entries)"], rows) + (
+        "\n\nms. Resume and load: the first call (\"again\": median of 5 more resumes); list"
+        " history: median of 3; \"deleted\": removed by the system's retention.")
 
 
 def table_large(doc: dict[str, Any]) -> str:
@@ -184,7 +186,7 @@ def summary(doc: dict[str, Any]) -> str:
                      if e500 else "–",
                      ms(g["list_history"]["median_ms"]) if "list_history" in g else "–"])
     return md(["system", "ms/step, first 100", "ms/step, last 100", "MB written",
-               "MB on disk", "resume (new process), ms", "load step 500, ms",
+               "MB on disk", "resume, new process, ms¹", "load step 500, ms¹",
                "list history, ms"], rows)
 
 
