@@ -4,8 +4,9 @@
 Systems (see ``_peers.py``): the seed system ``kailash-kaizen`` (StateManager +
 FilesystemStorage, checkpoint every step, retention 10, with and without gzip) and LangGraph (a
 real StateGraph with SqliteSaver on a file, with InMemorySaver, and without a checkpointer as the
-zero line; plus SqliteSaver with the beta DeltaChannel). agentjournal plugs in through the slot
-marked in ``_peers.py``.
+zero line; plus SqliteSaver with the beta DeltaChannel). agentjournal's systems (sync, group,
+none, and the StateManager facade) come from ``_agentjournal_adapter.py`` through the slot marked
+in ``_peers.py``.
 
 Workload 1, growing conversation: N steps (default 1000); each appends one ~500-byte message and
 updates a counter and a budget float. Per system: per-step cost (median and p99 of the first and
