@@ -78,6 +78,7 @@ def canary(tmp_path: Path) -> Path:
 def test_t11_bad_agent_ids(tmp_path: Path, canary: Path, agent_id: object) -> None:
     root = tmp_path / "root"
     before = tree_listing(tmp_path)
+    canary_before = tree_listing(canary)
     entry_points: list[Callable[[], object]] = [
         lambda: Journal(agent_id, root),  # type: ignore[arg-type]
         lambda: Journal(agent_id, root, readonly=True),  # type: ignore[arg-type]
@@ -99,7 +100,7 @@ def test_t11_bad_agent_ids(tmp_path: Path, canary: Path, agent_id: object) -> No
     after = tree_listing(tmp_path)
     assert {k for k in after if not k.endswith("LOCK")} == {k for k in mid
                                                            if not k.endswith("LOCK")}
-    assert tree_listing(canary) == tree_listing(canary)
+    assert tree_listing(canary) == canary_before
     assert not (tmp_path / "x").exists() and not (tmp_path / "b").exists()
     FIGS["bad_ids"] += 1
 
