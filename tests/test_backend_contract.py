@@ -23,9 +23,9 @@ from agentjournal import (
     LimitExceededError,
     MemoryBackend,
     StepNotFoundError,
+    _codec,
     delta,
 )
-from agentjournal import _codec
 from agentjournal.backends.base import AgentStore, Backend, Hint
 
 BACKENDS: dict[str, Callable[[Path], Any]] = {

@@ -20,8 +20,8 @@ from agentjournal import (
     LimitExceededError,
     NotJSONEncodableError,
     SnapshotSkippedWarning,
+    _codec,
 )
-from agentjournal import _codec
 from agentjournal.snapshot.store import SnapshotDoc, decode_snapshot, encode_snapshot, state_copy
 
 AGENT = "snap-agent"

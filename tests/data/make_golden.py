@@ -106,14 +106,14 @@ def build(out: str) -> dict[str, Any]:
     with Journal("golden-keyed", out, key=b"golden-key", snapshot_every=2,
                  segment_max_records=3, keep_snapshots=2, compress_segments=True,
                  compress=False) as j:
-        for k, st in enumerate(want, start=1):
+        for st in want:
             j.append(st)
     expected["golden-keyed"] = {k: st for k, st in enumerate(want, start=1)}
 
     # 4. pruning retention: an anchor record vouches for the removed segments
     with Journal("golden-pruned", out, snapshot_every=3, segment_max_records=3,
                  keep_snapshots=1, prune=True) as j:
-        for k, st in enumerate(want, start=1):
+        for st in want:
             j.append(st)
     expected["golden-pruned"] = {k: st for k, st in enumerate(want, start=1)}
 

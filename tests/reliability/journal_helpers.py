@@ -94,7 +94,7 @@ def segment_files(root: str | os.PathLike[str], agent: str) -> list[str]:
 def copy_store(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
     """Copy a store root keeping the 0700/0600 modes the backend insists on."""
     shutil.copytree(src, dst)
-    for dirpath, dirnames, filenames in os.walk(dst):
+    for dirpath, _dirnames, filenames in os.walk(dst):
         os.chmod(dirpath, 0o700)
         for n in filenames:
             os.chmod(os.path.join(dirpath, n), 0o600)

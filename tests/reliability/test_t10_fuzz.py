@@ -54,8 +54,8 @@ from agentjournal import (
     MemoryBackend,
     SnapshotSkippedWarning,
     StepNotFoundError,
+    _codec,
 )
-from agentjournal import _codec
 from agentjournal.backends import filesystem as fs_backend
 from agentjournal.journal import reader as reader_mod
 from agentjournal.journal.reader import scan
@@ -334,7 +334,7 @@ def test_t10_segment_hostile_lines() -> None:
         "long-string": step + b'[{"op":"add","path":"/a","value":"' + b"x" * (1 << 20)
         + b'"}]}',
     }
-    for name, raw in cases.items():
+    for raw in cases.values():
         line = _codec.seal_line(raw, None)[0]
         for data in (hdr + line, line, hdr + line[:-1], hdr + line * 3):
             sc = _scan(data, 1)
@@ -424,10 +424,11 @@ def test_t10_snapshot_hostile() -> None:
         "newer-format": _with_digest(body.replace(b'"format":1', b'"format":999', 1)),
         "missing-fields": _with_digest(b'{"format":1}'),
     }
-    for name, plain in cases.items():
+    for plain in cases.values():
         for compressed in (False, True):
             data = _codec.compress(plain) if compressed else plain
-            _typed(lambda: _decode_snap(data, compressed), SNAP_ERRORS, "snapshot-hostile")
+            _typed(lambda d=data, c=compressed: _decode_snap(d, c), SNAP_ERRORS,
+                   "snapshot-hostile")
     # a big snapshot against a small limit, plain and compressed (a bomb)
     big = _with_digest(body.rsplit(b',"state":', 1)[0] + b',"state":"' + b"x" * (8 << 20)
                        + b'"}')
@@ -475,7 +476,7 @@ def test_t10_header_hostile() -> None:
         hdr.replace(b'"first_step":4', b'"first_step":' + b"9" * 1000, 1),
     ]
     for data in cases:
-        _typed(lambda: _header_of(data + b"\n"), (CorruptRecordError,), "header")
+        _typed(lambda d=data: _header_of(d + b"\n"), (CorruptRecordError,), "header")
     _report("header")
 
 
@@ -499,7 +500,7 @@ def _exercise(j: Journal, test: str) -> None:
     _typed(lambda: list(j.records()), JOURNAL_ERRORS, test)
     _typed(lambda: j.resume(), JOURNAL_ERRORS, test)
     for step in (1, 4, 8):
-        _typed(lambda: j.state_at(step), JOURNAL_ERRORS, test)
+        _typed(lambda s=step: j.state_at(s), JOURNAL_ERRORS, test)
     _typed(lambda: list(j.history(2, 6)), JOURNAL_ERRORS, test)
     _typed(lambda: j.diff(1, 8), JOURNAL_ERRORS, test)
     rep = j.verify()  # never raises

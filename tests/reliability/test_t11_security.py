@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from journal_helpers import copy_store, figures, preserved_umask, tree_listing
+from journal_helpers import figures, preserved_umask, tree_listing
 
 from agentjournal import (
     FilesystemBackend,
@@ -34,8 +34,8 @@ from agentjournal import (
     MemoryBackend,
     RecoveryWarning,
     UnsafePathError,
+    _fs,
 )
-from agentjournal import _fs
 
 AGENT = "sec-agent"
 

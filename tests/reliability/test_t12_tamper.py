@@ -36,8 +36,7 @@ import msgspec
 import pytest
 from journal_helpers import canonical, copy_store, figures, segment_files, state_hash
 
-from agentjournal import FORMAT_VERSION, Journal, SnapshotSkippedWarning
-from agentjournal import _codec
+from agentjournal import FORMAT_VERSION, Journal, SnapshotSkippedWarning, _codec
 
 AGENT = "tamper-agent"
 KEY = b"the-real-key"
@@ -191,16 +190,17 @@ def _check_tail_truncation(store: Store, key: bytes | None) -> None:
 def _check_segment_level(store: Store, key: bytes | None) -> None:
     paths = list(store.files)
     for k, p in enumerate(paths[:-1]):
-        _with_files(store, {p: None}, lambda: _assert_detected(store.root, key, f"rm {p}"))
+        _with_files(store, {p: None},
+                    lambda p=p: _assert_detected(store.root, key, f"rm {p}"))
         _bump("delete-segment")
         header_only = store.files[p].split(b"\n")[0] + b"\n"
         for name, data in (("empty-segment", b""), ("header-only-segment", header_only)):
             _with_files(store, {p: data},
-                        lambda: _assert_detected(store.root, key, f"{name} {p}"))
+                        lambda n=name, p=p: _assert_detected(store.root, key, f"{n} {p}"))
             _bump(name)
         q = paths[k + 1]
         _with_files(store, {p: store.files[q], q: store.files[p]},
-                    lambda: _assert_detected(store.root, key, f"swap {p} {q}"))
+                    lambda p=p, q=q: _assert_detected(store.root, key, f"swap {p} {q}"))
         _bump("swap-segments")
     # the last segment removed and an older one duplicated under a new name
     extra = str(Path(paths[-1]).with_name("00000000000000099999.jsonl"))
@@ -248,7 +248,7 @@ def test_t12_recomputed_chain_against_a_key(tmp_path: Path) -> None:
         for forger_key, unkey in ((None, False), (None, True), (b"guessed-key", False)):
             forged = _rewrite_chain(store, edit_at, forger_key, unkey)
             _with_files(store, dict(forged),
-                        lambda: _assert_detected(root, KEY, f"rechained at {edit_at}"))
+                        lambda e=edit_at: _assert_detected(root, KEY, f"rechained at {e}"))
             n += 1
     # The same forgery against an unkeyed journal passes the chain: that is why keys exist.
     plain = tmp_path / "u"
