@@ -293,6 +293,8 @@ class SegmentReader:
         self.valid_prefix = valid_prefix
         self.damage: CorruptRecordError | None = None
         self._segments: list[int] | None = None
+        self.scans: dict[int, Scan] | None = None
+        """Scans kept for reuse within one read-only call (None: no caching)."""
         self.tail: int | None = None
         """First seq of a segment known to be the last (set by the writer): reads from it
         on need no directory listing."""
@@ -305,8 +307,11 @@ class SegmentReader:
     def read(self, first_seq: int) -> Scan:
         """Scan one whole segment."""
         data = self.store.read_segment(first_seq)
-        return scan(data, first_seq=first_seq, agent_id=self.store.agent_id, key=self.key,
-                    where=self.store.location("segment", first_seq))
+        sc = scan(data, first_seq=first_seq, agent_id=self.store.agent_id, key=self.key,
+                  where=self.store.location("segment", first_seq))
+        if self.scans is not None:
+            self.scans[first_seq] = sc
+        return sc
 
     def records(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[AnyRecord]:
         """Records with ``from_seq <= seq <= to_seq`` in order, chain-verified.
@@ -345,21 +350,15 @@ class SegmentReader:
                     f"segment starting at seq {expect_first} is missing",
                     path=where, seq=expect_first, hint="a segment file was deleted"))
                 return
-            try:
-                data = self.store.read_segment(first)
-            except FileNotFoundError:
-                if j == len(segs) - 1:
-                    # The last segment held no record yet (a writer killed while rolling) and
-                    # the writer's recovery removed it: the history ends before it.
-                    return
-                # Deleted under us (compaction) or missing: the listing is stale.
-                self._fail(CorruptRecordError("segment vanished while reading", path=where))
+            cached = self.scans.get(first) if self.scans is not None else None
+            if cached is not None and (prev_hash is None or (
+                    cached.header is not None and cached.header.prev == prev_hash)):
+                fresh: Scan | None = cached
+            else:
+                fresh = self._scan_file(first, where, prev_hash, last=j == len(segs) - 1)
+            if fresh is None:
                 return
-            except CorruptRecordError as e:  # a sealed segment whose lz4 frame is damaged
-                self._fail(e)
-                return
-            sc = scan(data, first_seq=first, agent_id=self.store.agent_id, key=self.key,
-                      where=where, prev=prev_hash)
+            sc = fresh
             last_segment = j == len(segs) - 1 and not self.store.segment_exists(
                 (sc.last_seq + 1) if sc.records else first + 1)
             for rec in sc.records:
@@ -387,6 +386,28 @@ class SegmentReader:
                 return
             prev_hash = sc.last_hash if sc.records else sc.header.prev
             expect_first = (sc.last_seq + 1) if sc.records else first
+
+    def _scan_file(self, first: int, where: str, prev_hash: str | None,
+                   last: bool) -> Scan | None:
+        """Read and scan one segment for :meth:`records`; None when reading must stop."""
+        try:
+            data = self.store.read_segment(first)
+        except FileNotFoundError:
+            if last:
+                # The last segment held no record yet (a writer killed while rolling) and
+                # the writer's recovery removed it: the history ends before it.
+                return None
+            # Deleted under us (compaction) or missing: the listing is stale.
+            self._fail(CorruptRecordError("segment vanished while reading", path=where))
+            return None
+        except CorruptRecordError as e:  # a sealed segment whose lz4 frame is damaged
+            self._fail(e)
+            return None
+        sc = scan(data, first_seq=first, agent_id=self.store.agent_id, key=self.key,
+                  where=where, prev=prev_hash)
+        if self.scans is not None and prev_hash is None:
+            self.scans[first] = sc
+        return sc
 
     def _fail(self, err: CorruptRecordError) -> None:
         if self.valid_prefix:

@@ -212,6 +212,7 @@ class Journal:
         """Read-only journals: another process may write; forget what was listed before."""
         if self.writer is None:
             self.reader._segments = None
+            self.reader.scans = {}  # reused within this call, e.g. the tail resume reads twice
 
     def _last_record(self) -> AnyRecord | None:
         self._fresh_listing()
