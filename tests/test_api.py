@@ -213,3 +213,28 @@ def test_files_are_private(tmp_path):
         assert os.stat(dirpath).st_mode & 0o777 == 0o700
         for f in filenames:
             assert os.stat(os.path.join(dirpath, f)).st_mode & 0o777 == 0o600
+
+
+def test_repair_cuts_damage_followed_by_records(tmp_path):
+    from agentjournal import CorruptRecordError, RecoveryWarning
+
+    with Journal("r", tmp_path, snapshot_every=None) as j:
+        for i in range(10):
+            j.append({"i": i})
+    seg = tmp_path / "r" / "segments" / f"{1:020d}.jsonl"
+    lines = seg.read_bytes().splitlines(keepends=True)
+    # Damage record 6 (line 0 is the header) while records 7..10 stay intact, as an
+    # out-of-order power loss in `none` mode can leave it.
+    lines[6] = lines[6][:20] + b"\x00" * (len(lines[6]) - 21) + b"\n"
+    seg.write_bytes(b"".join(lines))
+    with pytest.raises(CorruptRecordError) as e:
+        Journal("r", tmp_path)
+    assert e.value.offset == sum(len(x) for x in lines[:6])
+    with pytest.warns(RecoveryWarning, match="cut"):
+        j = Journal("r", tmp_path, repair=True)
+    with j:
+        assert j.writer is not None and j.writer.recovery.repaired
+        assert j.last_seq == 5 and j.resume().state == {"i": 4}
+        j.append({"i": 99})
+        assert j.verify().ok
+    assert list((tmp_path / "r" / "quarantine").iterdir()), "the cut bytes are kept"

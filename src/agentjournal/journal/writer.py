@@ -52,12 +52,23 @@ class Recovery:
     """What opening the writer found and repaired."""
 
     torn_bytes: int = 0
+    repaired: bool = False
+    """Damage followed by records was cut (only with ``repair=True``)."""
     quarantined: list[str] = field(default_factory=list)
     removed_temps: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
 
 
 _encoder = msgspec.json.Encoder()
+
+
+def _complete_lines(data: bytes, pos: int) -> list[int]:
+    """Offsets of the complete lines of ``data`` from ``pos`` on."""
+    out = []
+    while (nl := data.find(b"\n", pos)) >= 0:
+        out.append(pos)
+        pos = nl + 1
+    return out
 
 
 class JournalWriter:
@@ -69,6 +80,10 @@ class JournalWriter:
         durability: ``sync`` (default), ``group`` or ``none``.
         group_records, group_ms: the ``group`` mode window.
         segment_max_bytes, segment_max_records: roll to a new segment past these.
+        repair: cut damage in the last segment even when records that look valid follow it
+            (they are quarantined with it). Damage followed by intact records is what a power
+            loss can leave in ``group``/``none`` mode, where writes reach the disk out of
+            order; without ``repair`` such a journal refuses to open for writing.
     """
 
     def __init__(
@@ -81,8 +96,10 @@ class JournalWriter:
         group_ms: float = 50.0,
         segment_max_bytes: int = 64 << 20,
         segment_max_records: int = 0,
+        repair: bool = False,
     ) -> None:
         self.store = store
+        self.repair = repair
         self.key = key or None
         self.durability = Durability(durability)
         self.group_records = group_records
@@ -157,7 +174,14 @@ class JournalWriter:
             sc = scan(data, first_seq=first, agent_id=self.store.agent_id, key=self.key,
                       where=where)
             if sc.error is not None and (sealed or not sc.tail):
-                raise sc.error
+                if sealed or not self.repair:
+                    raise sc.error
+                dropped = sum(1 for _ in _complete_lines(data, sc.valid_end))
+                msg = (f"repair: {sc.error.message} at byte {sc.valid_end} of {where}; cutting "
+                       f"it and the {dropped} line(s) after it")
+                rec.repaired = True
+                rec.messages.append(msg)
+                log.warning(msg)
             cut = len(data) - sc.valid_end
             if cut and not sealed:
                 path = self.store.quarantine(first, sc.valid_end, data[sc.valid_end:])

@@ -93,6 +93,9 @@ class Journal:
         readonly: open without the writer lock; no appends, no repair.
         create: create the journal if it does not exist (writable journals only).
         valid_prefix: on mid-log corruption, read the valid prefix instead of raising.
+        repair: opening for write, cut damage in the last segment even when intact-looking
+            records follow it, quarantining them (what a power loss can leave in ``group`` or
+            ``none`` mode). Without it such a journal refuses to open for writing.
     """
 
     def __init__(
@@ -112,6 +115,7 @@ class Journal:
         readonly: bool = False,
         create: bool = True,
         valid_prefix: bool = False,
+        repair: bool = False,
         group_records: int = 64,
         group_ms: float = 50.0,
         segment_max_bytes: int = 64 << 20,
@@ -145,7 +149,8 @@ class Journal:
                 self.writer = JournalWriter(
                     self.store, key=self.key, durability=durability,
                     group_records=group_records, group_ms=group_ms,
-                    segment_max_bytes=segment_max_bytes, segment_max_records=segment_max_records)
+                    segment_max_bytes=segment_max_bytes, segment_max_records=segment_max_records,
+                    repair=repair)
             except BaseException:
                 self.store.close()
                 raise
