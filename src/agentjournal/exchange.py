@@ -148,24 +148,10 @@ class ExportReport:
 
 
 @dataclass
-class ImportReport:
+class ImportReport(ExportReport):
     """What :func:`import_journal` (or :func:`verify_export`) found and wrote."""
 
-    agent_id: str
-    records: int = 0
-    segments: int = 0
-    snapshots: int = 0
-    bytes: int = 0
-    first_seq: int = 0
-    last_seq: int = 0
-    last_step: int = 0
-    last_hash: str = ""
-    keyed: bool = False
     written: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        """The report as plain JSON-able values."""
-        return asdict(self)
 
 
 # --------------------------------------------------------------------------------- export
