@@ -194,5 +194,6 @@ def test_t1_kill9_torture(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # 10x the CI trials
 def test_t1_kill9_torture_slow(tmp_path: Path) -> None:
     _t1(tmp_path, SCALE * SLOW_FACTOR, seed=1001)

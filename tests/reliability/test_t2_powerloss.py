@@ -505,6 +505,7 @@ def test_t2_power_loss(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # 10x the CI trials
 def test_t2_power_loss_slow(tmp_path: Path) -> None:
     _t2(tmp_path, fates=2 * SCALE * SLOW_FACTOR, seed=2002)
 
@@ -514,5 +515,6 @@ def test_t2_power_loss_during_recovery(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # 10x the CI trials
 def test_t2_power_loss_during_recovery_slow(tmp_path: Path) -> None:
     _t2_recovery(tmp_path, samples=12 * SCALE * SLOW_FACTOR, fates=1, seed=2022)

@@ -321,5 +321,6 @@ def test_t7_io_error_injection(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # 10x the CI trials
 def test_t7_io_error_injection_slow(tmp_path: Path) -> None:
     _t7(tmp_path, all_errnos=True, seed=7007, persistent=True)

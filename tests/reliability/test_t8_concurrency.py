@@ -150,5 +150,6 @@ def test_t8_readers_tail_a_killed_writer(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # 10x the CI trials
 def test_t8_readers_tail_a_killed_writer_slow(tmp_path: Path) -> None:
     _t8_tail(tmp_path, kills=120 * SCALE, readers=2, seed=8008)

@@ -241,6 +241,7 @@ def test_t9_compaction_crash_safety(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # 10x the CI trials
 def test_t9_compaction_crash_safety_slow(tmp_path: Path) -> None:
     configs = [Config(keep=k, prune=p, steps=s, compress=c)
                for k in (1, 2, 3) for p in (True, False) for s in (30, 45) for c in (True, False)]
