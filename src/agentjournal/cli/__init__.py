@@ -35,6 +35,7 @@ from .maintain import (
     schema_cmd,
     verify_cmd,
 )
+from .repair import repair_cmd
 
 __all__ = [
     "EXIT_CORRUPT",
@@ -65,7 +66,7 @@ Environment:
 \b
 Exit status:
   0  ok
-  1  problems found (verify), or an operation failed
+  1  problems found (verify, repair), or an operation failed
   2  usage error (bad option or value, invalid agent id)
   3  not found (store, agent, step or --path)
   4  journal locked by a running writer
@@ -98,13 +99,13 @@ def cli(ctx: click.Context, color: str) -> None:
 
     Every step of an agent is a record in its journal: list the agents, read their history
     step by step, see the state at any step, diff two steps, fork a new run from a step,
-    verify, compact, export and import. Read-only commands never lock a journal, so they
+    verify, repair, compact, export and import. Read-only commands never lock a journal, so they
     work while the agent runs.
     """
     ctx.ensure_object(Settings).color = color
 
 
-for _cmd in (ls_cmd, log_cmd, show_cmd, diff_cmd, stats_cmd, verify_cmd, fork_cmd,
+for _cmd in (ls_cmd, log_cmd, show_cmd, diff_cmd, stats_cmd, verify_cmd, repair_cmd, fork_cmd,
              compact_cmd, export_cmd, import_cmd, demo_cmd, schema_cmd):
     cli.add_command(_cmd)
 

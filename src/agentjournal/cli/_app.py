@@ -155,10 +155,21 @@ class Settings:
         """The chain key as bytes (None: unkeyed)."""
         return self.key.encode() if self.key else None
 
-    def journal(self, agent_id: str, *, readonly: bool = True) -> Journal:
-        """Open an existing agent's journal (read-only unless asked: no lock is taken)."""
-        return Journal(agent_id, self.root, key=self.key_bytes(), readonly=readonly,
-                       create=False, snapshot_every=None)
+    def journal(self, agent_id: str, *, readonly: bool = True, repair: bool = False) -> Journal:
+        """Open an existing agent's journal (read-only unless asked: no lock is taken).
+
+        Opening for writing recovers the journal; damage the writer refuses to cut without
+        ``repair`` is reported with a pointer to ``agentjournal repair``.
+        """
+        try:
+            return Journal(agent_id, self.root, key=self.key_bytes(), readonly=readonly,
+                           create=False, snapshot_every=None, repair=repair)
+        except CorruptRecordError as e:
+            if not readonly and not repair:
+                e.hint = ((e.hint + "; ") if e.hint else "") + (
+                    f"'agentjournal repair {agent_id} --dry-run' shows whether a repair can "
+                    "cut the damage off")
+            raise
 
     # --- progress --------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -179,6 +179,49 @@ class ImportOut(TypedDict):
     keyed: bool
 
 
+class RepairCut(TypedDict):
+    """What ``repair`` cut (with ``--dry-run``: would cut) off the end of one segment."""
+
+    kind: Literal["torn_tail", "damage"]
+    """``torn_tail``: a write cut short, nothing after it; ``damage``: an invalid line followed
+    by intact records (an out-of-order power loss in ``group``/``none`` mode)."""
+    segment: str
+    """The segment file."""
+    offset: int
+    """Byte offset of the cut: everything from it to the end of the segment goes."""
+    bytes: int
+    seq: int
+    """The first seq cut off (the damaged or torn record); the journal ends just before it."""
+    records_after: int
+    """Intact records after the damaged line, cut with it (0 for a torn tail)."""
+    message: str
+    """What is wrong at ``offset``."""
+    quarantine: str | None
+    """Where the cut bytes were kept (null with ``--dry-run``)."""
+
+
+class RepairOut(TypedDict):
+    """``repair --json``."""
+
+    agent_id: str
+    dry_run: bool
+    repaired: bool
+    """Bytes were cut (always false with ``--dry-run``)."""
+    cuts: list[RepairCut]
+    cannot_fix: list[ProblemOut]
+    """Problems a repair does not fix: after a repair, what ``verify`` still finds; with
+    ``--dry-run``, what it finds beyond the cuts."""
+    removed_temps: list[str]
+    """Temp files left by a crash, removed on opening (empty with ``--dry-run``)."""
+    last_seq: int
+    """Where the journal ends after the repair (with ``--dry-run``: would end)."""
+    last_step: int
+    ok: bool
+    """The journal verifies after the repair; with ``--dry-run``: there is nothing to do."""
+    verify: VerifyAgent
+    """The full verification after the repair (with ``--dry-run``: of the journal as it is)."""
+
+
 class ResumeCost(TypedDict):
     """What resuming the agent costs now."""
 
@@ -228,13 +271,15 @@ SCHEMAS: dict[str, Any] = {
     "export": ExportOut,
     "import": ImportOut,
     "stats": StatsOut,
+    "repair": RepairOut,
 }
 """The type of each command's ``--json`` output (``log`` prints one ``LogEntry`` per line)."""
 
 
 _STRICT = {"extra": "forbid", "strict": True}
 _TYPED_DICTS = (ProblemOut, LsAgent, LsOut, LogEntry, ShowOut, PatchOp, VerifyAgent, VerifyOut,
-                ForkOut, CompactOut, ExportOut, ImportOut, ResumeCost, StatsOut)
+                ForkOut, CompactOut, ExportOut, ImportOut, ResumeCost, StatsOut, RepairCut,
+                RepairOut)
 
 
 def _adapter(command: str) -> Any:
