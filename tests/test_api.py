@@ -238,3 +238,19 @@ def test_repair_cuts_damage_followed_by_records(tmp_path):
         j.append({"i": 99})
         assert j.verify().ok
     assert list((tmp_path / "r" / "quarantine").iterdir()), "the cut bytes are kept"
+
+
+def test_repair_with_a_wrong_key_cuts_nothing(tmp_path):
+    from agentjournal import CorruptRecordError
+
+    with Journal("k", tmp_path, key=b"right", snapshot_every=None) as j:
+        for i in range(5):
+            j.append({"i": i})
+    seg = tmp_path / "k" / "segments" / f"{1:020d}.jsonl"
+    before = seg.read_bytes()
+    for key in (None, b"wrong"):
+        with pytest.raises(CorruptRecordError):
+            Journal("k", tmp_path, key=key, repair=True)
+        assert seg.read_bytes() == before
+    with Journal("k", tmp_path, key=b"right", readonly=True) as j:
+        assert j.resume().state == {"i": 4}

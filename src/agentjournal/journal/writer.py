@@ -62,6 +62,12 @@ class Recovery:
 _encoder = msgspec.json.Encoder()
 
 
+def _line_verifies(data: bytes, pos: int, key: bytes | None) -> bool:
+    """Whether the complete line at ``pos`` carries a hash that matches it under ``key``."""
+    parts = _codec.split_line(data[pos : data.find(b"\n", pos)])
+    return parts is not None and _codec.chain_hash(parts[0], key) == parts[1]
+
+
 def _complete_lines(data: bytes, pos: int) -> list[int]:
     """Offsets of the complete lines of ``data`` from ``pos`` on."""
     out = []
@@ -176,9 +182,15 @@ class JournalWriter:
             if sc.error is not None and (sealed or not sc.tail):
                 if sealed or not self.repair:
                     raise sc.error
-                dropped = sum(1 for _ in _complete_lines(data, sc.valid_end))
+                after = _complete_lines(data, sc.valid_end)[1:]
+                if not any(_line_verifies(data, pos, self.key) for pos in after):
+                    # Nothing after the damage verifies: not a power loss but a wrong key (or
+                    # wholesale damage); cutting would throw the journal away.
+                    sc.error.hint = ("no record after the damage verifies with this key; "
+                                     "check the key before repairing")
+                    raise sc.error
                 msg = (f"repair: {sc.error.message} at byte {sc.valid_end} of {where}; cutting "
-                       f"it and the {dropped} line(s) after it")
+                       f"it and the {len(after)} line(s) after it")
                 rec.repaired = True
                 rec.messages.append(msg)
                 log.warning(msg)
