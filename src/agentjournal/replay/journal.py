@@ -13,7 +13,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -39,6 +39,10 @@ from ..snapshot.store import (
     encode_snapshot,
     state_copy,
 )
+from .verify import VerifyReport, verify_journal
+
+if TYPE_CHECKING:
+    from ..retention import CompactReport
 
 log = logging.getLogger("agentjournal")
 
@@ -625,20 +629,20 @@ class Journal:
             raise
         return new
 
-    def verify(self, progress: Callable[[int, int], None] | None = None) -> Any:
+    def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
         """Check every record, the chain across segments and every snapshot.
 
-        Returns a :class:`~agentjournal.replay.verify.VerifyReport`; never raises for damage.
+        ``progress(done, total)`` is called after each segment. Never raises for damage:
+        every problem is in the report, with its file, byte offset and seq.
         """
         self._check()
-        from .verify import verify_journal
-
         return verify_journal(self, progress)
 
     def compact(self, *, keep_snapshots: int | None = None, prune: bool | None = None,
-                compress_segments: bool | None = None, dry_run: bool = False) -> Any:
+                compress_segments: bool | None = None, dry_run: bool = False
+                ) -> CompactReport:
         """Apply retention now (see :func:`agentjournal.retention.compact`)."""
-        from ..retention import compact
+        from ..retention import compact  # retention sits above replay: imported on use
 
         if not dry_run:
             self._w()  # a dry run changes nothing, so a read-only journal may do it
