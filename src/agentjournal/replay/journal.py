@@ -459,7 +459,10 @@ class Journal:
         self._check()
         if self.writer is not None:
             self._ensure_shadow()
-            return Resumed(state_copy(self._shadow), self.writer.last_step, self.writer.last_seq)
+            # Containers copied, strings shared: the caller may mutate it, and the next diff
+            # against the shadow compares the unchanged strings by identity.
+            return Resumed(delta.copy_containers(self._shadow), self.writer.last_step,
+                           self.writer.last_seq)
         last = self._last_record()
         if last is None:
             return Resumed({}, 0, 0)
