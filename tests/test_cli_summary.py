@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from agentjournal import delta
-from agentjournal.cli.summary import UNKNOWN, summarize_ops
+from agentjournal.summary import UNKNOWN, summarize_ops
 
 BEFORE: dict[str, Any] = {
     "conversation_history": [{"role": "user", "content": "hi"}],

@@ -297,7 +297,7 @@ def test_state_at_history_diff_verify(tmp_path: Any) -> None:
             assert {e.step for e in hist} == {3, 4, 5}
             assert [e.kind for e in hist].count("snapshot") == 1  # the snapshot of step 4
             assert hist[0].checkpoint_id == "a@0000000003"
-            assert "add /conversation_history/-" in hist[0].describe()
+            assert hist[0].describe() == "+1 message (user)"
             ops = await sm.diff("a", 2, 4)
             assert [o for o in ops if o["path"] == "/conversation_history/-"] == [
                 {"op": "add", "path": "/conversation_history/-",

@@ -149,8 +149,10 @@ async def _after_crash(storage: FilesystemStorage, agent_id: str, steps: int, cr
         last = listed[0].step_number if listed else 0
         snaps = sorted(c.step_number for c in listed if c.snapshot)
         echo("")
+        snap_text = ("no snapshot yet" if not snaps else f"a snapshot at step {snaps[0]}"
+                     if len(snaps) == 1 else f"snapshots at steps {', '.join(map(str, snaps))}")
         echo(f"2. The journal survived the crash: {len(listed)} steps recorded "
-             f"(steps 0..{last}), snapshots at steps {', '.join(map(str, snaps)) or 'none'}.")
+             f"(steps 0..{last}), {snap_text}.")
         echo(f"   Step {crash_at + 1} was in progress and never acknowledged, so it is not there.")
 
         agent = BaseAutonomousAgent(_config(agent_id, steps, storage.base_dir),
@@ -163,7 +165,7 @@ async def _after_crash(storage: FilesystemStorage, agent_id: str, steps: int, cr
         echo(f"   status {result['status']}, {result['cycles_used']} steps run after resuming.")
 
         hist = await sm.history(agent_id, max(resumed_at - 2, 0), resumed_at + 1)
-        lines = [f"   step {e.step:>3}  {e.kind:<8}  {e.describe(60)}" for e in hist]
+        lines = [f"   step {e.step:>3}  {e.kind:<8}  {e.describe(76)}" for e in hist]
         echo("")
         echo(f"4. History around the crash (steps {max(resumed_at - 2, 0)}..{resumed_at + 1}):")
         for line in lines:

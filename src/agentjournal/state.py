@@ -278,18 +278,13 @@ class HistoryEntry:
     checkpoint_id: str
 
     def describe(self, width: int = 72) -> str:
-        """One line: the ops as ``op path`` pairs (a snapshot or anchor says so).
+        """One line saying what the record changed, e.g. ``+1 message (assistant), budget
+        0.12→0.15`` (a snapshot or anchor says so), cut to ``width`` characters."""
+        from .summary import summarize_ops
 
-        The ``/checkpoint_id`` and ``/step_number`` replaces every step makes are left out.
-        """
         if self.kind in ("snapshot", "anchor"):
             return f"({self.kind})"
-        ops = [o for o in self.ops
-               if not (o.get("op") == "replace" and o.get("path") in _BOOKKEEPING)]
-        if not ops:
-            return "(no change)"
-        text = ", ".join(f"{o.get('op')} {o.get('path') or '/'}" for o in ops)
+        text = summarize_ops(self.ops) if self.ops else "(no change)"
         return text if len(text) <= width else text[: width - 3] + "..."
 
 
-_BOOKKEEPING = frozenset({"/checkpoint_id", "/step_number"})

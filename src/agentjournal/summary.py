@@ -1,4 +1,4 @@
-"""One-line summaries of what a record changed, for ``agentjournal log``.
+"""One-line summaries of what a record changed (``agentjournal log``, history entries, the demo).
 
 Seed-style agent states (``conversation_history``, ``budget_spent_usd``, ``status``,
 ``memory_contents``, ``pending_actions``/``completed_actions``, ``tool_usage_counts`` ...) get
@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .. import delta
-from ..errors import InvalidPatchError
-from ..events import Anchor, AnyRecord, Fork, SnapshotMark, Step
+from . import delta
+from .errors import InvalidPatchError
+from .events import Anchor, AnyRecord, Fork, SnapshotMark, Step
 
 _UNKNOWN: Any = object()
 UNKNOWN: Any = _UNKNOWN
