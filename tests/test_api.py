@@ -254,3 +254,18 @@ def test_repair_with_a_wrong_key_cuts_nothing(tmp_path):
         assert seg.read_bytes() == before
     with Journal("k", tmp_path, key=b"right", readonly=True) as j:
         assert j.resume().state == {"i": 4}
+
+
+def test_fork_at_the_oldest_kept_snapshot_after_pruning(tmp_path):
+    with Journal("p", tmp_path, snapshot_every=5, keep_snapshots=2, prune=True) as j:
+        for n in range(1, 31):
+            j.append(conv(n))
+        first = j.segment_seqs()[0]
+        assert first > 1, "old segments were pruned"
+        base_step = j.load_snapshot(first - 1).step
+        assert j.state_at(base_step) == conv(base_step)
+        with j.fork(base_step, "child") as f:
+            rec = next(iter(f.records()))
+            assert rec.parent_step == base_step
+            assert f.resume().state == conv(base_step)
+            assert f.verify().ok

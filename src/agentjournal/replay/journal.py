@@ -12,7 +12,6 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -24,7 +23,6 @@ from ..errors import (
     CorruptRecordError,
     CorruptSnapshotError,
     JournalClosedError,
-    JournalExistsError,
     LimitExceededError,
     StepNotFoundError,
     StepPrunedError,
@@ -37,44 +35,14 @@ from ..snapshot.store import (
     SnapshotDoc,
     decode_snapshot,
     encode_snapshot,
-    state_copy,
 )
+from .results import Appended, Resumed, SnapshotSkippedWarning
 from .verify import VerifyReport, verify_journal
 
 if TYPE_CHECKING:
     from ..retention import CompactReport
 
 log = logging.getLogger("agentjournal")
-
-
-class SnapshotSkippedWarning(UserWarning):
-    """A snapshot failed its checks and an older one (or genesis) was used instead."""
-
-
-@dataclass(frozen=True)
-class Resumed:
-    """Where an agent stands: the state after its last record."""
-
-    state: Any
-    step: int
-    """The agent step of the last record (0 for an empty journal)."""
-    seq: int
-    """The seq of the last record (0 for an empty journal)."""
-
-    @property
-    def next_step(self) -> int:
-        return self.step + 1
-
-
-@dataclass(frozen=True)
-class Appended:
-    """What :meth:`Journal.append` recorded."""
-
-    seq: int
-    step: int
-    ops: list[delta.Op]
-    snapshot_seq: int | None
-    """Seq of the snapshot written after this step, if a trigger fired."""
 
 
 class Journal:
@@ -610,27 +578,9 @@ class Journal:
         ``options`` are passed to the new :class:`Journal` (same backend). Returns it open
         for writing; its first record is a ``fork`` record naming this agent, seq and hash.
         """
-        seq = self.seq_of_step(at_step)
-        state, seq, step, _ = self._materialize(seq)
-        rec = next(iter(self.reader.records(seq, seq)))
-        if _has_journal(self.backend, new_agent_id):
-            raise JournalExistsError(f"agent {new_agent_id!r} already has a journal",
-                                     hint="choose another id for the fork")
-        options.setdefault("key", self.key)
-        options.setdefault("compress", self.compress)
-        new = Journal(new_agent_id, backend=self.backend, **options)
-        try:
-            new._ensure_shadow()
-            w = new._w()
-            w.append_fork([{"op": "replace", "path": "", "value": state}], step=step,
-                          parent=self.agent_id, parent_seq=seq, parent_step=step,
-                          parent_hash=rec.h)
-            new._shadow, new._shadow_seq = state_copy(state), w.last_seq
-            new.snapshot()
-        except BaseException:
-            new.close()
-            raise
-        return new
+        from .fork import fork_journal
+
+        return fork_journal(self, at_step, new_agent_id, **options)
 
     def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
         """Check every record, the chain across segments and every snapshot.
@@ -669,13 +619,3 @@ class Journal:
 
 class _ChainMismatch(Exception):
     """Internal: a snapshot's chain hash does not match the journal."""
-
-
-def _has_journal(backend: Backend, agent_id: str) -> bool:
-    if not backend.exists(agent_id):
-        return False
-    store = backend.agent(agent_id, create=False)
-    try:
-        return bool(store.list_segments())
-    finally:
-        store.close()
