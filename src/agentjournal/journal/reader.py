@@ -132,16 +132,8 @@ def _valid_after(data: bytes, pos: int, key: bytes | None) -> bool:
         nl = data.find(b"\n", pos)
         if nl < 0:
             return False
-        line = data[pos:nl]
-        parts = _codec.split_line(line)
-        if parts is not None:
-            if _codec.chain_hash(parts[0], key) == parts[1]:
-                return True
-            try:
-                line_decoder.decode(line)
-                return True
-            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-                pass
+        if _looks_written(data[pos:nl], key):
+            return True
         pos = nl + 1
     return False
 
