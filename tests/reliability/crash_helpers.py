@@ -279,6 +279,18 @@ class Child:
     def go_on(self) -> None:
         os.write(self.w_in, b"c")
 
+    def kill_after(self, appends: int, rng: random.Random) -> None:
+        """Let the child acknowledge ``appends`` appends, spin up to 3 ms, then SIGKILL it."""
+        while self.appends < appends:
+            line = self.lines.readline()
+            if line is None:
+                break
+            self.handle(line)
+        spin_until = time.perf_counter() + rng.uniform(0, 0.003)
+        while time.perf_counter() < spin_until:
+            pass
+        self.kill()
+
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
 

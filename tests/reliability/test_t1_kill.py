@@ -71,16 +71,7 @@ class Stats:
 
 
 def _timed_kill(child: Child, rng: random.Random) -> str:
-    n = rng.randint(1, 30)
-    while child.appends < n:
-        line = child.lines.readline()
-        if line is None:
-            break
-        child.handle(line)
-    spin_until = time.perf_counter() + rng.uniform(0, 0.003)
-    while time.perf_counter() < spin_until:
-        pass
-    child.kill()
+    child.kill_after(rng.randint(1, 30), rng)
     return "timed"
 
 

@@ -100,14 +100,7 @@ def _t8_tail(tmp_path: Path, kills: int, readers: int, seed: int) -> None:
             child = Child(root, AGENT, OPTIONS, tmp_path / "writer.stderr")
             n = rng.randint(3, 25)
             try:
-                while child.appends < n:
-                    line = child.lines.readline()
-                    if line is None:
-                        break
-                    child.handle(line)
-                spin_until = time.perf_counter() + rng.uniform(0, 0.003)
-                while time.perf_counter() < spin_until:
-                    pass
+                child.kill_after(n, rng)
             finally:
                 child.kill()
                 child.finish(tmp_path / "writer.stderr")

@@ -160,23 +160,12 @@ class ExportOut(TypedDict):
     keyed: bool
 
 
-class ImportOut(TypedDict):
-    """``import --json``."""
+class ImportOut(ExportOut):
+    """``import --json``: the export's fields, plus where it went."""
 
-    agent_id: str
     root: str
-    path: str
     written: bool
     """False with ``--dry-run`` (the file was only verified)."""
-    records: int
-    segments: int
-    snapshots: int
-    bytes: int
-    first_seq: int
-    last_seq: int
-    last_step: int
-    last_hash: str
-    keyed: bool
 
 
 class RepairCut(TypedDict):
