@@ -13,8 +13,11 @@ from typing import Any
 
 import msgspec
 
-FORMAT_VERSION = 1
-"""Version of the on-disk format written by this code (segment header and snapshot ``format``)."""
+FORMAT_VERSION = 2
+"""Version of the on-disk format written by this code (segment header and snapshot ``format``).
+
+Version 2 added the optional ``meta`` member of ``step`` records; version 1 files read as before.
+"""
 
 
 class _Line(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", omit_defaults=True):
@@ -53,6 +56,8 @@ class Step(Record, tag="step", frozen=True):
     """One agent step: the RFC 6902 JSON Patch from the previous state to this one."""
 
     ops: list[dict[str, Any]]
+    meta: dict[str, Any] | None = None
+    """Caller-supplied JSON metadata of the step (format 2; omitted when None), hashed with it."""
     h: str = ""
 
 

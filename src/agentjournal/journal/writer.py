@@ -258,11 +258,11 @@ class JournalWriter:
                 "step": st, "prev": self.last_hash}
 
     def append_step(self, ops: list[dict[str, Any]], step: int | None = None,
-                    ts: float | None = None) -> Step:
-        """Append a ``step`` record carrying ``ops``; returns it (with its hash)."""
+                    ts: float | None = None, meta: dict[str, Any] | None = None) -> Step:
+        """Append a ``step`` record carrying ``ops`` (and ``meta``); returns it with its hash."""
         with self._mutex:
             self._check_open()
-            rec = Step(ops=ops, **self._next_fields(step, ts))
+            rec = Step(ops=ops, meta=meta, **self._next_fields(step, ts))
             return self._write(rec)  # type: ignore[return-value]
 
     def append_mark(self, at: int, digest: str, step: int | None = None) -> SnapshotMark:

@@ -219,12 +219,15 @@ class Journal:
         ops: list[delta.Op] | None = None,
         step: int | None = None,
         snapshot: bool | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> Appended:
         """Record one step, given the new full ``state`` or the ``ops`` that make it.
 
         With ``state`` the delta is found against a private copy of the last recorded state,
         at the cost of the change. ``step`` defaults to the last step + 1. ``snapshot=True``
-        forces a snapshot after the step, ``False`` suppresses the triggers. Once the step is
+        forces a snapshot after the step, ``False`` suppresses the triggers. ``meta`` is a JSON
+        object stored in the step record (hashed with it, not part of the state): what an
+        integration needs to find the step again (a checkpoint id, a run id). Once the step is
         recorded, a failure to write its snapshot is logged, not raised (``snapshot_seq`` is
         None): the step is durable, and an exception would invite recording it twice.
 
@@ -236,6 +239,10 @@ class Journal:
         w = self._w()
         if (state is None) == (ops is None):
             raise ValueError("pass exactly one of state= or ops=")
+        if meta is not None:
+            if not isinstance(meta, dict):
+                raise TypeError(f"meta must be a dict of JSON values, not {type(meta).__name__}")
+            delta.check_json(meta, "meta")
         self._ensure_shadow()
         step = w.last_step + 1 if step is None else step
         if ops is None:
@@ -246,7 +253,7 @@ class Journal:
                 if isinstance(op, dict) and "value" in op:
                     delta.check_json(op["value"], str(op.get("path", "")))
             delta.apply(self._shadow, ops)  # validates without touching the shadow
-        rec = w.append_step(ops, step=step)
+        rec = w.append_step(ops, step=step, meta=meta)
         self.reader.tail = w.seg_first
         # The shadow gets its own copy of the op values: it must never alias caller objects.
         self._shadow = delta.apply_in_place(self._shadow, delta.copy_containers(ops))
