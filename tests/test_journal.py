@@ -64,12 +64,24 @@ def test_second_writer_process_gets_locked_error(tmp_path: Path) -> None:
     assert _second_writer(tmp_path)["error"] is None
 
 
-def test_second_writer_in_the_same_process(tmp_path: Path) -> None:
+def test_writers_in_the_same_process_share_one_writer(tmp_path: Path) -> None:
+    # Two components of one program (a manager and a tool, say) open the same agent: they
+    # share the process's writer instead of failing on its lock, and their steps chain.
     j = Journal(AGENT, tmp_path)
-    with pytest.raises(JournalLockedError):
-        Journal(AGENT, tmp_path)
+    k = Journal(AGENT, str(tmp_path) + "/")  # another spelling of the same root
+    j.append({"a": 1})
+    k.append({"a": 1, "b": 2})
+    j.append({"a": 3, "b": 2})
+    assert k.last_seq == j.last_seq == 3
+    assert k.resume().state == {"a": 3, "b": 2}
     j.close()
-    Journal(AGENT, tmp_path).close()
+    assert _second_writer(tmp_path)["error"] == "JournalLockedError"  # k still holds it
+    k.append({"a": 4, "b": 2})
+    k.close()
+    assert _second_writer(tmp_path)["error"] is None  # the last user released it
+    with Journal(AGENT, tmp_path) as again:
+        assert again.resume().state == {"a": 4, "b": 2}
+        assert again.verify().ok
 
 
 def test_lock_released_when_the_holder_dies(tmp_path: Path) -> None:
@@ -347,7 +359,7 @@ def test_scan_newer_format_and_garbage_tail_with_hash_suffix(tmp_path: Path) -> 
     hdr, rest = data.split(b"\n", 1)
     body = _codec.split_line(hdr)
     assert body is not None
-    newer = _codec.seal_line(body[0].replace(b'"format":1', b'"format":9'), None)[0]
+    newer = _codec.seal_line(body[0].replace(b'"format":2', b'"format":9'), None)[0]
     sc = scan(newer + rest, first_seq=1, agent_id=AGENT, key=None, where="s")
     assert sc.error is not None and "newer" in sc.error.message
     # a damaged record followed by a line that only looks sealed: still a torn tail

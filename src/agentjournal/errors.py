@@ -12,16 +12,19 @@ __all__ = [
     "CheckpointNotFoundError",
     "CorruptRecordError",
     "CorruptSnapshotError",
+    "ImportRefusedError",
     "InvalidAgentIdError",
     "InvalidPatchError",
     "JournalClosedError",
     "JournalError",
     "JournalExistsError",
+    "JournalForkedError",
     "JournalLockedError",
     "JournalNotFoundError",
     "JournalPoisonedError",
     "LimitExceededError",
     "NotJSONEncodableError",
+    "PathNotFoundError",
     "RedactionError",
     "StepNotFoundError",
     "StepPrunedError",
@@ -100,6 +103,14 @@ class JournalLockedError(JournalError, BlockingIOError):
         self.pid = pid
 
 
+class JournalForkedError(JournalError, RuntimeError):
+    """A journal opened for writing by one process was used by a child made by ``os.fork()``.
+
+    The child shares the parent's file descriptors and lock: if both appended, both would
+    write the same seq. The child must open the journal itself (and wait for the lock).
+    """
+
+
 class JournalClosedError(JournalError, ValueError):
     """The journal or writer was used after ``close()``."""
 
@@ -113,6 +124,10 @@ class JournalPoisonedError(JournalError, OSError):
 
 class CorruptRecordError(JournalError, ValueError):
     """A record that fails to decode or whose hash chain does not verify."""
+
+
+class ImportRefusedError(CorruptRecordError):
+    """An export file that does not verify (damaged, truncated, forged or of another format)."""
 
 
 class TamperedError(CorruptRecordError):
@@ -137,6 +152,10 @@ class InvalidPatchError(JournalError, ValueError):
 
 class StepNotFoundError(JournalError, LookupError):
     """A step beyond the journal's history (or before its first record)."""
+
+
+class PathNotFoundError(JournalError, LookupError):
+    """A JSON Pointer that does not exist in the state."""
 
 
 class StepPrunedError(StepNotFoundError):

@@ -40,6 +40,7 @@ from .backends.filesystem import DEFAULT_ROOT, FilesystemBackend
 from .errors import (
     CorruptRecordError,
     CorruptSnapshotError,
+    ImportRefusedError,
     JournalExistsError,
     LimitExceededError,
     TamperedError,
@@ -71,10 +72,6 @@ Progress = Callable[[int, int], None]
 """``progress(done, total)``, called as work advances (units are bytes)."""
 
 _WRITE_CHUNK = 1 << 20
-
-
-class ImportRefusedError(CorruptRecordError):
-    """An export file that does not verify (damaged, truncated, forged or of another format)."""
 
 
 class SegmentInfo(msgspec.Struct, frozen=True):

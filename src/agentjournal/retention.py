@@ -1,26 +1,28 @@
 """Retention and crash-safe compaction.
 
-Keeps the newest ``keep_snapshots`` snapshots of an agent. Segments whose records all precede
-the oldest kept (and valid) snapshot are no longer needed to replay; they are kept (default),
+Keeps the newest ``keep_snapshots`` *usable* snapshots of an agent (a damaged snapshot, or one
+that does not match the chain, never counts towards the number kept). Segments whose records
+all precede the oldest kept snapshot are no longer needed to replay; they are kept (default),
 lz4-compressed when ``compress_segments``, or deleted when ``prune`` (after an ``anchor`` record
 is durably appended, so the chain of what remains still verifies).
 
 Order of operations makes every crash point safe: a new file (compressed segment, anchor) is
-durable before anything it replaces is unlinked; the newest snapshot is never deleted; nothing
-after the oldest kept snapshot is ever touched. Running it twice is the same as running it once.
+durable before anything it replaces is unlinked; the newest usable snapshot is never deleted;
+nor is the snapshot that replay of the oldest retained record starts from; nothing after the
+oldest kept snapshot is ever touched. Running it twice is the same as running it once.
+
+Retention sees the journal only through :class:`RetentionTarget`, a small interface the
+journal hands it, and costs what it removes: it lists no segment directory, reads no old
+segment and stats no file but those it deletes or compresses.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import _codec
-from .errors import CorruptRecordError, CorruptSnapshotError, LimitExceededError
-
-if TYPE_CHECKING:
-    from .replay.journal import Journal
 
 log = logging.getLogger("agentjournal")
 
@@ -35,6 +37,7 @@ class CompactReport:
     segments_deleted: list[int] = field(default_factory=list)
     segments_compressed: list[int] = field(default_factory=list)
     bytes_before: int = 0
+    """Bytes of the agent's files before (measured only when asked: it lists every file)."""
     bytes_saved: int = 0
     anchor_seq: int | None = None
     errors: list[str] = field(default_factory=list)
@@ -43,114 +46,151 @@ class CompactReport:
         return asdict(self)
 
 
-def _snapshot_ok(j: Journal, seq: int, next_first: dict[int, str]) -> bool:
-    """Whether snapshot ``seq`` decodes and chains to the journal (so replay can start there)."""
-    try:
-        doc = j.load_snapshot(seq)
-    except (CorruptSnapshotError, LimitExceededError, FileNotFoundError):
-        return False
-    # Any other OSError (EIO...) propagates: a snapshot that could not be read is not known
-    # to be bad, and taking it for bad would prune the records it still needs.
-    if seq + 1 in next_first:
-        return next_first[seq + 1] == doc.chain_hash
-    try:
-        rec = next(iter(j.reader.records(seq, seq)), None)
-    except CorruptRecordError:
-        return False
-    return rec is not None and rec.h == doc.chain_hash
+class RetentionTarget(Protocol):
+    """What retention needs from a journal open for writing (or read-only, for a dry run)."""
+
+    agent_id: str
+
+    def snapshots(self) -> list[int]:
+        """Seqs of the stored snapshots, ascending."""
+
+    def snapshot_usable(self, seq: int) -> bool:
+        """Whether replay could start at snapshot ``seq`` (decodes, matches the chain).
+
+        Raises ``OSError`` when it could not be read: not known to be bad.
+        """
+
+    def segments(self) -> list[tuple[int, bool]]:
+        """``(first_seq, sealed)`` of the segments, ascending (no listing per call needed)."""
+
+    def current_segment(self) -> int:
+        """The segment a live writer appends to (0: none); never compacted."""
+
+    def segment_prev(self, first: int) -> str:
+        """The chain hash before segment ``first`` (its header's ``prev``)."""
+
+    def segment_bytes(self, first: int) -> int:
+        """Stored size of a segment."""
+
+    def snapshot_bytes(self, seq: int) -> int:
+        """Stored size of a snapshot."""
+
+    def delete_snapshot(self, seq: int) -> None: ...
+
+    def delete_segment(self, first: int) -> None: ...
+
+    def seal_segment(self, first: int) -> None:
+        """Durably replace segment ``first`` by its compressed form."""
+
+    def append_anchor(self, first_seq: int, first_prev: str, removed: list[str]) -> int:
+        """Append and sync an ``anchor`` record; returns its seq."""
+
+    def location(self, first: int) -> str:
+        """Name of a segment for the anchor's ``removed`` list (relative to the store)."""
+
+    def disk_usage(self) -> int:
+        """Bytes of all the agent's files (lists every file: only on request)."""
 
 
-def compact(j: Journal, *, keep_snapshots: int, prune: bool = False,
-            compress_segments: bool = False, dry_run: bool = False) -> CompactReport:
-    """Apply retention to an open, writable journal. See the module docstring."""
+def compact(t: RetentionTarget, *, keep_snapshots: int, prune: bool = False,
+            compress_segments: bool = False, dry_run: bool = False,
+            measure: bool = False) -> CompactReport:
+    """Apply retention to ``t``. See the module docstring.
+
+    Args:
+        t: the journal, seen through its retention interface.
+        keep_snapshots: how many usable snapshots to keep (>= 1).
+        prune: delete the segments before the oldest kept snapshot, writing an anchor.
+        compress_segments: lz4-compress those segments instead (when not pruning).
+        dry_run: change nothing; report what would be done.
+        measure: fill in ``bytes_before`` (lists and stats every file of the agent).
+    """
     if keep_snapshots < 1:
         raise ValueError("keep_snapshots must be >= 1: the newest snapshot is never deleted")
-    store = j.store
-    rep = CompactReport(agent_id=j.agent_id, dry_run=dry_run, bytes_before=store.disk_usage())
-    if not dry_run:
-        store.remove_temps()
-    snaps = store.list_snapshots()
-    keep = snaps[-keep_snapshots:]
-    drop = snaps[: -keep_snapshots] if len(snaps) > keep_snapshots else []
-    segs = store.list_segments()
-    firsts = [s for s, _ in segs]
-    headers = {s: j._header(s) for s in firsts}
-    next_first = {s: h.prev for s, h in headers.items()}
-    # The oldest kept snapshot that is really usable bounds what old segments may go.
-    base = next((s for s in keep if _snapshot_ok(j, s, next_first)), None)
-    cur = j.writer.seg_first if j.writer is not None else (firsts[-1] if firsts else 0)
+    rep = CompactReport(agent_id=t.agent_id, dry_run=dry_run,
+                        bytes_before=t.disk_usage() if measure else 0)
+    snaps = t.snapshots()
+    kept: list[int] = []
+    for seq in reversed(snaps):
+        if len(kept) == keep_snapshots:
+            break
+        if t.snapshot_usable(seq):
+            kept.append(seq)
+    if not kept:
+        return rep  # no usable snapshot: nothing may go
+    base = kept[-1]  # the oldest kept usable snapshot: replay can always start there
+    segs = t.segments()
+    cur = t.current_segment()
     old: list[tuple[int, bool]] = []
-    if base is not None:
-        for k, (first, sealed) in enumerate(segs):
-            nxt = firsts[k + 1] if k + 1 < len(firsts) else None
-            if nxt is None or nxt > base + 1 or first == cur:
-                break
-            old.append((first, sealed))
-
-    sizes = {}
-    for first, sealed in old:
-        try:
-            sizes[first] = len(store.read_segment(first)) if not sealed else 0
-        except OSError:
-            sizes[first] = 0
+    for k, (first, sealed) in enumerate(segs):
+        nxt = segs[k + 1][0] if k + 1 < len(segs) else None
+        if nxt is None or nxt > base + 1 or first == cur:
+            break
+        old.append((first, sealed))
+    will_prune = prune and bool(old)
+    # The history that stays starts at this seq; the snapshot before it is what its replay
+    # starts from (after an earlier pruning), so it stays unless this run prunes past it.
+    start = segs[len(old)][0] if will_prune and len(old) < len(segs) else (segs[0][0] if segs
+                                                                              else 1)
+    needed = start - 1 if start > 1 else None
+    drop = [s for s in snaps if s < base and s != needed]
 
     # Old snapshots go first: a crash after pruning must not leave a snapshot behind that
     # refers to records no longer in the journal (verify would report it).
     for seq in drop:
         rep.snapshots_deleted.append(seq)
-        if dry_run:
-            continue
         try:
-            store.delete_snapshot(seq)
+            rep.bytes_saved += t.snapshot_bytes(seq)
+            if not dry_run:
+                t.delete_snapshot(seq)
+        except FileNotFoundError:
+            pass
         except OSError as e:
             rep.errors.append(f"could not delete snapshot {seq}: {e}")
             log.error("retention: could not delete snapshot %s: %s", seq, e)
     # A snapshot that could not be deleted would be left referring to pruned records.
-    if prune and old and not rep.errors:
+    if will_prune and not rep.errors:
+        keep_first = segs[len(old)][0]
+        sizes = {}
+        for first, _ in old:
+            try:
+                sizes[first] = t.segment_bytes(first)
+            except OSError:
+                sizes[first] = 0
         rep.segments_deleted = [f for f, _ in old]
-        keep_first = firsts[len(old)]
-        if not dry_run:
-            assert j.writer is not None
-            anchor = j.writer.append_anchor(
-                first_seq=keep_first, first_prev=headers[keep_first].prev,
-                removed=[store.location("segment", f) for f, _ in old])
-            j.writer.sync()
-            rep.anchor_seq = anchor.seq
-            for k, (first, _) in enumerate(old):
-                try:
-                    store.delete_segment(first)
-                    j._headers.pop(first, None)
-                except OSError as e:
-                    rep.errors.append(f"could not delete segment {first}: {e}")
-                    log.error("retention: could not delete segment %s: %s", first, e)
-                    # Oldest first, and stop at a failure: deleting on would leave a gap.
-                    rep.segments_deleted = rep.segments_deleted[:k]
-                    break
-    elif compress_segments:
+        if dry_run:
+            rep.bytes_saved += sum(sizes.values())
+            return rep
+        rep.anchor_seq = t.append_anchor(keep_first, t.segment_prev(keep_first),
+                                         [t.location(f) for f, _ in old])
+        for k, (first, _) in enumerate(old):
+            try:
+                t.delete_segment(first)
+                rep.bytes_saved += sizes[first]
+            except OSError as e:
+                rep.errors.append(f"could not delete segment {first}: {e}")
+                log.error("retention: could not delete segment %s: %s", first, e)
+                # Oldest first, and stop at a failure: deleting on would leave a gap.
+                rep.segments_deleted = rep.segments_deleted[:k]
+                break
+    elif compress_segments and not prune:
         for first, sealed in old:
             if sealed:
                 continue
             rep.segments_compressed.append(first)
-            if dry_run:
-                continue
             try:
-                data = store.read_segment(first)
-                store.seal_segment(first, _codec.compress(data))
+                size = t.segment_bytes(first)
+                if dry_run:
+                    rep.bytes_saved += size * 3 // 4
+                    continue
+                t.seal_segment(first)
+                rep.bytes_saved += max(size - t.segment_bytes(first), 0)
             except OSError as e:
                 rep.errors.append(f"could not compress segment {first}: {e}")
                 log.error("retention: could not compress segment %s: %s", first, e)
-
-    if not dry_run:
-        j.reader.segments(refresh=True)  # segments were deleted or sealed
-        rep.bytes_saved = max(rep.bytes_before - store.disk_usage(), 0)
-    else:
-        saved = sum(sizes.get(f, 0) for f in rep.segments_deleted)
-        for seq in drop:
-            try:
-                saved += len(store.read_snapshot(seq, j.max_snapshot_bytes)[0])
-            except OSError:
-                pass
-        for f in rep.segments_compressed:
-            saved += sizes.get(f, 0) * 3 // 4
-        rep.bytes_saved = saved
     return rep
+
+
+def seal(data: bytes) -> bytes:
+    """The compressed form of a segment's bytes."""
+    return _codec.compress(data)

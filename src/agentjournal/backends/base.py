@@ -97,6 +97,15 @@ class AgentStore(Protocol):
     def segment_size(self, first_seq: int) -> int:
         """Current size in bytes of an open (unsealed) segment."""
 
+    def segment_bytes(self, first_seq: int) -> int:
+        """Stored size in bytes of a segment (plain or sealed)."""
+
+    def snapshot_bytes(self, seq: int) -> int:
+        """Stored size in bytes of a snapshot."""
+
+    def name(self, kind: str, seq: int) -> str:
+        """A file's name relative to the agent (kind segment|snapshot), with no host path."""
+
     def create_segment(self, first_seq: int, header: bytes, durable: bool) -> Appender:
         """Create a segment holding ``header``; ``durable``: its entry survives power loss."""
 
@@ -157,3 +166,6 @@ class Backend(Protocol):
 
     def describe(self) -> str:
         """Where this backend stores things (for messages)."""
+
+    def identity(self) -> object:
+        """Hashable; equal for two backend objects on the same store (writers share)."""

@@ -220,6 +220,24 @@ class FileAgentStore:
     def segment_size(self, first_seq: int) -> int:
         return self._segments.size(seq_name(first_seq) + SEGMENT_SUFFIX)
 
+    def segment_bytes(self, first_seq: int) -> int:
+        name = seq_name(first_seq)
+        try:
+            return self._segments.size(name + SEGMENT_SUFFIX)
+        except FileNotFoundError:
+            return self._segments.size(name + SEALED_SUFFIX)
+
+    def snapshot_bytes(self, seq: int) -> int:
+        try:
+            return self._snapshots.size(seq_name(seq) + SNAPSHOT_LZ4_SUFFIX)
+        except FileNotFoundError:
+            return self._snapshots.size(seq_name(seq) + SNAPSHOT_SUFFIX)
+
+    def name(self, kind: str, seq: int) -> str:
+        """A file's name relative to the agent's directory (for records: no host paths)."""
+        full = self.location(kind, seq)
+        return os.path.relpath(full, self._dir.path)
+
     def create_segment(self, first_seq: int, header: bytes, durable: bool) -> _FileAppender:
         name = seq_name(first_seq) + SEGMENT_SUFFIX
         fd = self._segments.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND)
@@ -397,3 +415,7 @@ class FilesystemBackend:
 
     def describe(self) -> str:
         return self.root
+
+    def identity(self) -> tuple[str, str]:
+        """Equal for two backends on the same directory (writers in one process share)."""
+        return ("fs", os.path.realpath(self.root))

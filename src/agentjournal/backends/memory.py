@@ -117,6 +117,21 @@ class MemoryAgentStore:
         self._d.segments[first_seq] = buf
         return _MemAppender(buf)
 
+    def segment_bytes(self, first_seq: int) -> int:
+        if first_seq in self._d.segments:
+            return len(self._d.segments[first_seq])
+        if first_seq in self._d.sealed:
+            return len(self._d.sealed[first_seq])
+        raise FileNotFoundError(self.location("segment", first_seq))
+
+    def snapshot_bytes(self, seq: int) -> int:
+        if seq not in self._d.snapshots:
+            raise FileNotFoundError(self.location("snapshot", seq))
+        return len(self._d.snapshots[seq][0])
+
+    def name(self, kind: str, seq: int) -> str:
+        return self.location(kind, seq).removeprefix(f"memory://{self.agent_id}/")
+
     def open_segment(self, first_seq: int) -> _MemAppender:
         return _MemAppender(self._d.segments[first_seq])
 
@@ -196,3 +211,6 @@ class MemoryBackend:
 
     def describe(self) -> str:
         return "memory://"
+
+    def identity(self) -> tuple[str, int]:
+        return ("memory", id(self))

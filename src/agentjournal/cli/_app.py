@@ -32,6 +32,7 @@ from ..errors import (
     JournalLockedError,
     JournalNotFoundError,
     LimitExceededError,
+    PathNotFoundError,
     StepNotFoundError,
     UnsafePathError,
 )
@@ -57,10 +58,6 @@ ENV_ROOT = "AGENTJOURNAL_ROOT"
 ENV_KEY = "AGENTJOURNAL_KEY"
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class PathNotFoundError(JournalError, LookupError):
-    """A JSON Pointer that does not exist in the state."""
 
 
 class _Console(Console):

@@ -19,12 +19,11 @@ from rich.text import Text
 
 from .. import delta
 from ..backends.filesystem import FilesystemBackend
-from ..errors import JournalError, StepNotFoundError
+from ..errors import JournalError, PathNotFoundError, StepNotFoundError
 from ..events import SnapshotMark
 from ..replay.journal import Journal
 from . import schemas
 from ._app import (
-    PathNotFoundError,
     Settings,
     get_settings,
     human_bytes,

@@ -18,7 +18,6 @@ from .. import exchange
 from ..backends.filesystem import FilesystemBackend
 from ..errors import JournalExistsError
 from ..replay.verify import VerifyReport
-from ..retention import compact as run_compaction
 from . import schemas
 from ._app import (
     EXIT_PROBLEMS,
@@ -180,8 +179,8 @@ def compact_cmd(agent: str, keep: int, prune: bool, compress_segments: bool, dry
     if prune and compress_segments:
         raise click.UsageError("--prune and --compress-segments cannot be combined")
     with s.journal(agent, readonly=dry_run) as j, s.progress(f"compacting {agent}"):
-        rep = run_compaction(j, keep_snapshots=keep, prune=prune,
-                             compress_segments=compress_segments, dry_run=dry_run)
+        rep = j.compact(keep_snapshots=keep, prune=prune,
+                        compress_segments=compress_segments, dry_run=dry_run)
     doc: schemas.CompactOut = {
         "agent_id": agent, "dry_run": dry_run, "keep_snapshots": keep, "prune": prune,
         "compress_segments": compress_segments,

@@ -296,6 +296,13 @@ class SegmentReader:
             self._segments = [s for s, _ in self.store.list_segments()]
         return self._segments
 
+    def forget(self, first_seq: int) -> None:
+        """A segment was deleted: drop it from the cached listing and scans."""
+        if self._segments is not None and first_seq in self._segments:
+            self._segments = [s for s in self._segments if s != first_seq]
+        if self.scans is not None:
+            self.scans.pop(first_seq, None)
+
     def read(self, first_seq: int) -> Scan:
         """Scan one whole segment."""
         data = self.store.read_segment(first_seq)

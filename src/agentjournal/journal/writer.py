@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,6 +106,8 @@ class JournalWriter:
         repair: bool = False,
     ) -> None:
         self.store = store
+        self.on_roll: Callable[[int], None] | None = None
+        """Called with the first seq of every segment this writer starts."""
         self.repair = repair
         self.key = key or None
         self.durability = Durability(durability)
@@ -254,8 +257,11 @@ class JournalWriter:
         if st < self.last_step:
             raise ValueError(f"step {st} is before the last recorded step {self.last_step}; "
                              "steps never go back (fork to branch from an earlier step)")
-        return {"seq": self.last_seq + 1, "ts": time.time() if ts is None else ts,
-                "step": st, "prev": self.last_hash}
+        if ts is None:
+            # A wall clock that steps back must not make the history's time go backwards
+            # (time queries bisect on it): a record is never older than the one before it.
+            ts = max(time.time(), self.last_ts)
+        return {"seq": self.last_seq + 1, "ts": ts, "step": st, "prev": self.last_hash}
 
     def append_step(self, ops: list[dict[str, Any]], step: int | None = None,
                     ts: float | None = None, meta: dict[str, Any] | None = None) -> Step:
@@ -325,6 +331,8 @@ class JournalWriter:
         self.seg_first, self.seg_records, self.seg_bytes = rec.seq, 0, len(line)
         self._roll_pending = False
         self.set_hint(seg=rec.seq)
+        if self.on_roll is not None:
+            self.on_roll(rec.seq)
 
     def _after_write(self) -> None:
         if self.durability is Durability.SYNC:
@@ -385,14 +393,13 @@ class JournalWriter:
         return self._poison is not None
 
     def close(self) -> None:
-        """Sync what is pending (unless poisoned or in ``none`` mode) and release the lock."""
+        """Sync what is pending (in every mode, unless poisoned) and release the lock."""
         with self._mutex:
             if self._closed:
                 return
             self._stop.set()
             try:
                 if (self._app is not None and self._poison is None
-                        and self.durability is not Durability.NONE
                         and self.durable_seq < self.last_seq):
                     self._sync_now()
             finally:

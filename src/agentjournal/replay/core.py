@@ -1,0 +1,218 @@
+"""One agent's open journal in this process: the store and the parts built on it.
+
+A :class:`Core` bundles the agent's store, record reader, step index and materializer and, when
+opened for writing, the writer and the *shadow* (a private copy of the last recorded state that
+the next step is diffed against). Writable cores are shared: every writable
+:class:`~agentjournal.Journal` of the same agent on the same store in one process uses the same
+core (reference-counted), so two components of one program never fight over the writer lock,
+and their records interleave in one chain. Across processes the filesystem lock still admits
+one writer.
+
+Every use of a core holds its re-entrant lock, which makes a journal safe to share between
+threads: the diff against the shadow, the write and the shadow update are one critical section.
+A core opened by one process and inherited by a child through ``os.fork()`` refuses to write
+in the child (:class:`~agentjournal.errors.JournalForkedError`) and never touches the parent's
+lock or files when the child lets go of it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections.abc import Hashable
+from typing import Any
+
+from .. import delta
+from ..backends.base import AgentStore, Backend
+from ..errors import JournalClosedError, JournalForkedError
+from ..events import AnyRecord
+from ..journal.reader import SegmentReader
+from ..journal.writer import JournalWriter
+from .materializer import Materializer
+from .stepindex import StepIndex
+
+log = logging.getLogger("agentjournal")
+
+
+class Core:
+    """One agent's store and the parts that read and write it (see the module docstring).
+
+    Args:
+        backend: where the journal lives.
+        agent_id: the agent.
+        key: the chain key, or None.
+        writable: take the writer lock and recover (else read-only: no lock, no repair).
+        create: create the journal if missing (writable cores only).
+        valid_prefix: read the valid prefix of a damaged journal instead of raising.
+        max_snapshot_bytes: limit of a snapshot file and of its decoded state.
+        writer_options: passed to :class:`~agentjournal.journal.writer.JournalWriter`.
+    """
+
+    def __init__(self, backend: Backend, agent_id: str, *, key: bytes | None, writable: bool,
+                 create: bool, valid_prefix: bool, max_snapshot_bytes: int,
+                 writer_options: dict[str, Any]) -> None:
+        self.backend = backend
+        self.agent_id = agent_id
+        self.key = key
+        self.lock = threading.RLock()
+        self.pid = os.getpid()
+        self.refs = 0
+        self.closed = False
+        self.store: AgentStore = backend.agent(agent_id, create=create and writable)
+        self.reader = SegmentReader(self.store, key, valid_prefix=valid_prefix)
+        self.writer: JournalWriter | None = None
+        if writable:
+            try:
+                self.writer = JournalWriter(self.store, key=key, **writer_options)
+            except BaseException:
+                self.store.close()
+                raise
+            self.reader.tail = self.writer.seg_first or None
+        self.mat = Materializer(self.store, self.reader, agent_id=agent_id, key=key,
+                                max_snapshot_bytes=max_snapshot_bytes, tail=self._tail_records)
+        self.index = StepIndex(self.store, self.reader, current_segment=self._current_segment,
+                               snapshot_step=lambda seq: self.mat.load_snapshot(seq)[0].step)
+        # The shadow and the snapshot triggers' base (writable cores only).
+        self.shadow: Any = None
+        self.shadow_seq = -1  # seq the shadow is the state after; -1 = not loaded
+        self.snap_step = 0
+        self.snap_clock = time.monotonic()
+        """``time.monotonic()`` as of the last snapshot: a wall clock that steps back cannot
+        hold snapshots up (restarts carry the elapsed wall time over, never a negative one)."""
+
+    def _tail_records(self) -> list[AnyRecord] | None:
+        return self.writer.tail_records if self.writer is not None else None
+
+    def _current_segment(self) -> int:
+        return self.writer.seg_first if self.writer is not None else 0
+
+    def check_writable(self) -> JournalWriter:
+        """The writer, if this process may append through it."""
+        if self.closed:
+            raise JournalClosedError(f"journal of {self.agent_id!r} is closed")
+        if self.writer is None:
+            raise JournalClosedError(f"journal of {self.agent_id!r} was opened read-only",
+                                     hint="open it with readonly=False to append")
+        if os.getpid() != self.pid:
+            raise JournalForkedError(
+                f"journal of {self.agent_id!r} was opened by process {self.pid}; this process "
+                f"({os.getpid()}) inherited it through fork()",
+                hint="open the journal again in the child process (after the parent closed it)")
+        return self.writer
+
+    def ensure_shadow(self) -> None:
+        """Load the state after the last record into the shadow (once)."""
+        w = self.writer
+        if w is None or self.shadow_seq == w.last_seq:
+            return
+        state, seq, _step, doc = self.mat.materialize(w.last_seq, prefer=w.hint.snap)
+        self.shadow, self.shadow_seq = state, seq
+        if doc is not None:
+            self.set_snapshot_base(doc.step, doc.ts)
+            return
+        first = next(iter(self.reader.records(1, 1)), None)
+        # No snapshot yet: count steps from 0, as the process that began the journal did.
+        self.set_snapshot_base(0, first.ts if first is not None else time.time())
+
+    def set_snapshot_base(self, step: int, wall_ts: float) -> None:
+        """The last snapshot was at ``step``, at wall time ``wall_ts``."""
+        self.snap_step = step
+        self.snap_clock = time.monotonic() - max(0.0, time.time() - wall_ts)
+
+    def seconds_since_snapshot(self) -> float:
+        return time.monotonic() - self.snap_clock
+
+    def adopt(self, ops: list[delta.Op], seq: int) -> None:
+        """Apply recorded ``ops`` to the shadow (copies: it never aliases caller objects)."""
+        self.shadow = delta.apply_in_place(self.shadow, delta.copy_containers(ops))
+        self.shadow_seq = seq
+
+    def close(self) -> None:
+        """Sync, release the lock and the store. In a forked child: let go, touch nothing."""
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            if os.getpid() != self.pid:
+                return  # the parent's lock and files are not ours to release
+            try:
+                if self.writer is not None:
+                    self.writer.close()
+            finally:
+                self.store.close()
+
+
+# --- sharing writable cores within the process ------------------------------------------------
+_registry_lock = threading.Lock()
+_shared: dict[tuple[Hashable, str], Core] = {}
+
+
+def _identity(backend: Backend) -> Hashable:
+    ident = getattr(backend, "identity", None)
+    return ident() if callable(ident) else ("object", id(backend))
+
+
+def open_core(backend: Backend, agent_id: str, *, key: bytes | None, writable: bool,
+              create: bool, valid_prefix: bool, max_snapshot_bytes: int,
+              writer_options: dict[str, Any]) -> Core:
+    """A core for the agent: the process's shared writable one, or a new read-only one."""
+    if not writable:
+        core = Core(backend, agent_id, key=key, writable=False, create=False,
+                    valid_prefix=valid_prefix, max_snapshot_bytes=max_snapshot_bytes,
+                    writer_options=writer_options)
+        core.refs = 1
+        return core
+    k = (_identity(backend), agent_id)
+    with _registry_lock:
+        found = _shared.get(k)
+        if found is not None and not found.closed and found.pid == os.getpid():
+            if found.key != key:
+                raise ValueError(
+                    f"agent {agent_id!r} is already open for writing in this process with "
+                    "another key; every writer of a journal must use its key")
+            found.refs += 1
+            return found
+        core = Core(backend, agent_id, key=key, writable=True, create=create,
+                    valid_prefix=valid_prefix, max_snapshot_bytes=max_snapshot_bytes,
+                    writer_options=writer_options)
+        core.refs = 1
+        _shared[k] = core
+        return core
+
+
+def release_core(core: Core) -> None:
+    """One user of ``core`` is done; the last one closes it."""
+    with _registry_lock:
+        core.refs -= 1
+        if core.refs > 0:
+            return
+        for k, v in list(_shared.items()):
+            if v is core:
+                del _shared[k]
+    core.close()
+
+
+def _after_fork_in_child() -> None:
+    global _registry_lock, _shared
+    # The parent's cores stay referenced by the handles the child inherited (and refuse to
+    # write); new opens in the child must not find them. A lock held at fork time by another
+    # thread of the parent would never be released here: start with a new one.
+    _registry_lock = threading.Lock()
+    _shared = {}
+
+
+def _close_all_at_exit() -> None:
+    """Interpreter exit: sync and release every core still open (nothing acknowledged lost)."""
+    for core in list(_shared.values()):
+        try:
+            core.close()
+        except Exception as e:  # noqa: BLE001 - at exit, one failure must not stop the rest
+            log.error("closing the journal of %s at exit failed: %s", core.agent_id, e)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_close_all_at_exit)

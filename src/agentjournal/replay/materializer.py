@@ -1,0 +1,162 @@
+"""Materialization: the state after any record, from the newest usable snapshot plus replay."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .. import delta
+from ..backends.base import AgentStore
+from ..errors import CorruptSnapshotError, LimitExceededError, StepNotFoundError, StepPrunedError
+from ..events import AnyRecord, Fork, SnapshotMark, Step
+from ..journal.reader import SegmentReader
+from ..snapshot.check import snapshot_mismatch
+from ..snapshot.store import SnapshotDoc, decode_snapshot
+from .results import SnapshotSkippedWarning
+
+log = logging.getLogger("agentjournal")
+
+
+class _ChainMismatch(Exception):
+    """Internal: a snapshot does not match the journal's chain."""
+
+
+Materialized = tuple[Any, int, int, "SnapshotDoc | None"]
+"""``(state, seq, step, snapshot used or None)``."""
+
+
+class Materializer:
+    """Builds states of one agent from its snapshots and records.
+
+    Args:
+        store: the agent's store.
+        reader: the agent's record reader.
+        agent_id: the agent.
+        key: the chain key (keyed journals also check a snapshot's digest against its record).
+        max_snapshot_bytes: the size limit of a snapshot file and of its decoded state.
+        tail: returns the writer's cached scan of the last segment, if any (no re-read).
+    """
+
+    def __init__(self, store: AgentStore, reader: SegmentReader, *, agent_id: str,
+                 key: bytes | None, max_snapshot_bytes: int,
+                 tail: Callable[[], list[AnyRecord] | None]) -> None:
+        self.store = store
+        self.reader = reader
+        self.agent_id = agent_id
+        self.key = key
+        self.max_snapshot_bytes = max_snapshot_bytes
+        self._tail = tail
+
+    def load_snapshot(self, seq: int) -> tuple[SnapshotDoc, str]:
+        """Read and check one snapshot file (checksum, agent and seq; not its chain hash)."""
+        data, compressed = self.store.read_snapshot(seq, self.max_snapshot_bytes)
+        where = self.store.location("snapshot", seq)
+        # Unkeyed, the digest proves nothing a forger could not recompute: lz4's checksum
+        # covers accidental damage. Keyed, it is checked against the chained snapshot record.
+        doc, digest = decode_snapshot(data, compressed, where=where,
+                                      limit=self.max_snapshot_bytes,
+                                      need_digest=self.key is not None)
+        if doc.seq != seq or doc.agent_id != self.agent_id:
+            raise CorruptSnapshotError(
+                f"snapshot holds agent {doc.agent_id!r} seq {doc.seq}", path=where,
+                hint="a snapshot file was copied from elsewhere")
+        return doc, digest
+
+    def _candidates(self, upto: int, prefer: int | None) -> Iterator[int]:
+        """Snapshot seqs to try for ``upto``: ``prefer`` first (no listing), then newest first."""
+        if prefer is not None and 0 < prefer <= upto:
+            yield prefer
+        for snap_seq in reversed(self.store.list_snapshots()):
+            if snap_seq <= upto and snap_seq != prefer:
+                yield snap_seq
+
+    def materialize(self, upto: int, prefer: int | None = None) -> Materialized:
+        """State after record ``upto``: newest valid snapshot at or before it + replay.
+
+        ``prefer`` is a snapshot seq to try before listing the snapshots (the hint of the
+        newest one, or the one just before the segment holding ``upto``).
+        """
+        if upto <= 0:
+            return {}, 0, 0, None
+        for snap_seq in self._candidates(upto, prefer):
+            try:
+                doc, digest = self.load_snapshot(snap_seq)
+                state, seq, step = self._replay(doc.state, doc.seq, doc.step, upto,
+                                                chain_hash=doc.chain_hash, digest=digest,
+                                                doc=doc)
+            except (CorruptSnapshotError, LimitExceededError, _ChainMismatch) as e:
+                msg = f"snapshot at seq {snap_seq} not used: {e}; trying an older one"
+                log.warning(msg)
+                warnings.warn(msg, SnapshotSkippedWarning, stacklevel=4)
+                continue
+            except FileNotFoundError:
+                continue  # removed by retention while we listed
+            return state, seq, step, doc
+        segs = self.reader.segments(refresh=True)
+        if segs and segs[0] > 1:
+            raise StepPrunedError(
+                f"records before seq {segs[0]} were pruned and no snapshot covers seq {upto}",
+                seq=upto, hint="ask for a later step")
+        state, seq, step = self._replay({}, 0, 0, upto, chain_hash="")
+        return state, seq, step, None
+
+    def _replay(self, state: Any, seq: int, step: int, upto: int, *, chain_hash: str,
+                digest: str | None = None, doc: SnapshotDoc | None = None
+                ) -> tuple[Any, int, int]:
+        first = True
+        records, cached = self._records(seq + 1, upto)
+        for rec in records:
+            if first:
+                if doc is not None:
+                    mark = (rec.digest if isinstance(rec, SnapshotMark) and rec.at == seq
+                            else None)
+                    why = snapshot_mismatch(doc, agent_id=self.agent_id, seq=seq,
+                                            chain_at=rec.prev, digest=digest,
+                                            recorded_digest=mark)
+                    if why:
+                        raise _ChainMismatch(why)
+                elif rec.prev != chain_hash:
+                    raise _ChainMismatch(f"its chain hash does not match record {seq}")
+                first = False
+            if isinstance(rec, (Step, Fork)):
+                # apply_in_place inserts op values as they are: records of the writer's cached
+                # scan are replayed again by later calls, so they must never end up in (and be
+                # mutated through) a state; apply copies of their containers.
+                state = delta.apply_in_place(
+                    state, delta.copy_containers(rec.ops) if cached else rec.ops)
+            seq, step = rec.seq, rec.step
+        if first and doc is not None:
+            # Nothing replayed: check the snapshot against the record after it (its prev is
+            # the chain at the snapshot; the record itself may have been pruned) or, at the
+            # end of the journal, against the record it claims to follow.
+            nxt = next(iter(self.reader.records(seq + 1, seq + 1)), None)
+            at = next(iter(self.reader.records(seq, seq)), None) if nxt is None else None
+            chain_at = nxt.prev if nxt is not None else at.h if at is not None else None
+            why = snapshot_mismatch(doc, agent_id=self.agent_id, seq=seq, chain_at=chain_at)
+            if why:
+                raise _ChainMismatch(why)
+        if seq < upto and self.reader.damage is None:
+            raise StepNotFoundError(f"journal ends at seq {seq}, before seq {upto}", seq=upto)
+        return state, seq, step
+
+    def _records(self, from_seq: int, to_seq: int) -> tuple[Iterator[AnyRecord], bool]:
+        """Records from the writer's scan of the last segment when it covers them, else read;
+        and whether they are that shared cached scan (True) or freshly decoded (False)."""
+        tail = self._tail()
+        if tail and tail[0].seq <= from_seq:
+            return (r for r in tail if from_seq <= r.seq <= to_seq), True
+        return self.reader.records(from_seq, to_seq), False
+
+    def snapshot_usable(self, seq: int, chain_at: str | None) -> bool:
+        """Whether snapshot ``seq`` decodes and matches ``chain_at`` (:func:`snapshot_mismatch`).
+
+        Raises:
+            OSError: the snapshot could not be read (not known to be bad).
+        """
+        try:
+            doc, _ = self.load_snapshot(seq)
+        except (CorruptSnapshotError, LimitExceededError, FileNotFoundError):
+            return False
+        return snapshot_mismatch(doc, agent_id=self.agent_id, seq=seq, chain_at=chain_at) is None
