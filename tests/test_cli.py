@@ -12,7 +12,7 @@ import pytest
 from agentjournal import Journal, delta
 from agentjournal.cli import cli
 from agentjournal.cli.schemas import SCHEMAS, validate
-from test_cli_support import make_agent, run, run_json
+from test_cli_support import make_agent, run, run_json, writer_in_another_process
 
 
 @pytest.fixture()
@@ -118,9 +118,9 @@ def test_ls_empty_root(tmp_path: Path) -> None:
 @pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="needs /proc/locks")
 def test_ls_shows_the_running_writer(root: Path, states: list[Any]) -> None:
     del states
-    with Journal("researcher", root):
+    with writer_in_another_process(root, "researcher") as pid:
         doc = run_json("ls", root=root)
-        assert doc["agents"][0]["writer_pid"] == os.getpid()
+        assert doc["agents"][0]["writer_pid"] == pid
         assert "writing (pid" in run("ls", root=root).stdout
     assert run_json("ls", root=root)["agents"][0]["writer_pid"] is None
 
@@ -347,7 +347,7 @@ def test_compact_prune_keeps_the_chain_verifiable(root: Path, states: list[Any])
 
 def test_compact_of_a_running_agent_is_refused_as_locked(root: Path, states: list[Any]) -> None:
     del states
-    with Journal("researcher", root):
+    with writer_in_another_process(root, "researcher"):
         res = run("compact", "researcher", root=root)
         assert res.exit_code == 4
         assert "locked" in res.stderr and "hint:" in res.stderr

@@ -12,7 +12,7 @@ import pytest
 from agentjournal import CorruptRecordError, Journal
 from agentjournal.backends.filesystem import FilesystemBackend
 from agentjournal.cli.schemas import validate
-from test_cli_support import make_agent, run, run_json, segment_files
+from test_cli_support import make_agent, run, run_json, segment_files, writer_in_another_process
 
 AGENT = "crashed"
 
@@ -169,7 +169,7 @@ def test_healthy_journal_needs_no_repair(root: Path) -> None:
 
 
 def test_a_running_writer_means_locked(root: Path) -> None:
-    with Journal(AGENT, root):
+    with writer_in_another_process(root, AGENT):
         res = run("repair", AGENT, root=root)
         assert res.exit_code == 4
         assert "locked" in res.stderr and "hint:" in res.stderr

@@ -5,8 +5,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +82,28 @@ def run_json(command: str, *args: str, root: str | os.PathLike[str] | None = Non
 
 def segment_files(root: Path, agent: str) -> list[Path]:
     return sorted((root / agent / "segments").iterdir())
+
+
+_HOLDER = """
+import sys
+from agentjournal import Journal
+with Journal(sys.argv[2], sys.argv[1]):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+@contextlib.contextmanager
+def writer_in_another_process(root: str | os.PathLike[str], agent: str) -> Iterator[int]:
+    """Hold the agent's writer lock in a child process (the CLI is usually another process
+    than the agent; in one process the two would share the writer); yields the child's pid."""
+    proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(root), agent],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        yield proc.pid
+    finally:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.close()
+        proc.wait(timeout=60)
+        proc.stdout.close()

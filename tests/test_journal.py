@@ -18,7 +18,6 @@ from agentjournal import (
     Durability,
     Journal,
     JournalClosedError,
-    JournalLockedError,
     JournalNotFoundError,
     LimitExceededError,
     RecoveryWarning,

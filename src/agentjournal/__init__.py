@@ -1,6 +1,7 @@
 """agentjournal: an event-sourced checkpoint journal for long-running AI agents."""
 
 from . import delta
+from ._version import __version__
 from .agent import AutonomousConfig, BaseAutonomousAgent, StepFunction
 from .backends import Backend, FilesystemBackend, MemoryBackend
 from .errors import (
@@ -33,8 +34,6 @@ from .replay.verify import Problem, VerifyReport
 from .retention import CompactReport
 from .state import AgentState, CheckpointMetadata
 from .storage import FilesystemStorage
-
-__version__ = "0.1.0"
 
 __all__ = [
     "FORMAT_VERSION",

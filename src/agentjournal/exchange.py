@@ -35,6 +35,7 @@ import msgspec
 
 from . import _codec
 from ._ids import validate_agent_id
+from ._version import __version__
 from .backends.base import AgentStore, Backend
 from .backends.filesystem import DEFAULT_ROOT, FilesystemBackend
 from .errors import (
@@ -155,8 +156,6 @@ class ImportReport(ExportReport):
 
 
 def _tool() -> str:
-    from . import __version__
-
     return f"agentjournal {__version__}"
 
 

@@ -167,5 +167,8 @@ class Backend(Protocol):
     def describe(self) -> str:
         """Where this backend stores things (for messages)."""
 
+    def lock_holders(self) -> dict[str, int]:
+        """``{agent_id: pid}`` of the agents whose writer lease is held now (one look-up)."""
+
     def identity(self) -> object:
         """Hashable; equal for two backend objects on the same store (writers share)."""

@@ -416,6 +416,37 @@ class FilesystemBackend:
     def describe(self) -> str:
         return self.root
 
+    def lock_holders(self) -> dict[str, int]:
+        """``{agent_id: pid}`` of the agents whose writer lock is held now.
+
+        Reads ``/proc/locks`` once for the whole store (never the locks themselves, so a
+        writer starting at the same moment is not disturbed); empty where it does not exist.
+        """
+        try:
+            with open("/proc/locks", encoding="ascii", errors="replace") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return {}
+        held: dict[str, int] = {}
+        for line in lines:
+            parts = line.split()
+            if "->" in parts or len(parts) < 6 or parts[1] not in ("FLOCK", "OFDLCK", "POSIX"):
+                continue
+            if parts[4].isdigit():
+                held[parts[5]] = int(parts[4])
+        if not held:
+            return {}
+        out: dict[str, int] = {}
+        for agent_id in self.list_agents():
+            try:
+                st = os.stat(os.path.join(self.root, agent_id, "LOCK"))
+            except OSError:
+                continue
+            pid = held.get(f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}")
+            if pid is not None:
+                out[agent_id] = pid
+        return out
+
     def identity(self) -> tuple[str, str]:
         """Equal for two backends on the same directory (writers in one process share)."""
         return ("fs", os.path.realpath(self.root))

@@ -212,5 +212,9 @@ class MemoryBackend:
     def describe(self) -> str:
         return "memory://"
 
+    def lock_holders(self) -> dict[str, int]:
+        """``{agent_id: pid}`` of the agents with a writer (always this process)."""
+        return {a: os.getpid() for a, d in self._agents.items() if d.locked}
+
     def identity(self) -> tuple[str, int]:
         return ("memory", id(self))

@@ -10,7 +10,7 @@ import logging
 
 import click
 
-from .. import __version__
+from .._version import __version__
 from ._app import (
     ENV_KEY,
     ENV_ROOT,

@@ -21,7 +21,8 @@ import msgspec
 from rich.console import Console
 from rich.text import Text
 
-from ..backends.filesystem import DEFAULT_ROOT
+from ..backends.base import Backend
+from ..backends.filesystem import DEFAULT_ROOT, FilesystemBackend
 from ..errors import (
     CorruptRecordError,
     CorruptSnapshotError,
@@ -152,6 +153,10 @@ class Settings:
         """The chain key as bytes (None: unkeyed)."""
         return self.key.encode() if self.key else None
 
+    def backend(self) -> Backend:
+        """The store the commands work on (the one place that chooses it)."""
+        return FilesystemBackend(self.root)
+
     def journal(self, agent_id: str, *, readonly: bool = True, repair: bool = False) -> Journal:
         """Open an existing agent's journal (read-only unless asked: no lock is taken).
 
@@ -159,7 +164,8 @@ class Settings:
         ``repair`` is reported with a pointer to ``agentjournal repair``.
         """
         try:
-            return Journal(agent_id, self.root, key=self.key_bytes(), readonly=readonly,
+            return Journal(agent_id, backend=self.backend(), key=self.key_bytes(),
+                           readonly=readonly,
                            create=False, snapshot_every=None, repair=repair)
         except CorruptRecordError as e:
             if not readonly and not repair:

@@ -18,7 +18,6 @@ from rich.json import JSON
 from rich.text import Text
 
 from .. import delta
-from ..backends.filesystem import FilesystemBackend
 from ..errors import JournalError, PathNotFoundError, StepNotFoundError
 from ..events import SnapshotMark
 from ..replay.journal import Journal
@@ -39,33 +38,13 @@ from .log import OP_STYLE, kind_of
 # --------------------------------------------------------------------------------- ls
 
 
-def writer_pid(root: str, agent_id: str) -> int | None:
-    """Pid of the process holding the agent's writer lock now, from ``/proc/locks``.
-
-    Reading ``/proc/locks`` never touches the lock itself, so a writer starting at the same
-    moment is not disturbed. Returns None when unlocked or on systems without it.
-    """
-    try:
-        st = os.stat(os.path.join(root, agent_id, "LOCK"))
-        with open("/proc/locks", encoding="ascii", errors="replace") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
-    want = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    for line in lines:
-        parts = line.split()
-        if "->" in parts or len(parts) < 6 or parts[1] not in ("FLOCK", "OFDLCK", "POSIX"):
-            continue
-        if parts[5] == want and parts[4].isdigit():
-            return int(parts[4])
-    return None
-
-
-def agent_summary(s: Settings, agent_id: str, *, full: bool = False) -> schemas.LsAgent:
-    """The ``ls`` row of one agent (``full``: run the complete verification for health)."""
+def agent_summary(s: Settings, agent_id: str, *, full: bool = False,
+                  writer: int | None = None) -> schemas.LsAgent:
+    """The ``ls`` row of one agent (``full``: run the complete verification for health;
+    ``writer``: the pid holding its writer lock, looked up once for the whole listing)."""
     row: schemas.LsAgent = {
         "agent_id": agent_id, "steps": 0, "records": 0, "last_ts": None, "last_time": None,
-        "status": None, "writer_pid": writer_pid(s.root, agent_id), "snapshots": 0,
+        "status": None, "writer_pid": writer, "snapshots": 0,
         "segments": 0, "bytes": 0, "health": "empty", "problem": None}
     try:
         j = s.journal(agent_id)
@@ -129,15 +108,17 @@ def ls_cmd(full: bool, as_json: bool) -> None:
     "status" field; "writing" means a process holds the agent's writer lock now.
     """
     s = get_settings()
-    backend = FilesystemBackend(s.root)
-    rows = [agent_summary(s, a, full=full) for a in backend.list_agents()]
+    backend = s.backend()
+    holders = backend.lock_holders()  # one look-up for the whole store, not one per agent
+    rows = [agent_summary(s, a, full=full, writer=holders.get(a))
+            for a in backend.list_agents()]
     if as_json:
-        doc: schemas.LsOut = {"root": backend.root, "agents": rows}
+        doc: schemas.LsOut = {"root": backend.describe(), "agents": rows}
         s.emit_json(doc)
         return
     if not rows:
-        s.note(f"no agents under {backend.root}"
-               + ("" if os.path.isdir(backend.root) else " (it does not exist)"))
+        s.note(f"no agents under {backend.describe()}"
+               + ("" if os.path.isdir(s.root) else " (it does not exist)"))
         return
     cols = [("AGENT", "left"), ("STEPS", "right"), ("LAST STEP", "left"),
             ("STATUS", "left"), ("SNAPSHOTS", "right"), ("SIZE", "right"), ("HEALTH", "left")]

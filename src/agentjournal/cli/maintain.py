@@ -15,7 +15,6 @@ import click
 from rich.text import Text
 
 from .. import exchange
-from ..backends.filesystem import FilesystemBackend
 from ..errors import JournalExistsError
 from ..replay.verify import VerifyReport
 from . import schemas
@@ -88,7 +87,7 @@ def verify_cmd(agents: tuple[str, ...], all_agents: bool, as_json: bool) -> None
         raise click.UsageError("give agents or --all, not both")
     if not all_agents and not agents:
         raise click.UsageError("name an agent to verify, or use --all")
-    names = FilesystemBackend(s.root).list_agents() if all_agents else list(agents)
+    names = s.backend().list_agents() if all_agents else list(agents)
     results: list[schemas.VerifyAgent] = []
     for name in names:
         with s.journal(name) as j, s.progress(f"verifying {name}") as update:

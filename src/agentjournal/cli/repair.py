@@ -24,7 +24,6 @@ from ..journal.writer import RecoveryWarning
 from ..replay.journal import Journal
 from . import schemas
 from ._app import EXIT_PROBLEMS, Settings, get_settings, json_option, plural, store_options
-from .inspect import writer_pid
 from .maintain import _print_report as print_report
 from .maintain import verify_out
 
@@ -187,7 +186,7 @@ def repair_cmd(agent: str, dry_run: bool, as_json: bool) -> None:
                     "so a repair would refuse: check --key / AGENTJOURNAL_KEY"))
             elif cannot:
                 s.err.print(Text("  hint: ", style="cyan") + Text(_prefix_hint(agent)))
-            pid = writer_pid(s.root, agent)
+            pid = s.backend().lock_holders().get(agent)
             if pid is not None and any(c["kind"] == "torn_tail" for c in planned):
                 s.note(f"  the agent is running (pid {pid}): the torn tail may be a record "
                        "being written right now")
