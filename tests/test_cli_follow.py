@@ -19,8 +19,8 @@ import pytest
 
 from agentjournal import Journal
 from agentjournal.backends.filesystem import FilesystemBackend
-from agentjournal.cli.follow import Tail
 from agentjournal.cli.schemas import validate
+from agentjournal.journal.follow import Tail
 from test_cli_support import make_agent, segment_files
 
 SENTINEL_STEP = 999

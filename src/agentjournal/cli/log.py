@@ -15,11 +15,11 @@ from rich.text import Text
 from .. import delta
 from ..errors import InvalidPatchError, JournalNotFoundError, StepNotFoundError
 from ..events import Anchor, AnyRecord, Fork, SnapshotMark, Step
+from ..journal.follow import Tail
 from ..replay.journal import Journal
 from ..summary import UNKNOWN, summarize
 from . import schemas
 from ._app import Settings, get_settings, iso_utc, json_option, local_time, store_options
-from .follow import Tail
 
 KIND_STYLE = {"step": "cyan", "snapshot": "magenta", "fork": "bold green", "anchor": "red"}
 OP_STYLE = {"add": ("+", "green"), "remove": ("-", "red"), "replace": ("~", "yellow")}

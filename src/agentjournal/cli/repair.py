@@ -16,10 +16,9 @@ import warnings
 import click
 from rich.text import Text
 
-from .. import _codec
 from ..backends.base import SEGMENT_SUFFIX
 from ..errors import CorruptRecordError
-from ..journal.reader import scan
+from ..journal.recovery import plan_recovery, verified_lines_after
 from ..journal.writer import RecoveryWarning
 from ..replay.journal import Journal
 from . import schemas
@@ -38,51 +37,26 @@ def _prefix_hint(agent: str) -> str:
             "readonly=True, valid_prefix=True)")
 
 
-def _records_after(cut: bytes, key: bytes | None) -> int:
-    """Complete lines after the first line of ``cut`` whose hash verifies with ``key``."""
-    n = 0
-    for line in cut.split(b"\n")[1:-1]:  # the last piece is b"" or an incomplete line
-        parts = _codec.split_line(line)
-        if parts is not None and _codec.chain_hash(parts[0], key) == parts[1]:
-            n += 1
-    return n
-
-
 def plan_repair(j: Journal) -> tuple[list[schemas.RepairCut], int, int]:
-    """What ``Journal(..., repair=True)`` would cut, found by reading only.
+    """What ``Journal(..., repair=True)`` would cut (the engine's recovery plan), read-only.
 
-    Follows the writer's recovery: the last segment is cut at its first invalid line; a
-    segment left without records goes and the one before it is looked at in turn. Sealed
-    (compressed) segments are never cut. Returns the cuts and the seq and step the journal
-    would end at.
+    Returns the cuts and the seq and step the journal would end at. Damage that a repair may
+    not cut (a wrong key) is shown as a cut with no verified record after it, which
+    :func:`_check_safe` refuses.
     """
-    store = j.store
-    segs = store.list_segments()
-    cuts: list[schemas.RepairCut] = []
-    while segs:
-        first, sealed = segs[-1]
-        where = store.location("segment", first)
-        data = store.read_segment(first)
-        sc = scan(data, first_seq=first, agent_id=j.agent_id, key=j.key, where=where)
-        if sealed:  # never cut: damage in it is left to verify to report
-            last = sc.records[-1] if sc.records else None
-            return cuts, last.seq if last else 0, last.step if last else 0
-        if sc.valid_end < len(data):
-            damage = sc.error is not None and not sc.tail
-            cut = data[sc.valid_end:]
-            message = (sc.error.message if sc.error is not None
-                       else f"incomplete last line of {len(cut)} bytes")
-            cuts.append({
-                "kind": "damage" if damage else "torn_tail", "segment": where,
-                "offset": sc.valid_end, "bytes": len(cut),
-                "seq": sc.records[-1].seq + 1 if sc.records else first,
-                "records_after": _records_after(cut, j.key), "message": message,
-                "quarantine": None})
-        if sc.header is None or not sc.records:
-            segs.pop()  # nothing left in it: the writer removes it
-            continue
-        return cuts, sc.records[-1].seq, sc.records[-1].step
-    return cuts, 0, 0
+    plan = plan_recovery(j.store, j.key, repair=True)
+    cuts: list[schemas.RepairCut] = [{
+        "kind": "damage" if c.kind == "damage" else "torn_tail", "segment": c.where,
+        "offset": c.offset, "bytes": len(c.data), "seq": c.seq,
+        "records_after": c.records_after, "message": c.message, "quarantine": None}
+        for c in plan.cuts if c.kind != "empty_segment"]
+    err = plan.refused
+    if err is not None and not plan.tail_sealed:
+        cuts.append({"kind": "damage", "segment": err.path or "", "offset": err.offset or 0,
+                     "bytes": 0, "seq": err.seq or 0, "records_after": 0,
+                     "message": err.message, "quarantine": None})
+    last = plan.tail.records[-1] if plan.tail is not None and plan.tail.records else None
+    return cuts, (last.seq if last else 0), (last.step if last else 0)
 
 
 def _check_safe(agent: str, cuts: list[schemas.RepairCut]) -> None:
@@ -126,7 +100,7 @@ def _actual_cuts(j: Journal, quarantined: list[str],
         if match:
             cut = {**match[0], "quarantine": path}
         else:  # the journal changed between the plan and taking the lock
-            after = _records_after(data, j.key)
+            after = verified_lines_after(data, j.key)
             cut = {"kind": "damage" if after else "torn_tail", "segment": segment,
                    "offset": offset, "bytes": len(data), "seq": j.last_seq + 1,
                    "records_after": after, "message": "cut on opening for writing",

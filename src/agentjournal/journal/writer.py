@@ -29,6 +29,7 @@ from ..errors import (
 )
 from ..events import FORMAT_VERSION, Anchor, AnyRecord, Fork, Header, SnapshotMark, Step
 from .reader import MAX_RECORD_BYTES, scan
+from .recovery import plan_recovery
 
 log = logging.getLogger("agentjournal")
 
@@ -61,21 +62,6 @@ class Recovery:
 
 
 _encoder = msgspec.json.Encoder()
-
-
-def _line_verifies(data: bytes, pos: int, key: bytes | None) -> bool:
-    """Whether the complete line at ``pos`` carries a hash that matches it under ``key``."""
-    parts = _codec.split_line(data[pos : data.find(b"\n", pos)])
-    return parts is not None and _codec.chain_hash(parts[0], key) == parts[1]
-
-
-def _complete_lines(data: bytes, pos: int) -> list[int]:
-    """Offsets of the complete lines of ``data`` from ``pos`` on."""
-    out = []
-    while (nl := data.find(b"\n", pos)) >= 0:
-        out.append(pos)
-        pos = nl + 1
-    return out
 
 
 class JournalWriter:
@@ -175,58 +161,43 @@ class JournalWriter:
         if self._recover_fast(hint):
             self.durable_seq = self.last_seq
             return rec
-        segs = self.store.list_segments()
-        while segs:
-            first, sealed = segs[-1]
-            where = self.store.location("segment", first)
-            data = self.store.read_segment(first)
-            sc = scan(data, first_seq=first, agent_id=self.store.agent_id, key=self.key,
-                      where=where)
-            if sc.error is not None and (sealed or not sc.tail):
-                if sealed or not self.repair:
-                    raise sc.error
-                after = _complete_lines(data, sc.valid_end)[1:]
-                if not any(_line_verifies(data, pos, self.key) for pos in after):
-                    # Nothing after the damage verifies: not a power loss but a wrong key (or
-                    # wholesale damage); cutting would throw the journal away.
-                    sc.error.hint = ("no record after the damage verifies with this key; "
-                                     "check the key before repairing")
-                    raise sc.error
-                msg = (f"repair: {sc.error.message} at byte {sc.valid_end} of {where}; cutting "
-                       f"it and the {len(after)} line(s) after it")
+        plan = plan_recovery(self.store, self.key, repair=self.repair)
+        if plan.refused is not None:
+            raise plan.refused
+        for cut in plan.cuts:
+            if cut.kind == "empty_segment":
+                self.store.delete_segment(cut.first)
+                rec.messages.append(f"removed empty segment {cut.where}")
+                continue
+            if cut.kind == "damage":
+                lines = max(cut.data.count(b"\n") - 1, 0)
+                msg = (f"repair: {cut.message} at byte {cut.offset} of {cut.where}; cutting "
+                       f"it and the {lines} line(s) after it")
                 rec.repaired = True
                 rec.messages.append(msg)
                 log.warning(msg)
-            cut = len(data) - sc.valid_end
-            if cut and not sealed:
-                path = self.store.quarantine(first, sc.valid_end, data[sc.valid_end:])
-                self.store.truncate_segment(first, sc.valid_end)
-                msg = (f"cut a torn tail of {cut} bytes at byte {sc.valid_end} of {where}; "
-                       f"kept in {path}")
-                rec.torn_bytes += cut
-                rec.quarantined.append(path)
-                rec.messages.append(msg)
-                log.warning(msg)
-                warnings.warn(msg, RecoveryWarning, stacklevel=4)
-            if sc.header is None or not sc.records:
-                # Nothing but (part of) a header: the crash came while rolling. Drop it.
-                self.store.delete_segment(first)
-                segs.pop()
-                if sc.header is not None or data:
-                    rec.messages.append(f"removed empty segment {where}")
-                continue
+            path = self.store.quarantine(cut.first, cut.offset, cut.data)
+            self.store.truncate_segment(cut.first, cut.offset)
+            msg = (f"cut a torn tail of {len(cut.data)} bytes at byte {cut.offset} of "
+                   f"{cut.where}; kept in {path}")
+            rec.torn_bytes += len(cut.data)
+            rec.quarantined.append(path)
+            rec.messages.append(msg)
+            log.warning(msg)
+            warnings.warn(msg, RecoveryWarning, stacklevel=4)
+        sc = plan.tail
+        if sc is not None and sc.records:
             last = sc.records[-1]
             self.last_seq, self.last_hash = last.seq, last.h
             self.last_step, self.last_ts = last.step, last.ts
             self.tail_records = sc.records
-            self.seg_first = first
+            self.seg_first = plan.tail_first
             self.seg_records = len(sc.records)
             self.seg_bytes = sc.valid_end
-            if sealed:
+            if plan.tail_sealed:
                 self._roll_pending = True
             else:
-                self._app = self.store.open_segment(first)
-            break
+                self._app = self.store.open_segment(plan.tail_first)
         self.durable_seq = self.last_seq
         return rec
 

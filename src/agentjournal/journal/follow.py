@@ -13,7 +13,7 @@ from __future__ import annotations
 from ..backends.base import AgentStore
 from ..errors import CorruptRecordError
 from ..events import AnyRecord, Header
-from ..journal.reader import scan
+from .reader import scan
 
 
 class Tail:
