@@ -176,7 +176,7 @@ def check_journal(j: Journal, hist: History, *, acked: int, rng: random.Random |
     if j.snapshot_seqs():
         # The engine's own choice of snapshot for the last record (its doc.state is replayed
         # in place, so the file is read again to check the content that was used).
-        doc = j._materialize(last)[3]
+        doc = j.materialize(last)[3]
         if doc is not None:
             used = doc.seq
             assert j.load_snapshot(used).state == state_for(doc.step), \

@@ -453,7 +453,7 @@ def test_t10_snapshot_hostile() -> None:
 
 
 def _header_of(data: bytes) -> Any:
-    """Journal._header over a planted first segment (time travel reads only the header)."""
+    """The step index's header read over a planted segment (time travel reads only it)."""
     root = Path(tempfile.mkdtemp(prefix="aj-t10-hdr-"))
     try:
         shutil.copytree(_BASE / "store", root / "s")
@@ -461,7 +461,7 @@ def _header_of(data: bytes) -> Any:
         p = segment_files(root / "s", AGENT)[1]
         Path(p).write_bytes(data)
         with Journal(AGENT, root / "s", readonly=True) as j:
-            return j._header(SEG_FIRSTS[1])
+            return j.first_step_of_segment(SEG_FIRSTS[1])
     finally:
         shutil.rmtree(root)
 

@@ -114,6 +114,9 @@ class JournalWriter:
         """Records of the last segment as scanned on open; None once anything is appended."""
         self._roll_pending = False
         self._poison: BaseException | None = None
+        self.left_temps = False
+        """Set when a write of a file beside the journal (a snapshot) failed: it may have left
+        a temp file, so the next open must look for temp files even after a clean close."""
         self._closed = False
         self._mutex = threading.RLock()
         self._pending = 0
@@ -381,7 +384,7 @@ class JournalWriter:
                     finally:
                         self._app = None
                 if self._poison is None:
-                    self.set_hint(clean=True)
+                    self.set_hint(clean=not self.left_temps)
                 self.store.unlock()
         if self._flusher is not None and self._flusher is not threading.current_thread():
             self._flusher.join(timeout=5)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from .. import delta
+from .._ids import validate_agent_id
 from ..backends.base import AgentStore, Backend
 from ..backends.filesystem import DEFAULT_ROOT, FilesystemBackend
 from ..errors import CorruptRecordError, CorruptSnapshotError, JournalClosedError, StepNotFoundError
@@ -112,6 +113,7 @@ class Journal:
             raise ValueError("snapshot_seconds must be > 0 or None")
         if keep_snapshots is not None and keep_snapshots < 1:
             raise ValueError("keep_snapshots must be >= 1 or None (the newest is never deleted)")
+        validate_agent_id(agent_id)  # before it names anything (a registry key, a path)
         self.backend: Backend = backend or FilesystemBackend(
             root, allow_insecure_root=allow_insecure_root)
         self.agent_id = agent_id
@@ -226,16 +228,23 @@ class Journal:
                 return cached[2]
             try:
                 sc = core.reader.read(hint.seg)
-            except (FileNotFoundError, CorruptRecordError):
+            except FileNotFoundError:
                 sc = None
+            if (sc is not None and sc.error is not None and not sc.tail
+                    and not core.reader.valid_prefix):
+                raise sc.error  # a wrong or missing key, a foreign agent's files, damage
             if (sc is not None and sc.records and sc.error is None
                     and not core.store.segment_exists(sc.last_seq + 1)):
                 core.reader.tail = hint.seg
                 self._last_cache = (hint.seg, size, sc.records[-1])
                 return sc.records[-1]
         core.reader.tail = None
-        for first in reversed(core.reader.segments(refresh=True)):
+        for k, first in enumerate(reversed(core.reader.segments(refresh=True))):
             sc = core.reader.read(first)
+            # Only the end of the last segment can be torn; anything else unreadable (a wrong
+            # key, another agent's files, damage) is an error, never an empty journal.
+            if sc.error is not None and (k > 0 or not sc.tail) and not core.reader.valid_prefix:
+                raise sc.error
             if sc.records:
                 return sc.records[-1]
         return None
@@ -266,8 +275,17 @@ class Journal:
             JournalPoisonedError: an earlier write/sync failed; reopen the journal.
             JournalForkedError: called in a child process that inherited the journal.
         """
-        if (state is None) == (ops is None):
-            raise ValueError("pass exactly one of state= or ops=")
+        if state is None and ops is None:
+            raise ValueError("append() needs the new state (a JSON document; None cannot be "
+                             "recorded as a state) or ops=[...] (RFC 6902 operations)")
+        if state is not None and ops is not None:
+            raise ValueError("pass either the new state or ops=, not both")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+            raise TypeError(f"step must be an int, not {type(step).__name__} ({step!r})")
+        if step is not None and not 0 <= step < 2**63:
+            raise ValueError(f"step {step} is outside 0..2**63-1")
+        if snapshot is not None and not isinstance(snapshot, bool):
+            raise TypeError(f"snapshot must be True, False or None, not {snapshot!r}")
         if meta is not None:
             if not isinstance(meta, dict):
                 raise TypeError(f"meta must be a dict of JSON values, not {type(meta).__name__}")
@@ -295,6 +313,7 @@ class Journal:
                 try:
                     snap_seq = self._snapshot_locked()
                 except OSError as e:
+                    w.left_temps = True
                     # The step is recorded (acknowledged): raising now would make the caller
                     # believe it failed and record it twice. A snapshot is only a cache; the
                     # trigger stays due, and a writer poisoned here refuses the next append.
@@ -341,10 +360,13 @@ class Journal:
         view.wrote_snapshot(seq)
         if self.keep_snapshots is not None:
             try:
-                compact(view, keep_snapshots=self.keep_snapshots, prune=self.prune,
-                        compress_segments=self.compress_segments)
+                rep = compact(view, keep_snapshots=self.keep_snapshots, prune=self.prune,
+                              compress_segments=self.compress_segments)
+                if rep.errors:
+                    w.left_temps = True  # a failed seal may have left its temp file
             except (OSError, CorruptRecordError, CorruptSnapshotError) as e:
                 # Retention is housekeeping: it must never fail the step that triggered it.
+                w.left_temps = True
                 log.error("retention for %s failed (the snapshot is safe): %s", self.agent_id, e)
         return seq
 
@@ -479,7 +501,16 @@ class Journal:
         """
         core = self._check()
         with core.lock:
-            return verify_journal(self, progress)
+            rep = verify_journal(self, progress)
+            if core.writer is None:
+                # Read-only: a live writer elsewhere may have rolled, snapshotted or pruned
+                # between our listing and our reads, which looks like damage. Real damage is
+                # still there when we look again; a race is not.
+                for _ in range(2):
+                    if rep.ok:
+                        break
+                    rep = verify_journal(self, progress)
+            return rep
 
     def compact(self, *, keep_snapshots: int | None = None, prune: bool | None = None,
                 compress_segments: bool | None = None, dry_run: bool = False

@@ -110,13 +110,7 @@ class Materializer:
         for rec in records:
             if first:
                 if doc is not None:
-                    mark = (rec.digest if isinstance(rec, SnapshotMark) and rec.at == seq
-                            else None)
-                    why = snapshot_mismatch(doc, agent_id=self.agent_id, seq=seq,
-                                            chain_at=rec.prev, digest=digest,
-                                            recorded_digest=mark)
-                    if why:
-                        raise _ChainMismatch(why)
+                    self._check_bound(doc, digest, seq, rec)
                 elif rec.prev != chain_hash:
                     raise _ChainMismatch(f"its chain hash does not match record {seq}")
                 first = False
@@ -133,13 +127,34 @@ class Materializer:
             # end of the journal, against the record it claims to follow.
             nxt = next(iter(self.reader.records(seq + 1, seq + 1)), None)
             at = next(iter(self.reader.records(seq, seq)), None) if nxt is None else None
-            chain_at = nxt.prev if nxt is not None else at.h if at is not None else None
-            why = snapshot_mismatch(doc, agent_id=self.agent_id, seq=seq, chain_at=chain_at)
-            if why:
-                raise _ChainMismatch(why)
+            if nxt is not None:
+                self._check_bound(doc, digest, seq, nxt)
+            else:
+                chain_at = at.h if at is not None else None
+                why = snapshot_mismatch(doc, agent_id=self.agent_id, seq=seq, chain_at=chain_at)
+                if why or self.key is not None:
+                    # Keyed: a snapshot with no keyed record after it is not bound to the
+                    # chain (its record was never written, or it was planted).
+                    raise _ChainMismatch(why or "no snapshot record vouches for it")
         if seq < upto and self.reader.damage is None:
             raise StepNotFoundError(f"journal ends at seq {seq}, before seq {upto}", seq=upto)
         return state, seq, step
+
+    def _check_bound(self, doc: SnapshotDoc, digest: str | None, seq: int,
+                     nxt: AnyRecord) -> None:
+        """The snapshot at ``seq`` against the record after it (see :func:`snapshot_mismatch`).
+
+        In a keyed journal the record after a snapshot must be its own ``snapshot`` record
+        with the same digest: anyone can copy a chain hash into a planted file, nobody
+        without the key can write the record that vouches for it.
+        """
+        mark = nxt.digest if isinstance(nxt, SnapshotMark) and nxt.at == seq else None
+        why = snapshot_mismatch(doc, agent_id=self.agent_id, seq=seq, chain_at=nxt.prev,
+                                digest=digest, recorded_digest=mark)
+        if why is None and self.key is not None and mark is None:
+            why = "no keyed snapshot record vouches for it (planted?)"
+        if why:
+            raise _ChainMismatch(why)
 
     def _records(self, from_seq: int, to_seq: int) -> tuple[Iterator[AnyRecord], bool]:
         """Records from the writer's scan of the last segment when it covers them, else read;

@@ -23,6 +23,10 @@ from ..events import Header, header_decoder
 from ..journal.reader import SegmentReader
 
 
+class HeaderInProgress(CorruptRecordError):
+    """The newest segment's header is not fully written yet (a writer is rolling)."""
+
+
 class StepIndex:
     """Locates agent steps of one journal.
 
@@ -52,6 +56,10 @@ class StepIndex:
             if nl < 0:
                 data = self.store.read_segment(first)
                 nl = data.find(b"\n")
+                if nl < 0 and len(data) < 4096:
+                    raise HeaderInProgress("segment header is not written yet",
+                                           path=self.store.location("segment", first),
+                                           offset=0)
             try:
                 h = header_decoder.decode(data[:nl] if nl >= 0 else data)
             except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # msgspec raises all
@@ -79,7 +87,13 @@ class StepIndex:
         lo, hi = 0, len(segs)
         while lo < hi:
             mid = (lo + hi) // 2
-            if self.header(segs[mid]).first_step <= step:
+            try:
+                first_step = self.header(segs[mid]).first_step
+            except HeaderInProgress:
+                if mid != len(segs) - 1:
+                    raise  # only the newest segment can be mid-roll: elsewhere it is damage
+                first_step = step + 1  # not there yet: no record of it can be asked for
+            if first_step <= step:
                 lo = mid + 1
             else:
                 hi = mid
