@@ -1,7 +1,7 @@
 """agentjournal: an event-sourced checkpoint journal for long-running AI agents."""
 
 from . import delta
-from .agent import AutonomousConfig, BaseAutonomousAgent, StepFunction
+from .agent import AutonomousConfig, BaseAutonomousAgent, StepFunction, Strategy
 from .backends import Backend, FilesystemBackend, MemoryBackend
 from .errors import (
     CheckpointNotFoundError,
@@ -22,6 +22,7 @@ from .errors import (
     StepPrunedError,
     TamperedError,
     UnsafePathError,
+    UnsupportedOperationError,
 )
 from .events import FORMAT_VERSION, Anchor, Fork, Header, SnapshotMark, Step
 from .hooks import BaseHook, HookContext, HookEvent, HookManager, HookPriority, HookResult
@@ -31,8 +32,8 @@ from .migrate import MigrationReport, import_seed_checkpoints
 from .replay import Appended, Journal, Resumed, SnapshotSkippedWarning
 from .replay.verify import Problem, VerifyReport
 from .retention import CompactReport
-from .state import AgentState, CheckpointMetadata
-from .storage import FilesystemStorage
+from .state import AgentState, CheckpointMetadata, StateSnapshot, parse_checkpoint_ref
+from .storage import FilesystemStorage, StorageBackend
 
 __version__ = "0.1.0"
 
@@ -81,16 +82,21 @@ __all__ = [
     "SnapshotMark",
     "SnapshotSkippedWarning",
     "StateManager",
+    "StateSnapshot",
     "Step",
     "StepFunction",
     "StepNotFoundError",
     "StepPrunedError",
+    "StorageBackend",
+    "Strategy",
     "TamperedError",
     "UnsafePathError",
+    "UnsupportedOperationError",
     "VerifyReport",
     "__version__",
     "delta",
     "format_checkpoint_id",
     "import_seed_checkpoints",
     "parse_checkpoint_id",
+    "parse_checkpoint_ref",
 ]

@@ -186,8 +186,8 @@ async def _after_crash(storage: FilesystemStorage, agent_id: str, steps: int, cr
         echo(f"6. verify: {'ok' if report.ok else 'PROBLEMS'} ({report.records} records, "
              f"hash chain {'intact' if report.chain_ok else 'broken'}).")
         final = await sm.list_checkpoints(agent_id)
-    opt = "" if storage.base_dir == os.path.abspath(".agentjournal") else \
-        f"--root {shlex.quote(storage.base_dir)} "
+    opt = "" if str(storage.base_dir) == os.path.abspath(".agentjournal") else \
+        f"--root {shlex.quote(str(storage.base_dir))} "
     echo("")
     echo("Next, look around with the command-line tool:")
     echo(f"   agentjournal {opt}log {agent_id}")
@@ -195,7 +195,7 @@ async def _after_crash(storage: FilesystemStorage, agent_id: str, steps: int, cr
     echo(f"   agentjournal {opt}diff {agent_id} {a} {b}")
     return {
         "agent_id": agent_id,
-        "root": storage.base_dir,
+        "root": str(storage.base_dir),
         "steps": steps,
         "crash_at": crash_at,
         "recorded_before_crash": len(listed),

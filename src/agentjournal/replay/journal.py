@@ -624,5 +624,37 @@ class Journal:
         return self._header(first_seq).first_step
 
 
+    # --- facade support (issue 11; read-only, for the lead to carry over) ------------------
+    def snapshot_base(self) -> tuple[int, float]:
+        """``(step, unix time)`` the snapshot triggers count from: the newest snapshot's, or
+        ``(0, first record's time)`` before any snapshot (what a writer restarting on this
+        journal would count from). Read-only journals derive it from the files."""
+        self._check()
+        if self.writer is not None:
+            self._ensure_shadow()
+            return self._snap_step, self._snap_ts
+        for seq in reversed(self.store.list_snapshots()):
+            try:
+                doc = self.load_snapshot(seq)
+            except (FileNotFoundError, CorruptSnapshotError, LimitExceededError):
+                continue
+            return doc.step, doc.ts
+        self._fresh_listing()
+        segs = self.reader.segments(refresh=True)
+        first = next(iter(self.reader.records(segs[0], segs[0])), None) if segs else None
+        return 0, (first.ts if first is not None else time.time())
+
+    def snapshot_due(self, step: int | None = None, now: float | None = None) -> bool:
+        """Whether this journal's triggers (``snapshot_every``/``snapshot_seconds``) would
+        write a snapshot after a record at ``step`` (default: the next step) at time ``now``."""
+        base_step, base_ts = self.snapshot_base()
+        if step is None:
+            step = self.last_step + 1
+        if self.snapshot_every is not None and step - base_step >= self.snapshot_every:
+            return True
+        t = time.time() if now is None else now
+        return self.snapshot_seconds is not None and t - base_ts >= self.snapshot_seconds
+
+
 class _ChainMismatch(Exception):
     """Internal: a snapshot's chain hash does not match the journal."""
