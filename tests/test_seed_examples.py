@@ -16,7 +16,10 @@ from agentjournal.demo import run_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "guide.md"
-SEED = ROOT.parent / "shared" / "seed" / "000_d4d76dd0c5e03522.txt"
+# Beside the repository (the project layout), or in the shared folder of a worktree checkout.
+SEED = next((p for p in (ROOT.parent / "shared" / "seed" / "000_d4d76dd0c5e03522.txt",
+                         ROOT.parents[1] / "shared" / "seed" / "000_d4d76dd0c5e03522.txt")
+             if p.exists()), ROOT.parent / "shared" / "seed" / "000_d4d76dd0c5e03522.txt")
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.M | re.S)
 
 

@@ -222,6 +222,8 @@ def list_saves(j: Journal, hide_deleted: bool = True) -> list[CheckpointMetadata
                 if isinstance(value, dict):
                     status = str(value.get("status", status))
                     parent = value.get("parent_checkpoint_id")
+        if isinstance(r, Fork):
+            parent = format_checkpoint_id(r.parent, r.parent_step, r.parent_seq)
         out.append(CheckpointMetadata(
             checkpoint_id=format_checkpoint_id(agent_id, r.step, r.seq), agent_id=agent_id,
             timestamp=datetime.fromtimestamp(r.ts, timezone.utc), step_number=r.step,
