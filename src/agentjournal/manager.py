@@ -15,7 +15,7 @@ CLI may read while this one writes. The agent's writer lock is taken on its firs
 until :meth:`StateManager.close` (or interpreter exit).
 
 Where a save runs: a small one inline on the event loop (a thread hop costs as much as the
-append); a snapshot, a state that once took more than 2 ms to record, or ``sync`` saves of
+append); a snapshot, a state that once took more than 2 ms of CPU to record, or ``sync`` saves of
 several agents at once run in a worker pool, so the event loop never waits on big encodes and
 many agents' ``fdatasync`` calls overlap (they release the GIL) instead of queueing.
 
@@ -74,8 +74,8 @@ __all__ = [
 log = logging.getLogger("agentjournal")
 T = TypeVar("T")
 
-_INLINE_LIMIT_S = 0.002  # an agent whose save took longer inline records in the pool for good
-_OVERLAP_S = 0.002  # a save of another agent this recent means several agents save at once
+_INLINE_LIMIT_S = 0.002  # CPU seconds: an agent whose save took more inline moves to the pool
+_OVERLAP_S = 0.005  # another agent's save this recent: several agents are saving at once
 _POOL_WORKERS = 64
 
 _pool: ThreadPoolExecutor | None = None
@@ -186,14 +186,14 @@ class StateManager:
         self._open_lock: asyncio.Lock | None = None
         self._open_loop: asyncio.AbstractEventLoop | None = None
         self._inflight = 0  # saves running in the pool now
-        self._last_agent: str | None = None
-        self._last_end = 0.0
+        self._recent: dict[str, float] = {}  # agent -> when its last save ended (perf_counter)
         register_for_exit(self)
 
     # --- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
         """Close every journal this manager holds (syncing them and releasing their locks)."""
         agents, self._agents = self._agents, {}
+        self._recent.clear()
         for ag in agents.values():
             ag.journal.close()
 
@@ -204,6 +204,7 @@ class StateManager:
     def release(self, agent_id: str) -> None:
         """Close one agent's journal so another process may write to it."""
         ag = self._agents.pop(agent_id, None)
+        self._recent.pop(agent_id, None)
         if ag is not None:
             ag.journal.close()
 
@@ -328,8 +329,8 @@ class StateManager:
             return False
         if self._inflight > 0:
             return True
-        return (self._last_agent is not None and self._last_agent != agent_id
-                and time.perf_counter() - self._last_end < _OVERLAP_S)
+        since = time.perf_counter() - _OVERLAP_S
+        return any(t > since for a, t in self._recent.items() if a != agent_id)
 
     async def save_checkpoint(self, state: AgentState, force: bool = False) -> str:
         """Record ``state`` as one save of its agent; returns the checkpoint id.
@@ -362,8 +363,9 @@ class StateManager:
         snap = True if force else None
         async with ag.lock_for_loop():
             j = ag.journal
-            if force or ag.offload or self._pooled(agent_id) or (
-                    self._offload != "never" and j.snapshot_due(step, now)):
+            inline = not (force or ag.offload or self._pooled(agent_id) or (
+                self._offload != "never" and j.snapshot_due(step, now)))
+            if not inline:
                 if self._offload == "never":
                     cid, appended = record_state(j, state, snap, prepare)
                 else:
@@ -373,11 +375,17 @@ class StateManager:
                     finally:
                         self._inflight -= 1
             else:
-                t0 = time.perf_counter()
+                # CPU time, not wall time: waiting on fdatasync does not hold the loop's CPU
+                # (and a first save's file creation is no sign of a large state).
+                t0 = time.thread_time()
                 cid, appended = record_state(j, state, snap, prepare)
-                if self._offload == "auto" and time.perf_counter() - t0 > _INLINE_LIMIT_S:
+                if self._offload == "auto" and time.thread_time() - t0 > _INLINE_LIMIT_S:
                     ag.offload = True
-            self._last_agent, self._last_end = agent_id, time.perf_counter()
+            self._recent[agent_id] = time.perf_counter()
+        if inline and len(self._agents) > 1 and self._fs().durability is Durability.SYNC:
+            # An inline save never suspends: without this, one task of a fleet saving in a
+            # loop would keep the loop, and the others could not be seen saving alongside it.
+            await asyncio.sleep(0)
         if hm is not None and hm.has_handlers(HookEvent.POST_CHECKPOINT_SAVE):
             await hm.trigger(HookEvent.POST_CHECKPOINT_SAVE, agent_id, {
                 "agent_id": agent_id, "checkpoint_id": cid, "step_number": step,

@@ -218,7 +218,7 @@ class FilesystemStorage:
 
         def run() -> str:
             with lock:
-                return record_state(j, state, None)
+                return record_state(j, state, None)[0]
 
         return await asyncio.to_thread(run)
 
@@ -230,7 +230,9 @@ class FilesystemStorage:
         """
         from ._saves import load_save
 
-        return await asyncio.to_thread(load_save, self._read, checkpoint_id, True)
+        state = await asyncio.to_thread(load_save, self._read, checkpoint_id, True)
+        assert state is not None
+        return state
 
     async def list_checkpoints(self, agent_id: str | None = None) -> list[CheckpointMetadata]:
         """Every save of ``agent_id`` (None: of every agent), newest first."""
