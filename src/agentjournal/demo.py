@@ -155,7 +155,7 @@ async def _after_crash(storage: FilesystemStorage, agent_id: str, steps: int, cr
              f"(steps 0..{last}), {snap_text}.")
         echo(f"   Step {crash_at + 1} was in progress and never acknowledged, so it is not there.")
 
-        agent = BaseAutonomousAgent(_config(agent_id, steps, storage.base_dir),
+        agent = BaseAutonomousAgent(_config(agent_id, steps, str(storage.base_dir)),
                                     state_manager=sm, step=demo_step)
         result = await agent.arun(_TASK)
         resumed_at = (result["resumed_from"] or 0) + 1
