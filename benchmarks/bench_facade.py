@@ -275,11 +275,11 @@ def print_table(doc: dict[str, Any]) -> None:
     widths = [max(len(r[i]) for r in rows + [("what", "median/step", "total", "note")])
               for i in range(4)]
     head = ("what", "median/step", "total", "note")
-    line = " | ".join(h.ljust(w) for h, w in zip(head, widths))
+    line = " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))
     print(line)
     print("-+-".join("-" * w for w in widths))
     for r in rows:
-        print(" | ".join(c.ljust(w) for c, w in zip(r, widths)))
+        print(" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
 
 
 if __name__ == "__main__":
