@@ -28,22 +28,24 @@ from ._ids import validate_agent_id
 from .errors import (
     CheckpointNotFoundError,
     InvalidAgentIdError,
+    JournalError,
     JournalNotFoundError,
     StepNotFoundError,
     StepPrunedError,
 )
-from .events import Fork, Step
+from .events import Anchor, AnyRecord, Fork, SnapshotMark, Step
 from .replay import Appended, Journal
 from .state import (
     STATUSES,
     AgentState,
     CheckpointMetadata,
+    HistoryEntry,
     format_checkpoint_id,
     parse_checkpoint_ref,
 )
 
-__all__ = ["DELETED", "check_state", "delete_save", "list_saves", "load_save", "record_state",
-           "register_for_exit"]
+__all__ = ["DELETED", "check_state", "delete_save", "fork_origins", "history_entry", "lineage",
+           "list_saves", "load_save", "record_state", "register_for_exit"]
 
 log = logging.getLogger("agentjournal")
 
@@ -233,3 +235,55 @@ def list_saves(j: Journal, hide_deleted: bool = True) -> list[CheckpointMetadata
         out = [m for m in out if m.checkpoint_id not in deleted]
     out.reverse()
     return out
+
+
+def history_entry(agent_id: str, r: AnyRecord) -> HistoryEntry:
+    """One record as a :class:`HistoryEntry` (a save's id names its seq; a snapshot mark's, the
+    save it snapshots)."""
+    kind = {Step: "step", SnapshotMark: "snapshot", Fork: "fork", Anchor: "anchor"}[type(r)]
+    ops = r.ops if isinstance(r, (Step, Fork)) else []
+    at = r.at if isinstance(r, SnapshotMark) else r.seq if isinstance(r, (Step, Fork)) else None
+    return HistoryEntry(seq=r.seq, step=r.step,
+                        timestamp=datetime.fromtimestamp(r.ts, timezone.utc), kind=kind,
+                        ops=ops, checkpoint_id=format_checkpoint_id(agent_id, r.step, at))
+
+
+def fork_origins(storage: Any) -> dict[str, Fork]:
+    """agent id -> the ``fork`` record its journal starts with, for every fork in ``storage``
+    (a :class:`~agentjournal.FilesystemStorage`; journals whose first records were pruned are
+    not found)."""
+    origins: dict[str, Fork] = {}
+    for other in storage.list_agents():
+        try:
+            with storage.open_journal(other, readonly=True, create=False) as j:
+                segs = j.segment_seqs()
+                first = next(iter(j.records(segs[0], segs[0])), None) if segs else None
+        except JournalError:
+            continue
+        if isinstance(first, Fork):
+            origins[other] = first
+    return origins
+
+
+def lineage(origins: dict[str, Fork], agent_id: str) -> dict[str, list[str]]:
+    """Parent checkpoint id -> child checkpoint ids around ``agent_id``: its own origin and every
+    fork descending from it (forks of forks included), children sorted."""
+    tree: dict[str, list[str]] = {}
+
+    def add(child: str, f: Fork) -> None:
+        tree.setdefault(format_checkpoint_id(f.parent, f.parent_step, f.parent_seq),
+                        []).append(format_checkpoint_id(child, f.step, f.seq))
+
+    if agent_id in origins:
+        add(agent_id, origins[agent_id])
+    seen, frontier = {agent_id}, [agent_id]
+    while frontier:
+        parent = frontier.pop()
+        for child, f in sorted(origins.items()):
+            if f.parent == parent and child not in seen:
+                add(child, f)
+                seen.add(child)
+                frontier.append(child)
+    for children in tree.values():
+        children.sort()
+    return tree

@@ -34,20 +34,27 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from typing import Any, Literal, TypeVar
 
 from . import delta
 from ._fullstate import FullStateStore, is_seed_backend
 from ._ids import validate_agent_id
-from ._saves import check_state, list_saves, load_save, record_state, register_for_exit
+from ._saves import (
+    check_state,
+    fork_origins,
+    history_entry,
+    lineage,
+    list_saves,
+    load_save,
+    record_state,
+    register_for_exit,
+)
 from .errors import (
     CheckpointNotFoundError,
     JournalError,
     JournalNotFoundError,
     UnsupportedOperationError,
 )
-from .events import Anchor, AnyRecord, Fork, SnapshotMark, Step
 from .hooks import HookEvent, HookManager, Redactor, apply_redactor
 from .journal.writer import Durability
 from .replay import Journal
@@ -549,7 +556,7 @@ class StateManager:
             raise self._unsupported("history")
 
         def get(j: Journal) -> list[HistoryEntry]:
-            return [_entry(agent_id, r) for r in j.history(start, end)]
+            return [history_entry(agent_id, r) for r in j.history(start, end)]
 
         return await self._read(agent_id, get)
 
@@ -621,47 +628,4 @@ class StateManager:
         if self._full is not None:
             return await self._full.get_checkpoint_tree(agent_id)
         validate_agent_id(agent_id)
-        st = self._fs()
-
-        def scan() -> dict[str, Fork]:
-            origins: dict[str, Fork] = {}
-            for other in st.list_agents():
-                try:
-                    with st.open_journal(other, readonly=True, create=False) as j:
-                        segs = j.segment_seqs()
-                        first = next(iter(j.records(segs[0], segs[0])), None) if segs else None
-                except JournalError:
-                    continue
-                if isinstance(first, Fork):
-                    origins[other] = first
-            return origins
-
-        origins = await _in_pool(scan)
-        tree: dict[str, list[str]] = {}
-
-        def add(child: str, f: Fork) -> None:
-            tree.setdefault(format_checkpoint_id(f.parent, f.parent_step, f.parent_seq),
-                            []).append(format_checkpoint_id(child, f.step, f.seq))
-
-        if agent_id in origins:
-            add(agent_id, origins[agent_id])
-        seen, frontier = {agent_id}, [agent_id]
-        while frontier:
-            parent = frontier.pop()
-            for child, f in sorted(origins.items()):
-                if f.parent == parent and child not in seen:
-                    add(child, f)
-                    seen.add(child)
-                    frontier.append(child)
-        for children in tree.values():
-            children.sort()
-        return tree
-
-
-def _entry(agent_id: str, r: AnyRecord) -> HistoryEntry:
-    kind = {Step: "step", SnapshotMark: "snapshot", Fork: "fork", Anchor: "anchor"}[type(r)]
-    ops = r.ops if isinstance(r, (Step, Fork)) else []
-    at = r.at if isinstance(r, SnapshotMark) else r.seq if isinstance(r, (Step, Fork)) else None
-    return HistoryEntry(seq=r.seq, step=r.step,
-                        timestamp=datetime.fromtimestamp(r.ts, timezone.utc), kind=kind,
-                        ops=ops, checkpoint_id=format_checkpoint_id(agent_id, r.step, at))
+        return lineage(await _in_pool(fork_origins, self._fs()), agent_id)
