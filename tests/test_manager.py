@@ -341,15 +341,16 @@ def test_fork_from_checkpoint_and_tree(tmp_path: Any) -> None:
             auto = await sm.fork_from_checkpoint("a@0000000002")
             assert auto.agent_id.startswith("a-fork-")
             tree = await sm.get_checkpoint_tree("a")
-            assert tree == {"a@0000000003.0000000003": ["a-alt@0000000003.0000000001"],
-                            "a@0000000002.0000000002": [f"{auto.agent_id}@0000000002.0000000001"]}
+            # Keyed by the id each fork was made from; the children are the forks' first saves
+            # (what fork_from_checkpoint returned), as the seed's tree.
+            assert tree == {"a@0000000003": ["a-alt@0000000003.0000000003"],
+                            "a@0000000002": [auto.checkpoint_id]}
             # A fork of the fork is in both trees.
             g = await sm.fork_from_checkpoint(f.checkpoint_id, "a-alt-2")
             assert await sm.get_checkpoint_tree("a-alt") == {
-                "a@0000000003.0000000003": ["a-alt@0000000003.0000000001"],
-                "a-alt@0000000004.0000000004": ["a-alt-2@0000000004.0000000001"]}
-            assert (await sm.get_checkpoint_tree("a"))["a-alt@0000000004.0000000004"] == [
-                "a-alt-2@0000000004.0000000001"]
+                "a@0000000003": ["a-alt@0000000003.0000000003"],
+                f.checkpoint_id: [g.checkpoint_id]}
+            assert (await sm.get_checkpoint_tree("a"))[f.checkpoint_id] == [g.checkpoint_id]
             assert g.parent_checkpoint_id == f.checkpoint_id
             listed = await sm.list_checkpoints("a-alt")
             # The fork record names its origin; the first save, the id it was forked from.

@@ -248,42 +248,57 @@ def history_entry(agent_id: str, r: AnyRecord) -> HistoryEntry:
                         ops=ops, checkpoint_id=format_checkpoint_id(agent_id, r.step, at))
 
 
-def fork_origins(storage: Any) -> dict[str, Fork]:
-    """agent id -> the ``fork`` record its journal starts with, for every fork in ``storage``
-    (a :class:`~agentjournal.FilesystemStorage`; journals whose first records were pruned are
-    not found)."""
-    origins: dict[str, Fork] = {}
+def fork_origins(storage: Any) -> dict[str, tuple[str, str, str]]:
+    """fork agent id -> (parent agent, parent checkpoint id, the fork's first checkpoint id)
+    for every fork in ``storage`` (a :class:`~agentjournal.FilesystemStorage`).
+
+    The parent id is the one the fork was made from (the ``parent_checkpoint_id`` its first save
+    records; the ``fork`` record's own parent otherwise), the child id that first save's, which
+    :meth:`StateManager.fork_from_checkpoint` returned. Journals whose first records were pruned
+    are not found.
+    """
+    origins: dict[str, tuple[str, str, str]] = {}
     for other in storage.list_agents():
         try:
             with storage.open_journal(other, readonly=True, create=False) as j:
                 segs = j.segment_seqs()
-                first = next(iter(j.records(segs[0], segs[0])), None) if segs else None
+                if not segs or segs[0] != 1:
+                    continue
+                head = list(j.records(1, 4))
         except JournalError:
             continue
-        if isinstance(first, Fork):
-            origins[other] = first
+        if not head or not isinstance(head[0], Fork):
+            continue
+        f = head[0]
+        parent = format_checkpoint_id(f.parent, f.parent_step, f.parent_seq)
+        child = format_checkpoint_id(other, f.step, f.seq)
+        for r in head[1:]:
+            if isinstance(r, Step):
+                child = format_checkpoint_id(other, r.step, r.seq)
+                for op in r.ops:
+                    if op.get("path") == "/parent_checkpoint_id" and isinstance(
+                            op.get("value"), str):
+                        parent = op["value"]
+                break
+        origins[other] = (f.parent, parent, child)
     return origins
 
 
-def lineage(origins: dict[str, Fork], agent_id: str) -> dict[str, list[str]]:
+def lineage(origins: dict[str, tuple[str, str, str]], agent_id: str) -> dict[str, list[str]]:
     """Parent checkpoint id -> child checkpoint ids around ``agent_id``: its own origin and every
     fork descending from it (forks of forks included), children sorted."""
     tree: dict[str, list[str]] = {}
-
-    def add(child: str, f: Fork) -> None:
-        tree.setdefault(format_checkpoint_id(f.parent, f.parent_step, f.parent_seq),
-                        []).append(format_checkpoint_id(child, f.step, f.seq))
-
     if agent_id in origins:
-        add(agent_id, origins[agent_id])
+        _, parent, child = origins[agent_id]
+        tree.setdefault(parent, []).append(child)
     seen, frontier = {agent_id}, [agent_id]
     while frontier:
-        parent = frontier.pop()
-        for child, f in sorted(origins.items()):
-            if f.parent == parent and child not in seen:
-                add(child, f)
-                seen.add(child)
-                frontier.append(child)
+        here = frontier.pop()
+        for other, (parent_agent, parent, child) in sorted(origins.items()):
+            if parent_agent == here and other not in seen:
+                tree.setdefault(parent, []).append(child)
+                seen.add(other)
+                frontier.append(other)
     for children in tree.values():
         children.sort()
     return tree
