@@ -43,6 +43,22 @@ def med_ms(xs: list[float]) -> float:
     return round(statistics.median(xs) * 1e3, 4)
 
 
+def fsync_floor(directory: Path, n: int = 200) -> float:
+    """Median ms of one 500-byte write + fdatasync here (what every sync save pays)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / "floor", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    xs = []
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            os.write(fd, b"x" * 499 + b"\n")
+            os.fdatasync(fd)
+            xs.append(time.perf_counter() - t0)
+    finally:
+        os.close(fd)
+    return med_ms(xs)
+
+
 def run_side_by_side(root: Path, wl: W.Workload) -> tuple[dict[str, Any], dict[str, Any]]:
     """``Journal.append`` and ``StateManager.save_checkpoint`` of the same documents, step by
     step in one loop (alternating which goes first), so both meet the same disk and load."""
@@ -218,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     doc: dict[str, Any] = {"bench": "facade", "steps": steps, "kaizen_steps": kaizen_steps,
                            "loadavg": list(os.getloadavg()), "cpus": os.cpu_count()}
     try:
+        doc["fdatasync_ms_start"] = fsync_floor(base / "floor")
         wl = W.Workload(steps)
         doc["journal_append_sync"], doc["manager_save_sync"] = run_side_by_side(base, wl)
         doc["manager_resume_fresh"] = resume_manager(base / "manager", reps)
@@ -227,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         doc["kaizen"] = {w: run_kaizen(base / w, kaizen_steps, w, reps)
                          for w in ("kaizen-filesystem", "journalstorage-sync",
                                    "journalstorage-none")}
+        doc["fdatasync_ms_end"] = fsync_floor(base / "floor")
+        doc["loadavg_end"] = list(os.getloadavg())
     finally:
         shutil.rmtree(base, ignore_errors=True)
     e, m = doc["journal_append_sync"], doc["manager_save_sync"]
@@ -272,6 +291,9 @@ def print_table(doc: dict[str, Any]) -> None:
         rows.append((f"Kaizen StateManager on {name} ({doc['kaizen_steps']})",
                      f"{r['median_ms']:.3f} ms", f"{r['total_s']:.2f} s",
                      f"resume {r['resume_median_ms']:.3f} ms"))
+    print(f"load average {doc['loadavg'][0]:.2f} -> {doc['loadavg_end'][0]:.2f}; one 500-byte "
+          f"write + fdatasync {doc['fdatasync_ms_start']} ms at the start, "
+          f"{doc['fdatasync_ms_end']} ms at the end (median)")
     widths = [max(len(r[i]) for r in rows + [("what", "median/step", "total", "note")])
               for i in range(4)]
     head = ("what", "median/step", "total", "note")

@@ -201,10 +201,11 @@ def test_hooks_call_back_into_the_manager_without_waiting(tmp_path: Path) -> Non
     got: list[Any] = []
 
     async def post(ctx: HookContext) -> HookResult:
-        sm = ctx.metadata["sm"] if "sm" in ctx.metadata else manager
-        loaded = await sm.load_checkpoint(ctx.data["checkpoint_id"])
-        listed = await sm.list_checkpoints(ctx.agent_id)
-        at = await sm.state_at(ctx.agent_id, ctx.data["step_number"])
+        # Called back from inside the save: with the save's lock held this would wait out the
+        # hook's 0.5 s timeout and fail.
+        loaded = await manager.load_checkpoint(ctx.data["checkpoint_id"])
+        listed = await manager.list_checkpoints(ctx.agent_id)
+        at = await manager.state_at(ctx.agent_id, ctx.data["step_number"])
         got.append((loaded.step_number, len(listed), at.step_number))
         return HookResult(success=True)
 
