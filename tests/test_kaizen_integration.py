@@ -280,3 +280,15 @@ def test_kaizens_autonomous_loop_checkpoints_into_the_journal(tmp_path: Path) ->
     run(agent._autonomous_loop("research"))
     assert agent.current_step > 7
     again.close()
+
+
+def test_a_second_storage_reads_what_a_live_one_writes(tmp_path: Path) -> None:
+    writer = JournalStorage(tmp_path / "ck", durability="none")
+    reader = JournalStorage(tmp_path / "ck", durability="none")
+    first = run(writer.save(AgentState(agent_id="agent1", step_number=1)))
+    assert [c.checkpoint_id for c in run(reader.list_checkpoints("agent1"))] == [first]
+    second = run(writer.save(AgentState(agent_id="agent1", step_number=2)))
+    assert run(reader.load(second)).step_number == 2  # an unknown id: the index catches up
+    assert len(run(reader.list_checkpoints())) == 2
+    writer.close()
+    reader.close()

@@ -135,6 +135,8 @@ class JournalStorage:
         self._agents: dict[str, _Agent] = {}
         self._agents_lock = threading.Lock()
         self._index: dict[str, _Entry] = {}
+        # load runs in a worker thread and may index what it finds while the loop lists.
+        self._index_lock = threading.RLock()
         register_for_exit(self)
 
     def __repr__(self) -> str:
@@ -163,6 +165,11 @@ class JournalStorage:
                 self._apply_meta(journal_id, r.seq, r.meta, len(_enc.encode(r)) + 1)
 
     def _apply_meta(self, journal_id: str, seq: int, meta: dict[str, Any], size: int) -> None:
+        with self._index_lock:
+            self._apply_meta_locked(journal_id, seq, meta, size)
+
+    def _apply_meta_locked(self, journal_id: str, seq: int, meta: dict[str, Any],
+                           size: int) -> None:
         for cid in meta.get(DELETED) or ():
             e = self._index.get(cid)
             if e is not None and e.journal_id == journal_id and e.seq < seq:
@@ -235,10 +242,12 @@ class JournalStorage:
         return self._save_sync(state)
 
     def _lookup(self, checkpoint_id: str) -> _Entry | None:
-        e = self._index.get(checkpoint_id)
+        with self._index_lock:
+            e = self._index.get(checkpoint_id)
         if e is None:
             self._refresh_all()  # another process (or an earlier run) may have saved it
-            e = self._index.get(checkpoint_id)
+            with self._index_lock:
+                e = self._index.get(checkpoint_id)
         return e
 
     def _load_sync(self, checkpoint_id: str) -> AgentState:
@@ -266,14 +275,16 @@ class JournalStorage:
     def _list_sync(self, agent_id: str | None) -> list[CheckpointMetadata]:
         if not agent_id:  # Kaizen's storage lists everything for None and "" alike
             self._refresh_all()
-            entries = list(self._index.items())
+            with self._index_lock:
+                entries = list(self._index.items())
         else:
             journal_id = _journal_id(agent_id)
             ag = self._agent(journal_id)
             if ag.writer is None:
                 self._refresh(journal_id)
-            entries = [(cid, e) for cid, e in self._index.items()
-                       if e.journal_id == journal_id and e.agent_id == agent_id]
+            with self._index_lock:
+                entries = [(cid, e) for cid, e in self._index.items()
+                           if e.journal_id == journal_id and e.agent_id == agent_id]
         out = []
         for cid, e in entries:
             try:
@@ -303,7 +314,7 @@ class JournalStorage:
         if e is None:
             raise _not_found(checkpoint_id)
         ag = self._agent(e.journal_id)
-        with ag.lock:
+        with ag.lock, self._index_lock:
             if self._index.get(checkpoint_id) is e:
                 del self._index[checkpoint_id]
                 ag.pending_deletes.append(checkpoint_id)
@@ -334,4 +345,5 @@ class JournalStorage:
                         ag.scanned = 0
         with self._agents_lock:
             self._agents.clear()
-        self._index.clear()
+        with self._index_lock:
+            self._index.clear()
