@@ -390,3 +390,25 @@ def test_concurrent_sync_saves_of_many_agents_run_in_worker_threads(
 
 def run_loop(fn: Any) -> Any:
     return asyncio.run(fn())
+
+
+# --- the engine's trigger query the facade relies on (Journal.snapshot_base / snapshot_due) --
+def test_snapshot_base_and_due_for_writers_and_readers(tmp_path: Path) -> None:
+    root = tmp_path / "j"
+    with Journal("t", root, durability="none", snapshot_every=3) as w:
+        assert w.snapshot_base()[0] == 0 and not w.snapshot_due(1)
+        for k in range(1, 5):
+            w.append({"k": k}, step=k)  # snapshot at step 3
+        assert w.snapshot_base()[0] == 3
+        assert not w.snapshot_due(5) and w.snapshot_due(6)
+        assert w.snapshot_due() is False  # the next step, 5
+    with Journal("t", root, readonly=True, snapshot_every=3, snapshot_seconds=3600) as r:
+        assert r.snapshot_base()[0] == 3 and r.snapshot_due(6) and not r.snapshot_due(5)
+        assert r.snapshot_due(5, now=r.snapshot_base()[1] + 3600)
+    for snap in (root / "t" / "snapshots").iterdir():  # a damaged snapshot is passed over
+        snap.write_bytes(b"garbage")
+    with Journal("t", root, readonly=True, snapshot_every=3) as r:
+        assert r.snapshot_base()[0] == 0
+    with Journal("u", root, durability="none", snapshot_every=None,
+                 snapshot_seconds=None) as empty:
+        assert not empty.snapshot_due(10**6)
