@@ -33,7 +33,6 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
 
 from . import delta
@@ -49,6 +48,7 @@ from ._saves import (
     record_state,
     register_for_exit,
 )
+from ._workers import run_blocking
 from .errors import (
     CheckpointNotFoundError,
     JournalError,
@@ -83,23 +83,10 @@ T = TypeVar("T")
 
 _INLINE_LIMIT_S = 0.002  # CPU seconds: an agent whose save took more inline moves to the pool
 _OVERLAP_S = 0.005  # another agent's save this recent: several agents are saving at once
-_POOL_WORKERS = 64
-
-_pool: ThreadPoolExecutor | None = None
-
-
-def _executor() -> ThreadPoolExecutor:
-    """The shared pool saves and reads run in: wide enough for a fleet's concurrent
-    ``fdatasync`` calls (asyncio's default pool has ``cpu_count + 4`` threads)."""
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(_POOL_WORKERS, thread_name_prefix="agentjournal")
-    return _pool
 
 
 async def _in_pool(fn: Callable[..., T], *args: Any) -> T:
-    return await asyncio.get_running_loop().run_in_executor(
-        _executor(), functools.partial(fn, *args))
+    return await run_blocking(fn, *args)
 
 
 class _Agent:
