@@ -371,21 +371,25 @@ def test_concurrent_sync_saves_of_many_agents_run_in_worker_threads(
         return real(self, *a, **kw)
 
     monkeypatch.setattr(Journal, "append", spy)
+    alone: list[int] = []
 
     async def main() -> int:
         async with StateManager(store(tmp_path, durability="sync"),
                                 checkpoint_frequency=None, checkpoint_interval=None) as sm:
             await save_steps(sm, AgentState(agent_id="alone"), range(1, 4))
-            await asyncio.gather(*(save_steps(sm, AgentState(agent_id=f"f{i}"), range(1, 4))
-                                   for i in range(8)))
+            alone.extend(t for _, t in threads)
+            fleet = [AgentState(agent_id=f"f{i}") for i in range(8)]
+            for s in fleet:  # open the journals first: then only the saves are timed apart
+                await sm.save_checkpoint(s)
+            threads.clear()
+            await asyncio.gather(*(save_steps(sm, s, range(1, 4)) for s in fleet))
         return threading.get_ident()
 
     loop_thread = run_loop(main)
-    alone = [t for a, t in threads if a == "alone"]
-    fleet = [t for a, t in threads if a != "alone"]
     assert alone == [loop_thread] * 3  # one agent: no thread hop
-    # Once several agents are seen saving, their saves overlap in the pool.
-    assert sum(t != loop_thread for t in fleet) >= len(fleet) // 2, fleet
+    # Several agents saving at once: their saves overlap in the worker threads.
+    fleet = [t for _, t in threads]
+    assert len(fleet) == 24 and sum(t != loop_thread for t in fleet) >= 20, fleet
 
 
 def run_loop(fn: Any) -> Any:
@@ -412,3 +416,43 @@ def test_snapshot_base_and_due_for_writers_and_readers(tmp_path: Path) -> None:
     with Journal("u", root, durability="none", snapshot_every=None,
                  snapshot_seconds=None) as empty:
         assert not empty.snapshot_due(10**6)
+
+
+def test_a_cancelled_save_holds_the_agent_until_its_thread_is_done(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    real = Journal.append
+    inside = threading.Event()
+    release = threading.Event()
+    overlaps: list[bool] = []
+    busy = threading.Lock()
+
+    def slow(self: Journal, *a: Any, **kw: Any) -> Any:
+        if not busy.acquire(blocking=False):
+            overlaps.append(True)  # two appends on one journal at once
+            return real(self, *a, **kw)
+        try:
+            if kw.get("snapshot"):
+                inside.set()
+                release.wait(10)
+            return real(self, *a, **kw)
+        finally:
+            busy.release()
+
+    monkeypatch.setattr(Journal, "append", slow)
+
+    async def main() -> None:
+        async with StateManager(store(tmp_path)) as sm:
+            s = AgentState(agent_id="a")
+            task = asyncio.ensure_future(sm.save_checkpoint(s, force=True))  # in the pool
+            await asyncio.to_thread(inside.wait, 10)
+            task.cancel()
+            await asyncio.sleep(0.05)
+            assert not task.done()  # still waiting for its thread
+            release.set()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            s.step_number = 1
+            await sm.save_checkpoint(s)
+
+    asyncio.run(main())
+    assert overlaps == []

@@ -7,9 +7,11 @@ finishes a call queues the result and wakes the loop only if no wake-up is pendi
 then completes every queued future at once.
 
 The threads are daemons started on demand (up to :data:`MAX_WORKERS`) and shared by every loop
-of the process. A call still running when its awaiting task is cancelled runs to its end, as in
-an executor. At interpreter exit the journals are closed by ``_saves``'s exit hook, which waits
-on each journal's writer lock, so no worker is cut off inside a write it could still finish.
+of the process. A call still running when its awaiting task is cancelled runs to its end, and
+the cancellation reaches the task only then (so a lock held around the call is not released
+while the call still runs). At interpreter exit the journals are closed by ``_saves``'s exit
+hook, which waits on each journal's writer lock, so no worker is cut off inside a write it could
+still finish.
 """
 
 from __future__ import annotations
@@ -84,4 +86,11 @@ async def run_blocking(fn: Callable[..., T], *args: Any) -> T:
             t.start()
         # else: every thread is busy; the job waits in the queue for the first one free
     _jobs.put((loop, fut, fn, args))
-    return await fut
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        # The call goes on in its thread. Callers hold an agent's lock around it: releasing
+        # that lock now would let the next save touch the journal while this one still does.
+        if not fut.done():
+            await asyncio.wait({fut})
+        raise
