@@ -16,8 +16,9 @@ until :meth:`StateManager.close` (or interpreter exit).
 
 Where a save runs: a small one inline on the event loop (a thread hop costs as much as the
 append); a snapshot, a state that once took more than 2 ms of CPU to record, or ``sync`` saves of
-several agents at once run in a worker pool, so the event loop never waits on big encodes and
-many agents' ``fdatasync`` calls overlap (they release the GIL) instead of queueing.
+several agents at once run in worker threads (:mod:`agentjournal._workers`), so the event loop
+never waits on big encodes and many agents' ``fdatasync`` calls overlap (they release the GIL)
+instead of queueing.
 
 Any other object implementing the seed's :class:`~agentjournal.storage.StorageBackend` protocol
 may be passed as ``storage``; it keeps the seed's full-state semantics (see
