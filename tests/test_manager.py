@@ -17,7 +17,6 @@ from agentjournal import (
     InvalidAgentIdError,
     Journal,
     JournalExistsError,
-    JournalLockedError,
     JournalNotFoundError,
     StateManager,
     StepNotFoundError,
@@ -271,17 +270,18 @@ def test_steps_never_go_back(tmp_path: Any) -> None:
     run(main())
 
 
-def test_a_second_writer_is_refused(tmp_path: Any) -> None:
+def test_a_second_manager_reads_then_writes_once_released(tmp_path: Any) -> None:
+    # (A second live writer in another process fails fast: tests/test_facade_seed.py. In one
+    # process the engine is to share one writer: the xfail test there.)
     async def main() -> None:
         async with StateManager(storage(tmp_path)) as one, \
                 StateManager(storage(tmp_path)) as two:
             await save_steps(one, AgentState(agent_id="a"), range(1, 2))
-            with pytest.raises(JournalLockedError):
-                await save_steps(two, AgentState(agent_id="a"), range(2, 3))
             # Reading is fine while the other manager writes.
             assert (await two.state_at("a", 1)).step_number == 1
             one.release("a")
             await save_steps(two, AgentState(agent_id="a"), range(2, 3))
+            assert (await one.resume_from_latest("a")).step_number == 2  # type: ignore[union-attr]
 
     run(main())
 
