@@ -23,7 +23,6 @@ from agentjournal import (
     BaseAutonomousAgent,
     FilesystemStorage,
     Journal,
-    JournalExistsError,
     StateManager,
     Step,
 )
@@ -87,7 +86,7 @@ def test_runs_max_cycles_journaling_every_cycle(tmp_path: Path) -> None:
     r = agent.run("count")
     assert (r["status"], r["step"], r["cycles_used"], r["resumed_from"]) == \
         ("completed", 6, 6, None)
-    assert r["checkpoint_id"] == "agent-1@0000000006"
+    assert r["checkpoint_id"] == "agent-1@0000000006.0000000009"  # 7 saves and 2 marks before
     step, state = journal_state(tmp_path)
     assert step == 6 and state["status"] == "completed"
     assert [m["content"] for m in state["conversation_history"]] == \
@@ -120,7 +119,7 @@ def test_subclass_overrides_step(tmp_path: Path) -> None:
     assert r["step"] == 4 and journal_state(tmp_path)[1]["memory_contents"] == {"n": 16}
 
 
-def test_failure_records_failed_snapshots_and_reraises_then_resume_retries(
+def test_failure_ends_the_run_as_failed_and_snapshots_then_resume_retries(
         tmp_path: Path) -> None:
     fail = {"at": 4}
 
@@ -130,8 +129,10 @@ def test_failure_records_failed_snapshots_and_reraises_then_resume_retries(
             state.memory_contents["half-done"] = True
             raise RuntimeError("model API down")
 
-    with pytest.raises(RuntimeError, match="model API down"):
-        BaseAutonomousAgent(config(tmp_path, resume_from_checkpoint=True), step=step).run("t")
+    # As in the seed: the run ends with status "failed"; nothing is raised.
+    r = BaseAutonomousAgent(config(tmp_path, resume_from_checkpoint=True), step=step).run("t")
+    assert (r["status"], r["step"], r["error"]) == ("failed", 3, "RuntimeError: model API down")
+    assert r["result"] == {"error": "model API down", "status": "failed", "cycle": 4}
     step_no, state = journal_state(tmp_path)
     assert step_no == 3 and state["status"] == "failed"
     assert state["metadata"]["last_error"] == {"type": "RuntimeError",
@@ -154,20 +155,33 @@ def test_resume_stops_at_max_cycles_in_total_and_never_restarts_a_completed_run(
         if state.step_number == 3:
             raise ConnectionError("lost the model")
 
-    with pytest.raises(ConnectionError):
-        BaseAutonomousAgent(config(tmp_path, resume_from_checkpoint=True),
-                            step=stop_at_3).run("t")
-    assert journal_state(tmp_path)[0] == 2
+    failed = BaseAutonomousAgent(config(tmp_path, resume_from_checkpoint=True),
+                                 step=stop_at_3).run("t")
+    assert failed["status"] == "failed" and journal_state(tmp_path)[0] == 2
     r = BaseAutonomousAgent(config(tmp_path, resume_from_checkpoint=True),
                             step=counting_step).run("t")
     assert (r["resumed_from"], r["cycles_used"], r["step"]) == (2, 4, 6)
     before = journal_state(tmp_path)
+    before_id = before[1]["checkpoint_id"]
     again = BaseAutonomousAgent(config(tmp_path, resume_from_checkpoint=True),
                                 step=counting_step).run("t")
     assert again["already_completed"] and again["cycles_used"] == 0 and again["step"] == 6
     assert journal_state(tmp_path) == before
-    with pytest.raises(JournalExistsError):
-        BaseAutonomousAgent(config(tmp_path), step=counting_step).run("t")
+
+    # Resume off on an agent with a journal: a new run in the same journal, after the old one.
+    fresh = BaseAutonomousAgent(config(tmp_path, max_cycles=2), step=counting_step).run("u")
+    assert (fresh["run"], fresh["step"], fresh["cycles_used"], fresh["status"]) == \
+        (2, 8, 2, "completed")
+    step_no, state = journal_state(tmp_path)
+    assert step_no == 8 and state["metadata"] == {"task": "u", "run": 2, "run_start_step": 6}
+    assert [m["content"] for m in state["conversation_history"]] == ["u #7", "u #8"]
+
+    async def old_run() -> AgentState:
+        with StateManager(FilesystemStorage(tmp_path / "store")) as sm:
+            return await sm.load_checkpoint(before_id)
+
+    old = asyncio.run(old_run())  # the first run's last save stays addressable by its id
+    assert old.status == "completed" and len(old.conversation_history) == 6
 
 
 def test_task_cancellation_records_interrupted(tmp_path: Path) -> None:
@@ -219,17 +233,20 @@ def test_run_inside_a_loop_is_refused(tmp_path: Path) -> None:
         BaseAutonomousAgent(config(tmp_path), step=counting_step).run("  ")
 
 
-def test_given_state_manager_combines_triggers(tmp_path: Path) -> None:
+def test_a_given_state_manager_snapshots_on_its_own_triggers(tmp_path: Path) -> None:
     async def main() -> None:
         sm = StateManager(FilesystemStorage(tmp_path / "store", durability="none"),
-                          checkpoint_frequency=None, checkpoint_interval=None)
+                          checkpoint_frequency=3, checkpoint_interval=None)
         async with sm:
-            agent = BaseAutonomousAgent(config(tmp_path, checkpoint_frequency=3,
+            agent = BaseAutonomousAgent(config(tmp_path, checkpoint_frequency=2,
                                                max_cycles=7), state_manager=sm,
                                         step=counting_step)
             await agent._autonomous_loop("t")
             listed = await sm.list_checkpoints("agent-1")
+            # The manager's (the config's are for the default manager, as in the seed); the
+            # last step is always snapshotted.
             assert sorted(c.step_number for c in listed if c.snapshot) == [3, 6, 7]
+            assert len(listed) == 8  # every cycle is recorded, and step 0
 
     asyncio.run(main())
 

@@ -62,7 +62,7 @@ def test_save_hooks_fire_around_every_save_with_payloads(tmp_path: Any) -> None:
     assert pre1["agent_id"] == "a" and pre1["step_number"] == 1
     assert pre1["status"] == "running" and isinstance(pre1["timestamp"], float)
     assert "checkpoint_id" not in pre1
-    assert post1["checkpoint_id"] == "a@0000000001" and post1["step_number"] == 1
+    assert post1["checkpoint_id"] == "a@0000000001.0000000001" and post1["step_number"] == 1
     assert [d["snapshot"] for k, d in seen if k == "post"] == [False, True, False]
     assert all(d["seq"] > 0 for k, d in seen if k == "post")
 
@@ -215,7 +215,7 @@ def test_resume_hooks(tmp_path: Any) -> None:
     asyncio.run(main())
     assert [k for k, _ in seen] == ["pre", "post", "pre", "post"]
     assert seen[1][1]["found"] and seen[1][1]["step_number"] == 3
-    assert seen[1][1]["checkpoint_id"] == "a@0000000003"
+    assert seen[1][1]["checkpoint_id"] == "a@0000000003.0000000004"
     assert not seen[3][1]["found"]
 
 

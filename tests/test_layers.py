@@ -24,7 +24,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("retention",),
     ("replay",),
     ("query", "exchange", "summary"),
-    ("state", "hooks", "storage", "manager", "agent", "migrate"),
+    ("state", "hooks", "storage", "manager", "agent", "migrate", "_saves", "_fullstate",
+     "_workers"),
     ("cli", "serve", "integrations", "demo", "testing", "__init__", "__main__"),
 ]
 

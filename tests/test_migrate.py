@@ -65,7 +65,7 @@ def test_imports_each_agent_oldest_first(tmp_path: Path, seed_dir: Path) -> None
     assert [c.step for c in rep.imported if c.agent_id == "researcher"] == [1, 2, 3, 5]
     first = rep.imported[0]
     assert first.seed_checkpoint_id == "ckpt_rese00000001"
-    assert first.checkpoint_id == "researcher@0000000001"
+    assert first.checkpoint_id == "researcher@0000000001.0000000001"
     assert "researcher: 4 checkpoints, steps 1..5" in rep.summary()
 
     async def check() -> None:

@@ -103,7 +103,7 @@ def test_non_json_value_is_refused_at_save_naming_its_path(tmp_path: Any) -> Non
                 await sm.save_checkpoint(s)
             assert ei.value.path == "/memory_contents/client"
             # The failed save did not change the checkpoint id nor record anything.
-            assert s.checkpoint_id == "a@0000000000"
+            assert s.checkpoint_id == "a@0000000000.0000000001"
             del s.memory_contents["client"]
             s.conversation_history.append({"role": "user", "content": ("a", "tuple")})
             with pytest.raises(NotJSONEncodableError) as ei:

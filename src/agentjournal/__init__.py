@@ -2,7 +2,7 @@
 
 from . import delta
 from ._version import __version__
-from .agent import AutonomousConfig, BaseAutonomousAgent, StepFunction
+from .agent import AutonomousConfig, BaseAutonomousAgent, StepFunction, Strategy
 from .backends import Backend, FilesystemBackend, MemoryBackend
 from .errors import (
     CheckpointNotFoundError,
@@ -23,6 +23,7 @@ from .errors import (
     StepPrunedError,
     TamperedError,
     UnsafePathError,
+    UnsupportedOperationError,
 )
 from .events import FORMAT_VERSION, Anchor, Fork, Header, SnapshotMark, Step
 from .hooks import BaseHook, HookContext, HookEvent, HookManager, HookPriority, HookResult
@@ -32,8 +33,8 @@ from .migrate import MigrationReport, import_seed_checkpoints
 from .replay import Appended, Journal, Resumed, SnapshotSkippedWarning
 from .replay.verify import Problem, VerifyReport
 from .retention import CompactReport
-from .state import AgentState, CheckpointMetadata
-from .storage import FilesystemStorage
+from .state import AgentState, CheckpointMetadata, StateSnapshot, parse_checkpoint_ref
+from .storage import FilesystemStorage, StorageBackend
 
 __all__ = [
     "FORMAT_VERSION",
@@ -80,16 +81,21 @@ __all__ = [
     "SnapshotMark",
     "SnapshotSkippedWarning",
     "StateManager",
+    "StateSnapshot",
     "Step",
     "StepFunction",
     "StepNotFoundError",
     "StepPrunedError",
+    "StorageBackend",
+    "Strategy",
     "TamperedError",
     "UnsafePathError",
+    "UnsupportedOperationError",
     "VerifyReport",
     "__version__",
     "delta",
     "format_checkpoint_id",
     "import_seed_checkpoints",
     "parse_checkpoint_id",
+    "parse_checkpoint_ref",
 ]

@@ -1,21 +1,36 @@
-"""The autonomous agent loop: run a step function for up to ``max_cycles`` steps, journaling each.
+"""The autonomous loop: run a strategy or step function for up to ``max_cycles`` steps, journaling
+each.
 
-``BaseAutonomousAgent`` keeps the seed system's names (``AutonomousConfig``,
-``_autonomous_loop(task)``) but calls no model: you pass a step function (sync or async) that
-does one cycle of work on the :class:`~agentjournal.AgentState` -- this is where you call your
-model -- or override :meth:`BaseAutonomousAgent.step`. Every cycle is recorded; snapshots follow
-the triggers. Step ``0`` is the initial state; cycle ``k`` produces step ``k``.
+``BaseAutonomousAgent`` has the seed system's shape (``BaseAutonomousAgent(config=...,
+signature=..., strategy=..., state_manager=...)``, ``_autonomous_loop(task)``, the helpers
+``record_approval``, ``record_tool_usage``, ``update_workflow_state`` and a settable
+``current_step``) but bundles no model and calls no network. A cycle is one of, in this order:
 
-* An exception in a step: the state is put back to the last recorded step, marked ``failed``
-  with the error in ``metadata["last_error"]``, snapshotted, and the exception re-raised.
-* SIGINT/SIGTERM: an async step in progress is cancelled (its partial changes are dropped); a
+* a step function ``step(state, task)`` (sync or async) passed as ``step=``, mutating the
+  :class:`~agentjournal.AgentState` -- this is where you call your model;
+* the seed's pluggable strategy: an object whose ``execute(agent, inputs)`` (sync or async)
+  does one cycle with the agent's helpers and returns the cycle's result dict (its
+  ``"observation"`` is passed to the next cycle in ``inputs``);
+* or an override of :meth:`BaseAutonomousAgent.step`.
+
+Every cycle is recorded (one save); snapshots follow the state manager's triggers; the last
+cycle is snapshotted. Step ``0`` is the initial state; cycle ``k`` produces step ``k``.
+
+* An exception in a cycle ends the run, as in the seed: the state is put back to the last
+  recorded step, marked ``failed`` with the error in ``metadata["last_error"]``, snapshotted,
+  and the result says ``status="failed"`` with the ``error``. Nothing is re-raised.
+* SIGINT/SIGTERM: an async cycle in progress is cancelled (its partial changes are dropped); a
   sync one, which runs on the event loop's thread, finishes and is recorded first. The state of
   the last recorded step is marked ``interrupted`` and snapshotted; the loop returns. A second
   signal hands signal handling back to Python, so a third one stops the process at once.
 * Task cancellation: the same record, then ``CancelledError`` propagates.
 * ``resume_from_checkpoint=True``: a restarted run continues at the step after the last one
-  recorded and stops at ``max_cycles`` steps in total. A run that already completed is not
+  recorded and stops at ``max_cycles`` steps for the run. A run that already completed is not
   started again (the result says ``already_completed``).
+* ``resume_from_checkpoint=False`` on an agent that has a journal starts a *new run* in the same
+  journal: a fresh state (``metadata["run"]`` one higher, ``metadata["run_start_step"]`` the
+  journal's last step) recorded at the journal's last step, so its cycles continue the step
+  numbers. The earlier runs stay addressable by their checkpoint ids and ``state_at``.
 """
 
 from __future__ import annotations
@@ -27,22 +42,21 @@ import logging
 import os
 import signal
 import threading
-import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._ids import AGENT_ID_PATTERN
-from .errors import JournalExistsError
 from .hooks import HookEvent, HookManager
-from .manager import StateManager, format_checkpoint_id
+from .manager import StateManager
 from .state import AgentState
 from .storage import FilesystemStorage
 
-__all__ = ["AutonomousConfig", "BaseAutonomousAgent", "StepFunction"]
+__all__ = ["AutonomousConfig", "BaseAutonomousAgent", "StepFunction", "Strategy"]
 
 log = logging.getLogger("agentjournal.agent")
 
@@ -51,13 +65,22 @@ StepFunction = Callable[[AgentState, str], Any]
 ``"done": True`` (or the seed's ``"tool_calls": []``) when the task is finished."""
 
 
+class Strategy(Protocol):
+    """The seed's pluggable strategy: ``execute(agent, inputs)`` runs one cycle (sync or async)
+    and returns its result dict (``{"tool_calls": []}`` or ``{"done": True}`` ends the run)."""
+
+    def execute(self, agent: Any, inputs: dict[str, Any]) -> Any: ...
+
+
 class AutonomousConfig(BaseModel):
     """Configuration of :class:`BaseAutonomousAgent` (validated; wrong types or ranges raise a
     ``pydantic.ValidationError`` naming the field; unknown fields are refused).
 
     Attributes:
-        max_cycles: steps in total, counting those of earlier runs when resuming.
-        checkpoint_frequency: snapshot every N steps (None: not on steps).
+        max_cycles: steps in total for the run, counting those of an interrupted run when
+            resuming.
+        checkpoint_frequency: snapshot every N steps (None: not on steps); used by the default
+            state manager (a given one has its own triggers, as in the seed).
         checkpoint_interval_seconds: ... or every T seconds since the last (None: not on time).
         resume_from_checkpoint: continue the agent's journal if it has one.
         agent_id: the agent's journal. Without one, a resuming run uses an id derived from the
@@ -105,6 +128,8 @@ class AutonomousConfig(BaseModel):
     strategy_type: str = "multi_cycle"
 
 
+
+
 def _converged(out: Any) -> bool:
     if isinstance(out, dict):
         if out.get("done"):
@@ -118,30 +143,36 @@ class _Interrupted(Exception):
 
 
 class BaseAutonomousAgent:
-    """Runs a step function as a journaled, resumable autonomous loop.
+    """Runs a strategy or step function as a journaled, resumable autonomous loop.
 
     Args:
         config: the loop's configuration (default ``AutonomousConfig()``).
         signature: accepted for seed compatibility and stored as ``self.signature``.
+        strategy: the seed's strategy object (``execute(agent, inputs)``), used when no
+            ``step`` function is given.
+        checkpoint_dir: seed name for ``config.base_dir`` (used by the default state manager).
         state_manager: where to journal; default a ``StateManager`` over
             ``FilesystemStorage(config.base_dir)`` with the config's triggers and retention.
         step: the step function (see :data:`StepFunction`); or override :meth:`step`.
-        checkpoint_dir: seed name for ``config.base_dir`` (used by the default state manager).
     """
 
     def __init__(
         self,
         config: AutonomousConfig | None = None,
         signature: Any = None,
+        strategy: Strategy | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
         state_manager: StateManager | None = None,
         *,
         step: StepFunction | None = None,
-        checkpoint_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.config = config if config is not None else AutonomousConfig()
         if not isinstance(self.config, AutonomousConfig):
             raise TypeError(f"config must be an AutonomousConfig, not {type(config).__name__}")
+        if strategy is not None and not callable(getattr(strategy, "execute", None)):
+            raise TypeError("strategy must have an execute(agent, inputs) method")
         self.signature = signature
+        self.strategy = strategy
         self._owns_manager = state_manager is None
         if state_manager is None:
             storage = FilesystemStorage(checkpoint_dir or os.fspath(self.config.base_dir),
@@ -154,7 +185,9 @@ class BaseAutonomousAgent:
         self._step_fn = step
         self._agent_id: str | None = self.config.agent_id
         self.state: AgentState | None = None
+        self._staged = AgentState()  # what the helpers record before a run has a state
         self.cycle_count = 0
+        self.inputs: dict[str, Any] = {}
         self._interrupt: str | None = None
         self._step_task: asyncio.Future[Any] | None = None
         self._removers: list[Callable[[], None]] = []
@@ -170,25 +203,71 @@ class BaseAutonomousAgent:
         """The agent id in use (known once a run started, or when configured)."""
         return self._agent_id
 
+    def _live(self) -> AgentState:
+        return self.state if self.state is not None else self._staged
+
     @property
     def current_step(self) -> int:
-        """The step of the current state (0 before a run)."""
-        return self.state.step_number if self.state is not None else 0
+        """The step of the current state (0 before a run); settable, as in the seed."""
+        return self._live().step_number
+
+    @current_step.setter
+    def current_step(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"current_step must be an int >= 0, not {value!r}")
+        self._live().step_number = value
+
+    # --- the seed's helpers (they change the state the next save records) ----------------
+    def record_approval(self, tool_name: str, approved: bool, action: str = "once",
+                        tool_input: dict[str, Any] | None = None) -> None:
+        """Record a permission decision in ``approval_history`` (the input summarized to 200
+        characters, as in the seed)."""
+        summary = ""
+        if tool_input:
+            text = str(tool_input)
+            summary = text[:200] + "..." if len(text) > 200 else text
+        self._live().approval_history.append({
+            "tool_name": tool_name, "approved": approved, "action": action,
+            "timestamp": datetime.now(timezone.utc).isoformat(), "input_summary": summary})
+
+    def record_tool_usage(self, tool_name: str, increment: int = 1) -> None:
+        """Add ``increment`` to ``tool_usage_counts[tool_name]``."""
+        counts = self._live().tool_usage_counts
+        counts[tool_name] = counts.get(tool_name, 0) + increment
+
+    def update_workflow_state(self, run_id: str | None = None, status: str | None = None,
+                              current_node: str | None = None,
+                              node_results: dict[str, Any] | None = None,
+                              execution_time: float | None = None, **kwargs: Any) -> None:
+        """Update ``workflow_state`` (and ``workflow_run_id`` with ``run_id``); stamps
+        ``last_updated``."""
+        st = self._live()
+        ws = st.workflow_state
+        if run_id is not None:
+            ws["run_id"] = run_id
+            st.workflow_run_id = run_id
+        for key, value in (("status", status), ("current_node", current_node),
+                           ("node_results", node_results), ("execution_time", execution_time)):
+            if value is not None:
+                ws[key] = value
+        ws.update(kwargs)
+        ws["last_updated"] = datetime.now(timezone.utc).isoformat()
 
     # --- the step ------------------------------------------------------------------------
     async def step(self, state: AgentState, task: str) -> Any:
-        """One cycle. Calls the step function given to the constructor; override to replace.
-
-        Without a step function the cycle changes nothing but the step number (logged once).
-        """
+        """One cycle: the step function, else the strategy, else nothing but the step number
+        (logged once). Override to replace."""
         fn = self._step_fn
-        if fn is None:
+        if fn is not None:
+            out = fn(state, task)
+        elif self.strategy is not None:
+            out = self.strategy.execute(self, self.inputs)
+        else:
             if not self._warned_noop:
-                log.warning("BaseAutonomousAgent has no step function: cycles only record "
-                            "progress (pass step=... or override step())")
+                log.warning("BaseAutonomousAgent has no step function or strategy: cycles only "
+                            "record progress (pass step=..., strategy=... or override step())")
                 self._warned_noop = True
             return None
-        out = fn(state, task)
         if inspect.isawaitable(out):
             out = await out
         return out
@@ -230,18 +309,18 @@ class BaseAutonomousAgent:
         return self._agent_id
 
     async def _autonomous_loop(self, task: str, session_id: str | None = None) -> dict[str, Any]:
-        """Run up to ``max_cycles`` steps in total, journaling each; returns a summary.
+        """Run up to ``max_cycles`` steps, journaling each; returns a summary.
 
         Returns:
-            A dict with ``agent_id``, ``status``, ``step`` (the last), ``cycles_used`` (by this
-            run), ``total_cycles`` (``max_cycles``), ``resumed_from`` (the step resumed after,
-            or None), ``already_completed``, ``converged``, ``checkpoint_id`` and ``result``
-            (the last step function's return value).
+            A dict with ``agent_id``, ``status`` (``completed``, ``failed`` or
+            ``interrupted``), ``step`` (the last), ``cycles_used`` (by this run),
+            ``total_cycles`` (``max_cycles``), ``resumed_from`` (the step resumed after, or
+            None), ``run``, ``already_completed``, ``converged``, ``checkpoint_id`` (of the
+            last save), ``result`` (the last cycle's return value) and, after a failure,
+            ``error``.
 
         Raises:
             ValueError: an empty task.
-            JournalExistsError: the agent already has a journal and resuming is off.
-            Exception: whatever the step function raised (after recording the failure).
         """
         if not isinstance(task, str) or not task.strip():
             raise ValueError("the task must be a non-empty string")
@@ -254,6 +333,19 @@ class BaseAutonomousAgent:
         finally:
             if self._owns_manager:
                 await sm.aclose()
+
+    def _fresh_state(self, agent_id: str, task: str, step: int, run: int) -> AgentState:
+        staged, self._staged = self._staged, AgentState()
+        state = AgentState(agent_id=agent_id, model=self.config.model or "", step_number=step,
+                           metadata={"task": task})
+        if run > 1:
+            state.metadata.update(run=run, run_start_step=step)
+        # What the helpers recorded before the run (the seed keeps it on the agent).
+        state.approval_history = staged.approval_history
+        state.tool_usage_counts = staged.tool_usage_counts
+        state.workflow_state = staged.workflow_state
+        state.workflow_run_id = staged.workflow_run_id
+        return state
 
     async def _run_owned(self, task: str, agent_id: str) -> dict[str, Any]:
         cfg = self.config
@@ -273,20 +365,26 @@ class BaseAutonomousAgent:
                 log.info("resuming agent %s after step %s (was %s)", agent_id,
                          state.step_number, state.status)
                 state.status = "running"
-        elif await sm.last_step(agent_id) is not None:
-            raise JournalExistsError(
-                f"agent {agent_id!r} already has a journal",
-                hint="set resume_from_checkpoint=True to continue it, or use another agent_id")
+        else:
+            previous = await sm._latest(agent_id)
+            if previous is not None:
+                run = int(previous.metadata.get("run", 1)) + 1
+                log.info("agent %s has a journal and resuming is off: starting run %s after "
+                         "step %s (the earlier runs stay in the journal)", agent_id, run,
+                         previous.step_number)
+                state = self._fresh_state(agent_id, task, previous.step_number, run)
+                await sm.save_checkpoint(state)
         if state is None:
-            state = AgentState(agent_id=agent_id, model=cfg.model or "",
-                               metadata={"task": task})
+            state = self._fresh_state(agent_id, task, 0, 1)
             await sm.save_checkpoint(state)
         self.state = state
+        self.inputs = {"task": task}
         if hm is not None:
             await _quiet_trigger(hm, HookEvent.PRE_AGENT_LOOP, agent_id, {
                 "agent_id": agent_id, "task": task, "step_number": state.step_number,
                 "resumed": resumed_from is not None})
         out: Any = None
+        error: BaseException | None = None
         self._removers = self._install_signals()
         try:
             out = await self._cycles(state, task)
@@ -295,9 +393,10 @@ class BaseAutonomousAgent:
         except asyncio.CancelledError:
             await self._record_end("interrupted", None)
             raise
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - the seed ends the run as failed, not raised
+            log.error("agent %s: cycle %s failed: %s", agent_id, state.step_number, e)
+            error = e
             await self._record_end("failed", e)
-            raise
         finally:
             for remove in self._removers:
                 remove()
@@ -309,14 +408,19 @@ class BaseAutonomousAgent:
                     "step_number": final.step_number if final else None,
                     "cycles_used": self.cycle_count})
         assert self.state is not None
-        return self._summary(self.state, resumed_from, out)
+        summary = self._summary(self.state, resumed_from, out)
+        if error is not None:
+            summary["error"] = f"{type(error).__name__}: {error}"
+            summary["result"] = {"error": str(error), "status": "failed",
+                                 "cycle": self.cycle_count + 1}
+        return summary
 
     async def _cycles(self, state: AgentState, task: str) -> Any:
         cfg = self.config
         sm = self.state_manager
-        agent_id = state.agent_id
+        start = int(state.metadata.get("run_start_step", 0))
         out: Any = None
-        while state.step_number < cfg.max_cycles:
+        while state.step_number - start < cfg.max_cycles:
             if self._interrupt is not None:
                 raise _Interrupted(self._interrupt)
             state.step_number += 1
@@ -330,13 +434,12 @@ class BaseAutonomousAgent:
             finally:
                 self._step_task = None
             self.cycle_count += 1
-            done = _converged(out) or state.step_number >= cfg.max_cycles
+            if isinstance(out, dict) and "observation" in out:
+                self.inputs["observation"] = out["observation"]
+            done = _converged(out) or state.step_number - start >= cfg.max_cycles
             if done:
                 state.status = "completed"
-            force = done or sm.should_checkpoint(
-                agent_id, state.step_number, time.time(), frequency=cfg.checkpoint_frequency,
-                interval=cfg.checkpoint_interval_seconds)
-            await sm.save_checkpoint(state, force=force)
+            await sm.save_checkpoint(state, force=done)
             if done:
                 break
         else:
@@ -365,10 +468,9 @@ class BaseAutonomousAgent:
                 last.metadata["last_error"] = {
                     "type": type(error).__name__, "message": str(error)[:2000],
                     "step": last.step_number + 1}
-            await sm.save_checkpoint(last, force=self.config.checkpoint_on_interrupt)
+            cid = await sm.save_checkpoint(last, force=self.config.checkpoint_on_interrupt)
             self.state = last
-            log.info("agent %s %s after step %s (%s)", agent_id, status, last.step_number,
-                     format_checkpoint_id(agent_id, last.step_number))
+            log.info("agent %s %s after step %s (%s)", agent_id, status, last.step_number, cid)
             if hm is not None and status == "interrupted":
                 await _quiet_trigger(hm, HookEvent.POST_INTERRUPT, agent_id, {
                     "agent_id": agent_id, "step_number": last.step_number,
@@ -429,9 +531,10 @@ class BaseAutonomousAgent:
             "cycles_used": self.cycle_count,
             "total_cycles": self.config.max_cycles,
             "resumed_from": resumed_from,
+            "run": int(state.metadata.get("run", 1)),
             "already_completed": already_completed,
             "converged": _converged(out),
-            "checkpoint_id": format_checkpoint_id(state.agent_id, state.step_number),
+            "checkpoint_id": state.checkpoint_id,
             "result": out,
             "interrupted_by": self._interrupt,
         }

@@ -155,7 +155,7 @@ async def _after_crash(storage: FilesystemStorage, agent_id: str, steps: int, cr
              f"(steps 0..{last}), {snap_text}.")
         echo(f"   Step {crash_at + 1} was in progress and never acknowledged, so it is not there.")
 
-        agent = BaseAutonomousAgent(_config(agent_id, steps, storage.base_dir),
+        agent = BaseAutonomousAgent(_config(agent_id, steps, str(storage.base_dir)),
                                     state_manager=sm, step=demo_step)
         result = await agent.arun(_TASK)
         resumed_at = (result["resumed_from"] or 0) + 1
@@ -186,8 +186,8 @@ async def _after_crash(storage: FilesystemStorage, agent_id: str, steps: int, cr
         echo(f"6. verify: {'ok' if report.ok else 'PROBLEMS'} ({report.records} records, "
              f"hash chain {'intact' if report.chain_ok else 'broken'}).")
         final = await sm.list_checkpoints(agent_id)
-    opt = "" if storage.base_dir == os.path.abspath(".agentjournal") else \
-        f"--root {shlex.quote(storage.base_dir)} "
+    opt = "" if str(storage.base_dir) == os.path.abspath(".agentjournal") else \
+        f"--root {shlex.quote(str(storage.base_dir))} "
     echo("")
     echo("Next, look around with the command-line tool:")
     echo(f"   agentjournal {opt}log {agent_id}")
@@ -195,7 +195,7 @@ async def _after_crash(storage: FilesystemStorage, agent_id: str, steps: int, cr
     echo(f"   agentjournal {opt}diff {agent_id} {a} {b}")
     return {
         "agent_id": agent_id,
-        "root": storage.base_dir,
+        "root": str(storage.base_dir),
         "steps": steps,
         "crash_at": crash_at,
         "recorded_before_crash": len(listed),

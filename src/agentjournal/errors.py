@@ -30,6 +30,7 @@ __all__ = [
     "StepPrunedError",
     "TamperedError",
     "UnsafePathError",
+    "UnsupportedOperationError",
 ]
 
 
@@ -171,3 +172,7 @@ class CheckpointNotFoundError(JournalNotFoundError, StepNotFoundError):
 
 class RedactionError(JournalError, RuntimeError):
     """A redaction hook failed, so the state was not recorded (nothing unredacted is written)."""
+
+
+class UnsupportedOperationError(JournalError, NotImplementedError):
+    """The storage in use cannot do this (e.g. time travel on a full-state seed backend)."""

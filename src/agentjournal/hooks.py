@@ -86,7 +86,8 @@ class HookContext:
     Attributes:
         event_type: the event.
         agent_id: the agent it concerns.
-        timestamp: when the event fired (seconds since the epoch).
+        timestamp: when the event fired (seconds since the epoch; ``None`` is replaced by
+            the time the context is created, as in the seed).
         data: event data; for checkpoint saves ``agent_id``, ``step_number``, ``status``,
             ``timestamp`` and, after the save, ``checkpoint_id``, ``seq`` and ``snapshot``.
         metadata: extra caller data.
@@ -95,10 +96,15 @@ class HookContext:
 
     event_type: HookEvent
     agent_id: str
-    timestamp: float
+    timestamp: float | None
     data: dict[str, Any]
     metadata: dict[str, Any] = field(default_factory=dict)
     trace_id: str | None = None
+
+    def __post_init__(self) -> None:
+        # The seed lets callers pass timestamp=None and fills in the time of creation.
+        if self.timestamp is None:
+            self.timestamp = time.time()
 
 
 @dataclass

@@ -1,58 +1,76 @@
 """``StateManager``: the seed system's checkpoint API over per-agent journals.
 
-Every :meth:`StateManager.save_checkpoint` records the step (the JSON Patch from the previous
-recorded state, found at the cost of the change); a full snapshot is written when
-``checkpoint_frequency`` steps or ``checkpoint_interval`` seconds have passed since the last
-snapshot, whichever comes first, or when ``force=True``. The "last snapshot" is read from the
-journal when an agent is opened, so a restart does not reset the triggers. Retention keeps the
-newest ``retention_count`` snapshots.
+Every :meth:`StateManager.save_checkpoint` is one journal record: the JSON Patch from the
+previous save, found at the cost of the change, under its own checkpoint id
+(``<agent_id>@<step:010d>.<seq:010d>``: two saves at the same step are two checkpoints). Full
+snapshots are the engine's: each agent's journal is opened with
+``snapshot_every=checkpoint_frequency``, ``snapshot_seconds=checkpoint_interval`` (whichever comes
+first, counted from the journal's last snapshot, so a restart does not reset them) and
+``keep_snapshots=retention_count``; ``force=True`` asks for one now.
 
-Checkpoint ids are ``<agent_id>@<step:010d>`` (e.g. ``research-7@0000000042``): stable, sorted
-in step order, and naming the agent and step. Every recorded step is a checkpoint: any of them
-can be loaded, diffed or forked, not only the snapshotted ones.
+Reads (``resume_from_latest``, ``load_checkpoint``, ``list_checkpoints``, ``state_at``,
+``history``, ``diff``, ``verify``, ``get_checkpoint_tree``) go through read-only journals, which
+take no lock, or through the writer this manager already holds: another manager, process or the
+CLI may read while this one writes. The agent's writer lock is taken on its first save and kept
+until :meth:`StateManager.close` (or interpreter exit).
 
-The manager keeps one writable journal per agent it writes to (holding that agent's lock) until
-:meth:`StateManager.close`. Snapshot encoding, compression, retention and reads run in a worker
-thread so the event loop is never blocked on them.
+Where a save runs: a small one inline on the event loop (a thread hop costs as much as the
+append); a snapshot, a state that once took more than 2 ms of CPU to record, or ``sync`` saves of
+several agents at once run in worker threads (:mod:`agentjournal._workers`), so the event loop
+never waits on big encodes and many agents' ``fdatasync`` calls overlap (they release the GIL)
+instead of queueing.
+
+Any other object implementing the seed's :class:`~agentjournal.storage.StorageBackend` protocol
+may be passed as ``storage``; it keeps the seed's full-state semantics (see
+:mod:`agentjournal._fullstate`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import functools
 import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any, Literal, TypeVar
 
-import msgspec
-
 from . import delta
+from ._fullstate import FullStateStore, is_seed_backend
 from ._ids import validate_agent_id
+from ._saves import (
+    check_state,
+    fork_origins,
+    history_entry,
+    lineage,
+    list_saves,
+    load_save,
+    record_state,
+    register_for_exit,
+)
+from ._workers import run_blocking
 from .errors import (
     CheckpointNotFoundError,
-    InvalidAgentIdError,
     JournalError,
     JournalNotFoundError,
-    StepNotFoundError,
-    StepPrunedError,
+    UnsupportedOperationError,
 )
-from .events import Anchor, AnyRecord, Fork, SnapshotMark, Step
 from .hooks import HookEvent, HookManager, Redactor, apply_redactor
 from .journal.writer import Durability
-from .replay.journal import Journal
+from .replay import Journal
 from .replay.verify import VerifyReport
 from .retention import CompactReport
 from .state import (
-    STATUSES,
     AgentState,
     CheckpointMetadata,
     HistoryEntry,
+    StateSnapshot,
     format_checkpoint_id,
     parse_checkpoint_id,
+    parse_checkpoint_ref,
 )
-from .storage import FilesystemStorage
+from .storage import FilesystemStorage, StorageBackend
 
 __all__ = [
     "HistoryEntry",
@@ -64,19 +82,22 @@ __all__ = [
 log = logging.getLogger("agentjournal")
 T = TypeVar("T")
 
-_INLINE_LIMIT_S = 0.002
+_INLINE_LIMIT_S = 0.002  # CPU seconds: an agent whose save took more inline moves to the pool
+_OVERLAP_S = 0.005  # another agent's save this recent: several agents are saving at once
+
+
+async def _in_pool(fn: Callable[..., T], *args: Any) -> T:
+    return await run_blocking(fn, *args)
 
 
 class _Agent:
-    """A writable journal the manager holds, with its snapshot-trigger base."""
+    """A writable journal the manager holds, and how its saves run."""
 
-    def __init__(self, journal: Journal, snap_step: int, snap_ts: float) -> None:
+    def __init__(self, journal: Journal) -> None:
         self.journal = journal
-        self.snap_step = snap_step
-        self.snap_ts = snap_ts
         self.lock: asyncio.Lock | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.offload = False  # record this agent's steps in a worker thread (large state)
+        self.offload = False  # record this agent's saves in the pool (a large state)
 
     def lock_for_loop(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -85,56 +106,34 @@ class _Agent:
         return self.lock
 
 
-def _trigger_base(j: Journal) -> tuple[int, float]:
-    """(step, time) of the newest snapshot, read from the journal; (0, first record's time)
-    when there is none, so counting starts from the same place before and after a restart."""
-    try:
-        snaps = j.snapshot_seqs()
-        if snaps:
-            s = snaps[-1]
-            recs = list(j.records(s, s + 1))
-            for r in recs:
-                if isinstance(r, SnapshotMark) and r.at == s:
-                    return r.step, r.ts
-            if recs:
-                return recs[0].step, recs[0].ts
-        segs = j.segment_seqs()
-        if segs:
-            first = next(iter(j.records(segs[0], segs[0])), None)
-            if first is not None:
-                return 0, first.ts
-    except JournalError as e:
-        log.warning("could not read the snapshot trigger base of %s: %s", j.agent_id, e)
-    return 0, time.time()
-
-
 class StateManager:
     """Checkpoint orchestration (the seed system's ``StateManager``) over journals.
 
     Args:
         storage: where journals live; default ``FilesystemStorage()`` (``./.agentjournal``).
+            Any other object implementing the seed's ``StorageBackend`` protocol is used with
+            the seed's full-state semantics (no deltas; time travel raises
+            :class:`~agentjournal.errors.UnsupportedOperationError`).
         checkpoint_frequency: snapshot every N steps (None: never on steps).
         checkpoint_interval: ... or when this many seconds passed since the last snapshot
             (None: never on time). Whichever comes first.
         retention_count: keep this many newest snapshots per agent (None: keep all). What
             happens to old journal segments is ``storage.old_segments``.
-        hook_manager: hooks fired around saves and resumes.
+        hook_manager: hooks fired around saves and resumes (never while a lock is held, so a
+            hook may call back into this manager).
         redact: a redactor run on every state before it is encoded (in addition to the
             hook manager's, see :meth:`HookManager.register_redactor`).
-        offload: where recording a step runs: ``"auto"`` (default) records in a worker thread
-            when the storage's durability is ``sync`` (the event loop never waits on
-            ``fdatasync``) and inline otherwise (a thread hop costs about as much as recording
-            a small step), switching an agent to the worker thread for good once one of its
-            steps took more than 2 ms inline (a very large state); ``"always"`` or ``"never"``
-            force one way. Snapshots and retention always run in a worker thread.
+        offload: where saves run: ``"auto"`` (default, see the module docstring),
+            ``"always"`` in the worker pool, or ``"never"`` (inline, snapshots included).
 
     Raises:
         ValueError: a trigger or count out of range.
+        TypeError: ``storage`` is neither a ``FilesystemStorage`` nor a seed storage backend.
     """
 
     def __init__(
         self,
-        storage: FilesystemStorage | None = None,
+        storage: FilesystemStorage | StorageBackend | None = None,
         checkpoint_frequency: int | None = 10,
         checkpoint_interval: float | None = 60.0,
         retention_count: int | None = 100,
@@ -160,28 +159,36 @@ class StateManager:
                              f"snapshot is always kept), not {retention_count!r}")
         if offload not in ("auto", "always", "never"):
             raise ValueError(f"offload must be 'auto', 'always' or 'never', not {offload!r}")
-        if storage is not None and not isinstance(storage, FilesystemStorage):
-            raise TypeError(f"storage must be a FilesystemStorage, not {type(storage).__name__}")
-        self.storage = storage or FilesystemStorage()
+        self._full: FullStateStore | None = None
+        if storage is None:
+            storage = FilesystemStorage()
+        elif not isinstance(storage, FilesystemStorage):
+            if not is_seed_backend(storage):
+                raise TypeError(
+                    f"storage must be a FilesystemStorage or implement the seed's storage "
+                    f"protocol (async save/load/list_checkpoints/delete/exists), not "
+                    f"{type(storage).__name__}")
+            self._full = FullStateStore(storage, self)
+        self.storage: Any = storage
         self.checkpoint_frequency = checkpoint_frequency
         self.checkpoint_interval = (float(checkpoint_interval)
                                     if checkpoint_interval is not None else None)
         self.retention_count = retention_count
         self.hook_manager = hook_manager
         self.redact = redact
-        if offload == "auto":
-            self._offload_steps = self.storage.durability is Durability.SYNC
-        else:
-            self._offload_steps = offload == "always"
-        self._adaptive = offload == "auto"
+        self._offload: Literal["auto", "always", "never"] = offload
         self._agents: dict[str, _Agent] = {}
         self._open_lock: asyncio.Lock | None = None
         self._open_loop: asyncio.AbstractEventLoop | None = None
+        self._inflight = 0  # saves running in the pool now
+        self._recent: dict[str, float] = {}  # agent -> when its last save ended (perf_counter)
+        register_for_exit(self)
 
     # --- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
         """Close every journal this manager holds (syncing them and releasing their locks)."""
         agents, self._agents = self._agents, {}
+        self._recent.clear()
         for ag in agents.values():
             ag.journal.close()
 
@@ -192,6 +199,7 @@ class StateManager:
     def release(self, agent_id: str) -> None:
         """Close one agent's journal so another process may write to it."""
         ag = self._agents.pop(agent_id, None)
+        self._recent.pop(agent_id, None)
         if ag is not None:
             ag.journal.close()
 
@@ -213,90 +221,119 @@ class StateManager:
                 f"retention_count={self.retention_count})")
 
     # --- journals --------------------------------------------------------------------------
+    def _fs(self) -> FilesystemStorage:
+        st = self.storage
+        assert isinstance(st, FilesystemStorage)
+        return st
+
+    def journal_options(self) -> dict[str, Any]:
+        """Keyword arguments of the journals this manager writes: the storage's options with
+        this manager's snapshot triggers and retention."""
+        st = self._fs()
+        return {**st.journal_options(), "snapshot_every": self.checkpoint_frequency,
+                "snapshot_seconds": self.checkpoint_interval,
+                "keep_snapshots": self.retention_count, "prune": st.prune,
+                "compress_segments": st.compress_segments}
+
     def _open_sync(self, agent_id: str, create: bool) -> _Agent:
         ag = self._agents.get(agent_id)
         if ag is not None:
             return ag
-        j = self.storage.open_journal(agent_id, create=create)
+        j = self._fs().open_journal(agent_id, create=create, **self.journal_options())
         try:
-            # Load the last state now, in this thread, rather than on the first append.
-            j._ensure_shadow()
-            step, ts = _trigger_base(j)
+            j.snapshot_base()  # loads the last state now, in this thread, not on first append
         except BaseException:
             j.close()
             raise
-        ag = _Agent(j, step, ts)
-        self._agents[agent_id] = ag
+        ag = self._agents[agent_id] = _Agent(j)
         return ag
 
     async def _writer(self, agent_id: str, *, create: bool = True) -> _Agent:
         ag = self._agents.get(agent_id)
         if ag is None:
-            # One opening at a time: two tasks saving a new agent at once must share a journal
-            # (a second open would find the agent locked by the first).
+            # One opening at a time: two tasks saving a new agent at once must share a journal.
             loop = asyncio.get_running_loop()
             if self._open_lock is None or self._open_loop is not loop:
                 self._open_lock, self._open_loop = asyncio.Lock(), loop
             async with self._open_lock:
                 ag = self._agents.get(agent_id)
                 if ag is None:
-                    ag = await asyncio.to_thread(self._open_sync, agent_id, create)
+                    ag = await _in_pool(self._open_sync, agent_id, create)
         return ag
 
+    def _open_readonly(self, agent_id: str) -> Journal:
+        return self._fs().open_journal(agent_id, readonly=True, create=False,
+                                       **self.journal_options())
+
     async def _read(self, agent_id: str, fn: Callable[[Journal], T]) -> T:
-        """Run ``fn(journal)`` in a worker thread on the agent's open journal, or a read-only
-        one (no lock) when this manager does not hold it."""
+        """``fn(journal)`` in the pool, on this manager's writer of the agent (under its lock)
+        or on a read-only journal (no lock at all)."""
         validate_agent_id(agent_id)
         ag = self._agents.get(agent_id)
         if ag is not None:
             async with ag.lock_for_loop():
-                return await asyncio.to_thread(fn, ag.journal)
+                return await _in_pool(fn, ag.journal)
 
         def run() -> T:
-            j = self.storage.open_journal(agent_id, readonly=True, create=False)
-            with j:
+            with self._open_readonly(agent_id) as j:
                 return fn(j)
 
-        return await asyncio.to_thread(run)
+        return await _in_pool(run)
+
+    def _unsupported(self, what: str) -> UnsupportedOperationError:
+        return UnsupportedOperationError(
+            f"{what} needs a journal; {type(self.storage).__name__} stores whole states",
+            hint="use FilesystemStorage (or agentjournal's MemoryBackend) for time travel")
 
     # --- triggers --------------------------------------------------------------------------
-    def _due(self, ag: _Agent, step: int, now: float, frequency: int | None,
-             interval: float | None) -> bool:
-        for f in (self.checkpoint_frequency, frequency):
-            if f is not None and step - ag.snap_step >= f:
-                return True
-        for i in (self.checkpoint_interval, interval):
-            if i is not None and now - ag.snap_ts >= i:
-                return True
-        return False
-
     def should_checkpoint(self, agent_id: str, current_step: int,
-                          current_time: float | None = None, *,
-                          frequency: int | None = None, interval: float | None = None) -> bool:
-        """Whether a snapshot is due for ``agent_id`` at ``current_step`` (seed signature).
-
-        ``frequency``/``interval`` add triggers for this question (the agent loop passes its
-        config's). An agent without a journal yet needs one: True.
-        """
+                          current_time: float | None = None) -> bool:
+        """Whether the agent's journal would write a snapshot after a save at
+        ``current_step`` (the engine's triggers, counted from its last snapshot). An agent
+        without a journal yet: True. Every save is recorded whatever this says."""
         now = time.time() if current_time is None else current_time
+        if self._full is not None:
+            return self._full.should_checkpoint(agent_id, current_step, now)
         ag = self._agents.get(agent_id)
-        if ag is None:
-            validate_agent_id(agent_id)
-            if not self.storage.exists(agent_id):
-                return True
-            with self.storage.open_journal(agent_id, readonly=True, create=False) as j:
-                step, ts = _trigger_base(j)
-            ag = _Agent(j, step, ts)
-        return self._due(ag, current_step, now, frequency, interval)
+        if ag is not None:
+            return ag.journal.snapshot_due(current_step, now)
+        validate_agent_id(agent_id)
+        if not self._fs().has_journal(agent_id):
+            return True
+        try:
+            with self._open_readonly(agent_id) as j:
+                return j.last_seq == 0 or j.snapshot_due(current_step, now)
+        except JournalNotFoundError:
+            return True
 
     # --- saving ----------------------------------------------------------------------------
-    async def save_checkpoint(self, state: AgentState, force: bool = False) -> str:
-        """Record ``state`` as its agent's step ``state.step_number``; returns the checkpoint id.
+    def _prepare(self, doc: dict[str, Any]) -> dict[str, Any]:
+        if self.redact is not None:
+            doc = apply_redactor(self.redact, doc)
+        hm = self.hook_manager
+        if hm is not None and hm.redactors:
+            doc = hm.redact(doc)
+        return doc
 
-        Every call records a step (only what changed since the previous call). A snapshot is
-        written too when a trigger fires or ``force`` is true. ``state.checkpoint_id`` is set
-        to the returned id. Do not mutate ``state`` from another task while the save is
-        awaited: with ``durability="sync"`` it is compared in a worker thread.
+    def _pooled(self, agent_id: str) -> bool:
+        """Whether a small save should still go to the pool: several agents saving in
+        ``sync`` at once (inline, their ``fdatasync`` calls would queue on the loop)."""
+        if self._offload != "auto":
+            return self._offload == "always"
+        if self._fs().durability is not Durability.SYNC:
+            return False
+        if self._inflight > 0:
+            return True
+        since = time.perf_counter() - _OVERLAP_S
+        return any(t > since for a, t in self._recent.items() if a != agent_id)
+
+    async def save_checkpoint(self, state: AgentState, force: bool = False) -> str:
+        """Record ``state`` as one save of its agent; returns the checkpoint id.
+
+        Every call records (only what changed since the previous save), even at the same
+        step. A snapshot follows when the journal's triggers fire or ``force`` is true.
+        ``state.checkpoint_id`` is set to the returned id. Do not mutate ``state`` from another
+        task while the save is awaited (it may be compared in a worker thread).
 
         Raises:
             InvalidAgentIdError: ``state.agent_id`` is empty or not a valid id.
@@ -305,80 +342,52 @@ class StateManager:
             JournalLockedError: another process writes this agent.
             ValueError: ``step_number`` is lower than the last recorded step, or a bad status.
         """
-        if not isinstance(state, AgentState):
-            raise TypeError(f"save_checkpoint takes an AgentState, not {type(state).__name__}")
-        agent_id = state.agent_id
-        if not agent_id:
-            raise InvalidAgentIdError(
-                "AgentState.agent_id is empty",
-                hint="give each agent or task its own stable id, e.g. "
-                     "AgentState(agent_id='research-42'); a shared default would let one "
-                     "task resume another's state")
-        if state.status not in STATUSES:
-            raise ValueError(f"status must be one of {sorted(STATUSES)}, not {state.status!r}")
+        if self._full is not None:
+            return await self._full.save_checkpoint(state, force)
+        agent_id = check_state(state)
         step = state.step_number
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise ValueError(f"step_number must be an int >= 0, not {step!r}")
-        ag = await self._writer(agent_id)
         hm = self.hook_manager
+        now = time.time()
+        if hm is not None and hm.has_handlers(HookEvent.PRE_CHECKPOINT_SAVE):
+            await hm.trigger(HookEvent.PRE_CHECKPOINT_SAVE, agent_id, {
+                "agent_id": agent_id, "step_number": step, "status": state.status,
+                "timestamp": now}, metadata={"state": state})
+        ag = await self._writer(agent_id)
+        prepare = (self._prepare if self.redact is not None
+                   or (hm is not None and hm.redactors) else None)
+        snap = True if force else None
         async with ag.lock_for_loop():
-            now = time.time()
-            if hm is not None and hm.has_handlers(HookEvent.PRE_CHECKPOINT_SAVE):
-                await hm.trigger(HookEvent.PRE_CHECKPOINT_SAVE, agent_id, {
-                    "agent_id": agent_id, "step_number": step, "status": state.status,
-                    "timestamp": now}, metadata={"state": state})
-            cid = format_checkpoint_id(agent_id, step)
-            old_cid, state.checkpoint_id = state.checkpoint_id, cid
-            try:
-                doc = state.to_dict()
-                if self.redact is not None:
-                    doc = apply_redactor(self.redact, doc)
-                if hm is not None and hm.redactors:
-                    doc = hm.redact(doc)
-                j = ag.journal
-                if self._offload_steps or ag.offload:
-                    appended = await asyncio.to_thread(j.append, doc, step=step, snapshot=False)
+            j = ag.journal
+            inline = not (force or ag.offload or self._pooled(agent_id) or (
+                self._offload != "never" and j.snapshot_due(step, now)))
+            if not inline:
+                if self._offload == "never":
+                    cid, appended = record_state(j, state, snap, prepare)
                 else:
-                    t0 = time.perf_counter()
-                    appended = j.append(doc, step=step, snapshot=False)
-                    if self._adaptive and time.perf_counter() - t0 > _INLINE_LIMIT_S:
-                        ag.offload = True
-            except BaseException:
-                state.checkpoint_id = old_cid
-                raise
-            snap_seq = None
-            if force or self._due(ag, step, now, None, None):
-                snap_seq = await asyncio.to_thread(self._snapshot_sync, ag)
-            if hm is not None and hm.has_handlers(HookEvent.POST_CHECKPOINT_SAVE):
-                await hm.trigger(HookEvent.POST_CHECKPOINT_SAVE, agent_id, {
-                    "agent_id": agent_id, "checkpoint_id": cid, "step_number": step,
-                    "status": state.status, "timestamp": now, "seq": appended.seq,
-                    "snapshot": snap_seq is not None, "ops": len(appended.ops)},
-                    metadata={"state": state})
+                    self._inflight += 1
+                    try:
+                        cid, appended = await _in_pool(record_state, j, state, snap, prepare)
+                    finally:
+                        self._inflight -= 1
+            else:
+                # CPU time, not wall time: waiting on fdatasync does not hold the loop's CPU
+                # (and a first save's file creation is no sign of a large state).
+                t0 = time.thread_time()
+                cid, appended = record_state(j, state, snap, prepare)
+                if self._offload == "auto" and time.thread_time() - t0 > _INLINE_LIMIT_S:
+                    ag.offload = True
+            self._recent[agent_id] = time.perf_counter()
+        if inline and len(self._agents) > 1 and self._fs().durability is Durability.SYNC:
+            # An inline save never suspends: without this, one task of a fleet saving in a
+            # loop would keep the loop, and the others could not be seen saving alongside it.
+            await asyncio.sleep(0)
+        if hm is not None and hm.has_handlers(HookEvent.POST_CHECKPOINT_SAVE):
+            await hm.trigger(HookEvent.POST_CHECKPOINT_SAVE, agent_id, {
+                "agent_id": agent_id, "checkpoint_id": cid, "step_number": step,
+                "status": state.status, "timestamp": now, "seq": appended.seq,
+                "snapshot": appended.snapshot_seq is not None, "ops": len(appended.ops)},
+                metadata={"state": state})
         return cid
-
-    def _snapshot_sync(self, ag: _Agent) -> int | None:
-        """Write a snapshot, then apply retention (whose errors are logged, never raised)."""
-        j = ag.journal
-        seq = j.snapshot()
-        ag.snap_step, ag.snap_ts = j.last_step, time.time()
-        if self.retention_count is not None:
-            self._compact_sync(ag)
-        return seq
-
-    def _compact_sync(self, ag: _Agent) -> CompactReport | None:
-        assert self.retention_count is not None
-        try:
-            rep: CompactReport = ag.journal.compact(
-                keep_snapshots=self.retention_count, prune=self.storage.prune,
-                compress_segments=self.storage.compress_segments)
-        except Exception as e:  # noqa: BLE001 - housekeeping boundary: never fail a save
-            log.error("retention for %s failed (the step and snapshot are safe): %s",
-                      ag.journal.agent_id, e)
-            return None
-        for err in rep.errors:
-            log.error("retention for %s: %s", ag.journal.agent_id, err)
-        return rep
 
     async def cleanup_old_checkpoints(self, agent_id: str) -> int:
         """Apply retention now; returns how many snapshots were deleted (0 with no
@@ -387,34 +396,41 @@ class StateManager:
         Raises:
             JournalNotFoundError: ``agent_id`` has no journal.
         """
+        if self._full is not None:
+            return await self._full.cleanup_old_checkpoints(agent_id)
         if self.retention_count is None:
             return 0
-        validate_agent_id(agent_id)
-        ag = await self._writer(agent_id, create=False)
-        async with ag.lock_for_loop():
-            rep = await asyncio.to_thread(self._compact_sync, ag)
-        return len(rep.snapshots_deleted) if rep is not None else 0
+        try:
+            rep = await self.compact(agent_id)
+        except JournalNotFoundError:
+            raise
+        except JournalError as e:
+            log.error("retention for %s failed (the saves are safe): %s", agent_id, e)
+            return 0
+        for err in rep.errors:
+            log.error("retention for %s: %s", agent_id, err)
+        return len(rep.snapshots_deleted)
 
     async def compact(self, agent_id: str, *, dry_run: bool = False) -> CompactReport:
         """Apply retention now and return the full report (see :mod:`agentjournal.retention`)."""
+        if self._full is not None:
+            raise self._unsupported("compact")
         validate_agent_id(agent_id)
         ag = await self._writer(agent_id, create=False)
         async with ag.lock_for_loop():
-            return await asyncio.to_thread(
-                ag.journal.compact, keep_snapshots=self.retention_count,
-                prune=self.storage.prune, compress_segments=self.storage.compress_segments,
-                dry_run=dry_run)
+            st = self._fs()
+            return await _in_pool(functools.partial(
+                ag.journal.compact, keep_snapshots=self.retention_count, prune=st.prune,
+                compress_segments=st.compress_segments, dry_run=dry_run))
 
     # --- loading ---------------------------------------------------------------------------
     async def resume_from_latest(self, agent_id: str) -> AgentState | None:
-        """The state after the agent's last recorded step, or None if it has none.
+        """The state after the agent's last save, or None if it has none.
 
-        This is the last *step*, not the last snapshot. The manager keeps the journal open to
-        record the next steps.
+        Takes no lock: another manager or process may be writing the agent.
 
         Raises:
             InvalidAgentIdError: not a valid agent id.
-            JournalLockedError: another process writes this agent.
         """
         validate_agent_id(agent_id)
         hm = self.hook_manager
@@ -434,12 +450,15 @@ class StateManager:
         return state
 
     async def _latest(self, agent_id: str) -> AgentState | None:
-        """The state after the last record, from the (opened) writable journal; no hooks."""
-        if agent_id not in self._agents and not self.storage.exists(agent_id):
+        """The state after the last save (no hooks), or None."""
+        if self._full is not None:
+            return await self._full.latest(agent_id)
+        if agent_id not in self._agents and not self._fs().has_journal(agent_id):
             return None
-        ag = await self._writer(agent_id, create=False)
-        async with ag.lock_for_loop():
-            res = await asyncio.to_thread(ag.journal.resume)
+        try:
+            res = await self._read(agent_id, lambda j: j.resume())
+        except JournalNotFoundError:
+            return None
         if res.seq > 0 and isinstance(res.state, dict) and res.state:
             return AgentState.from_dict(res.state)
         return None
@@ -447,7 +466,10 @@ class StateManager:
     async def last_step(self, agent_id: str) -> int | None:
         """The agent's last recorded step, or None when it has no journal or no records."""
         validate_agent_id(agent_id)
-        if agent_id not in self._agents and not self.storage.exists(agent_id):
+        if self._full is not None:
+            latest = await self._full.latest(agent_id)
+            return latest.step_number if latest is not None else None
+        if agent_id not in self._agents and not self._fs().has_journal(agent_id):
             return None
 
         def get(j: Journal) -> int | None:
@@ -459,55 +481,56 @@ class StateManager:
             return None
 
     async def load_checkpoint(self, checkpoint_id: str) -> AgentState:
-        """The state at a checkpoint id (any recorded step, see :func:`format_checkpoint_id`).
+        """The state of a save, by checkpoint id (both ``agent@step.seq`` and the step-only
+        ``agent@step``, the last save of that step).
 
         Raises:
-            CheckpointNotFoundError: a malformed id, an unknown agent or an unrecorded step
+            CheckpointNotFoundError: a malformed id, an unknown agent or no such save
                 (also a ``FileNotFoundError``, like the seed's).
-            StepPrunedError: the step was removed by pruning retention.
+            StepPrunedError: the save was removed by pruning retention.
         """
-        agent_id, step = parse_checkpoint_id(checkpoint_id)
-        return await self._state_exact(agent_id, step, checkpoint_id)
+        if self._full is not None:
+            return await self._full.load_checkpoint(checkpoint_id)
+        agent_id = parse_checkpoint_ref(checkpoint_id)[0]
 
-    async def _state_exact(self, agent_id: str, step: int, cid: str) -> AgentState:
-        def get(j: Journal) -> Any:
-            return j.state_at(step)
+        def get(j: Journal) -> AgentState | None:
+            return load_save(lambda _a, fn: fn(j), checkpoint_id)
 
         try:
-            doc = await self._read(agent_id, get)
-        except StepPrunedError:
+            state = await self._read(agent_id, get)
+        except CheckpointNotFoundError:
             raise
-        except (JournalNotFoundError, StepNotFoundError) as e:
-            raise CheckpointNotFoundError(f"no checkpoint {cid!r}: {e.message}",
+        except JournalNotFoundError as e:
+            raise CheckpointNotFoundError(f"no checkpoint {checkpoint_id!r}: {e.message}",
                                           hint=e.hint) from None
-        state = AgentState.from_dict(doc)
-        if state.step_number != step:
-            raise CheckpointNotFoundError(
-                f"no checkpoint {cid!r}: agent {agent_id!r} recorded no step {step}",
-                hint=f"the nearest earlier step is {state.step_number}")
+        assert state is not None
         return state
 
     async def state_at(self, agent_id: str, step: int) -> AgentState:
-        """The agent's state as of ``step``: after the last record at or before it.
+        """The agent's state as of ``step``: after the last save at or before it.
 
         Raises:
             JournalNotFoundError: unknown agent.
             StepNotFoundError: ``step`` is outside the recorded history (or pruned).
         """
+        if self._full is not None:
+            raise self._unsupported("state_at")
         return AgentState.from_dict(await self._read(agent_id, lambda j: j.state_at(step)))
 
     async def list_checkpoints(self, agent_id: str | None = None) -> list[CheckpointMetadata]:
-        """Every recorded step of ``agent_id`` (or of every agent), newest first."""
+        """Every save of ``agent_id`` (or of every agent), newest first."""
+        if self._full is not None:
+            return await self._full.list_checkpoints(agent_id)
         if agent_id is None:
             out: list[CheckpointMetadata] = []
-            for a in await asyncio.to_thread(self.storage.list_agents):
+            for a in await _in_pool(self._fs().list_agents):
                 try:
                     out.extend(await self.list_checkpoints(a))
                 except JournalError as e:
                     log.warning("could not list checkpoints of %s: %s", a, e)
             out.sort(key=lambda c: (c.timestamp, c.seq), reverse=True)
             return out
-        return await self._read(agent_id, _list_steps)
+        return await self._read(agent_id, list_saves)
 
     async def history(self, agent_id: str, start: int | None = None,
                       end: int | None = None) -> list[HistoryEntry]:
@@ -517,8 +540,11 @@ class StateManager:
         Raises:
             JournalNotFoundError: unknown agent.
         """
+        if self._full is not None:
+            raise self._unsupported("history")
+
         def get(j: Journal) -> list[HistoryEntry]:
-            return [_entry(agent_id, r) for r in j.history(start, end)]
+            return [history_entry(agent_id, r) for r in j.history(start, end)]
 
         return await self._read(agent_id, get)
 
@@ -529,6 +555,8 @@ class StateManager:
             JournalNotFoundError: unknown agent.
             StepNotFoundError: a step outside the recorded history.
         """
+        if self._full is not None:
+            raise self._unsupported("diff")
         return await self._read(agent_id, lambda j: j.diff(step_a, step_b))
 
     async def verify(self, agent_id: str) -> VerifyReport:
@@ -537,13 +565,20 @@ class StateManager:
         Raises:
             JournalNotFoundError: unknown agent.
         """
+        if self._full is not None:
+            raise self._unsupported("verify")
         rep: VerifyReport = await self._read(agent_id, lambda j: j.verify())
         return rep
+
+    def create_snapshot(self, state: AgentState, reason: str = "manual") -> StateSnapshot:
+        """An in-memory deep copy of ``state`` for inspection (the seed's; nothing is written:
+        every save is already in the journal)."""
+        return StateSnapshot(state=copy.deepcopy(state), snapshot_reason=reason)
 
     # --- forks -----------------------------------------------------------------------------
     async def fork_from_checkpoint(self, checkpoint_id: str,
                                    new_agent_id: str | None = None) -> AgentState:
-        """Start a new agent from a checkpoint; returns its state, already recorded.
+        """Start a new agent from a checkpoint; returns its state, already saved.
 
         The fork gets its own journal (default id ``<agent>-fork-<8 hex>``) whose first record
         names the parent and its chain hash. Its state has ``parent_checkpoint_id`` set to
@@ -553,16 +588,19 @@ class StateManager:
             CheckpointNotFoundError: no such checkpoint.
             JournalExistsError: ``new_agent_id`` already has a journal.
         """
-        agent_id, step = parse_checkpoint_id(checkpoint_id)
-        src_state = await self._state_exact(agent_id, step, checkpoint_id)
+        if self._full is not None:
+            return await self._full.fork_from_checkpoint(checkpoint_id, new_agent_id)
+        agent_id, step, _seq = parse_checkpoint_ref(checkpoint_id)
+        src_state = await self.load_checkpoint(checkpoint_id)
         new_id = new_agent_id or f"{agent_id[:100]}-fork-{uuid.uuid4().hex[:8]}"
         validate_agent_id(new_id)
+        options = self.journal_options()
 
         def fork(j: Journal) -> Journal:
-            return j.fork(step, new_id, **self.storage.journal_options())
+            return j.fork(step, new_id, **options)
 
         new_j = await self._read(agent_id, fork)
-        self._agents[new_id] = _Agent(new_j, step, time.time())
+        self._agents[new_id] = _Agent(new_j)
         src_state.agent_id = new_id
         src_state.parent_checkpoint_id = checkpoint_id
         await self.save_checkpoint(src_state)
@@ -571,77 +609,11 @@ class StateManager:
     async def get_checkpoint_tree(self, agent_id: str) -> dict[str, list[str]]:
         """Fork lineage around ``agent_id``: parent checkpoint id -> child checkpoint ids.
 
-        Includes the forks made from this agent and, if it is itself a fork, its own origin.
+        Includes every fork made from this agent, forks of those forks and so on, and, if the
+        agent is itself a fork, its own origin. A fork whose first records were pruned is not
+        found.
         """
+        if self._full is not None:
+            return await self._full.get_checkpoint_tree(agent_id)
         validate_agent_id(agent_id)
-
-        def scan() -> dict[str, list[str]]:
-            tree: dict[str, list[str]] = {}
-            for other in self.storage.list_agents():
-                try:
-                    j = self.storage.open_journal(other, readonly=True, create=False)
-                except JournalError:
-                    continue
-                with j:
-                    segs = j.segment_seqs()
-                    first = next(iter(j.records(segs[0], segs[0])), None) if segs else None
-                if isinstance(first, Fork) and (first.parent == agent_id or other == agent_id):
-                    parent = format_checkpoint_id(first.parent, first.parent_step)
-                    tree.setdefault(parent, []).append(format_checkpoint_id(other, first.step))
-            for children in tree.values():
-                children.sort()
-            return tree
-
-        return await asyncio.to_thread(scan)
-
-
-def _entry(agent_id: str, r: AnyRecord) -> HistoryEntry:
-    kind = {Step: "step", SnapshotMark: "snapshot", Fork: "fork", Anchor: "anchor"}[type(r)]
-    ops = r.ops if isinstance(r, (Step, Fork)) else []
-    return HistoryEntry(seq=r.seq, step=r.step,
-                        timestamp=datetime.fromtimestamp(r.ts, timezone.utc), kind=kind,
-                        ops=ops, checkpoint_id=format_checkpoint_id(agent_id, r.step))
-
-
-_rec_encoder = msgspec.json.Encoder()
-
-
-def _list_steps(j: Journal) -> list[CheckpointMetadata]:
-    """One entry per recorded step (its last record), tracking status through the ops."""
-    snaps = set(j.snapshot_seqs())
-    agent_id = j.agent_id
-    status = "running"
-    parent: str | None = None
-    by_step: dict[int, CheckpointMetadata] = {}
-    segs = j.segment_seqs()
-    if segs and segs[0] > 1 and segs[0] - 1 in snaps:
-        # Pruned: the history starts at a snapshot whose own record is gone.
-        doc = j.load_snapshot(segs[0] - 1)
-        if isinstance(doc.state, dict):
-            status = str(doc.state.get("status", status))
-            parent = doc.state.get("parent_checkpoint_id")
-        by_step[doc.step] = CheckpointMetadata(
-            checkpoint_id=format_checkpoint_id(agent_id, doc.step), agent_id=agent_id,
-            timestamp=datetime.fromtimestamp(doc.ts, timezone.utc), step_number=doc.step,
-            status=status, size_bytes=0, parent_checkpoint_id=parent, seq=doc.seq,
-            snapshot=True)
-    for r in j.records():
-        if not isinstance(r, (Step, Fork)):
-            continue
-        for op in r.ops:
-            path = op.get("path")
-            if path == "/status" and op.get("op") != "remove":
-                status = str(op.get("value"))
-            elif path == "/parent_checkpoint_id":
-                parent = op.get("value") if op.get("op") != "remove" else None
-            elif path == "":
-                value = op.get("value")
-                if isinstance(value, dict):
-                    status = str(value.get("status", status))
-                    parent = value.get("parent_checkpoint_id")
-        by_step[r.step] = CheckpointMetadata(
-            checkpoint_id=format_checkpoint_id(agent_id, r.step), agent_id=agent_id,
-            timestamp=datetime.fromtimestamp(r.ts, timezone.utc), step_number=r.step,
-            status=status, size_bytes=len(_rec_encoder.encode(r)) + 1,
-            parent_checkpoint_id=parent, seq=r.seq, snapshot=r.seq in snaps)
-    return sorted(by_step.values(), key=lambda m: m.seq, reverse=True)
+        return lineage(await _in_pool(fork_origins, self._fs()), agent_id)

@@ -236,7 +236,7 @@ def _import_agent(storage: FilesystemStorage, agent_id: str,
     j = None
     last_step = -1
     try:
-        if storage.exists(agent_id):
+        if storage.has_journal(agent_id):
             with storage.open_journal(agent_id, readonly=True, create=False) as r:
                 if r.last_seq > 0:
                     last_step = r.last_step
@@ -260,7 +260,7 @@ def _import_agent(storage: FilesystemStorage, agent_id: str,
                           "(a fork in the seed store?); import it under another agent_id"))
                 continue
             seed_id = state.checkpoint_id
-            cid = format_checkpoint_id(agent_id, step)
+            cid = format_checkpoint_id(agent_id, step, j.last_seq + 1 if j is not None else None)
             state.checkpoint_id = cid
             if j is not None:
                 try:

@@ -13,8 +13,9 @@ defaults, mutated in place (``state.step_number += 1``,
 * A value that JSON cannot represent is refused when the state is saved, with the JSON Pointer
   of the value (``/memory_contents/client``), before anything is written.
 
-Also here: checkpoint ids (``<agent_id>@<step:010d>``, see :func:`format_checkpoint_id`) and the
-entries :class:`CheckpointMetadata` and :class:`HistoryEntry` that list an agent's steps.
+Also here: checkpoint ids (``<agent_id>@<step:010d>.<seq:010d>``, one per save, see
+:func:`format_checkpoint_id`), the entries :class:`CheckpointMetadata` and :class:`HistoryEntry`
+that list an agent's saves, and :class:`StateSnapshot`.
 """
 
 from __future__ import annotations
@@ -34,9 +35,11 @@ __all__ = [
     "AgentState",
     "CheckpointMetadata",
     "HistoryEntry",
+    "StateSnapshot",
     "Status",
     "format_checkpoint_id",
     "parse_checkpoint_id",
+    "parse_checkpoint_ref",
 ]
 
 Status = Literal["running", "completed", "failed", "interrupted"]
@@ -62,8 +65,8 @@ class AgentState:
     keys, ``list``, ``str``, ``int``, finite ``float``, ``bool``, ``None``).
 
     Attributes:
-        checkpoint_id: set by :meth:`StateManager.save_checkpoint` to the id of the step just
-            recorded (``<agent_id>@<step:010d>``).
+        checkpoint_id: set by :meth:`StateManager.save_checkpoint` to the id of the save just
+            recorded (``<agent_id>@<step:010d>.<seq:010d>``).
         agent_id: the agent's journal; required (an empty id is refused when saving).
         model: name of the model in use (informational).
         timestamp: when the state was created (a ``datetime``; stored as ISO 8601).
@@ -206,15 +209,15 @@ class CheckpointMetadata:
     """One entry of :meth:`StateManager.list_checkpoints`: a recorded step, without its state.
 
     Attributes:
-        checkpoint_id: ``<agent_id>@<step:010d>``; pass it to ``load_checkpoint``.
+        checkpoint_id: ``<agent_id>@<step:010d>.<seq:010d>``; pass it to ``load_checkpoint``.
         agent_id: the agent.
         timestamp: when the step was recorded.
         step_number: the agent step.
         status: the agent's status after that step.
         size_bytes: bytes the step's record takes in the journal.
         parent_checkpoint_id: for the first step of a fork, the checkpoint it came from.
-        seq: the journal record number of the step.
-        snapshot: whether a full snapshot of this step is stored (it restores fastest).
+        seq: the journal record number of the save.
+        snapshot: whether a full snapshot of this save is stored (it restores fastest).
     """
 
     checkpoint_id: str
@@ -233,28 +236,90 @@ class CheckpointMetadata:
         d["timestamp"] = self.timestamp.isoformat()
         return d
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CheckpointMetadata:
+        """Build metadata from :meth:`to_dict`'s output (or the seed's); an ISO ``timestamp``
+        becomes a datetime. ``data`` is not modified.
 
-_CID = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]{0,127})@([0-9]{1,18})")
+        Raises:
+            TypeError: ``data`` is not a dict, or lacks a required field / has an unknown one.
+            ValueError: ``timestamp`` is a string that is not ISO 8601.
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f"checkpoint metadata is a dict, not {type(data).__name__}")
+        d = dict(data)
+        ts = d.get("timestamp")
+        if isinstance(ts, str):
+            try:
+                d["timestamp"] = datetime.fromisoformat(ts)
+            except ValueError:
+                raise ValueError(f"timestamp {ts!r} is not an ISO 8601 datetime") from None
+        return cls(**d)
 
 
-def format_checkpoint_id(agent_id: str, step: int) -> str:
-    """The checkpoint id of ``agent_id``'s step ``step``: ``<agent_id>@<step:010d>``."""
-    return f"{agent_id}@{step:010d}"
+_CID = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]{0,127})@([0-9]{1,18})(?:\.([0-9]{1,18}))?")
+
+
+def format_checkpoint_id(agent_id: str, step: int, seq: int | None = None) -> str:
+    """The checkpoint id of one save: ``<agent_id>@<step:010d>.<seq:010d>``.
+
+    ``seq`` is the journal record of the save, so two saves at the same step have two ids, and
+    one agent's ids sort in the order they were saved. Without ``seq`` the id names the step
+    (``<agent_id>@<step:010d>``, the form of earlier versions): the last save at that step.
+    """
+    if seq is None:
+        return f"{agent_id}@{step:010d}"
+    return f"{agent_id}@{step:010d}.{seq:010d}"
 
 
 def parse_checkpoint_id(checkpoint_id: str) -> tuple[str, int]:
-    """Split a checkpoint id into agent id and step.
+    """Split a checkpoint id into agent id and step (see :func:`parse_checkpoint_ref`).
 
     Raises:
-        CheckpointNotFoundError: not of the form ``<agent_id>@<step>``.
+        CheckpointNotFoundError: not of the form ``<agent_id>@<step>[.<seq>]``.
+    """
+    agent_id, step, _seq = parse_checkpoint_ref(checkpoint_id)
+    return agent_id, step
+
+
+def parse_checkpoint_ref(checkpoint_id: str) -> tuple[str, int, int | None]:
+    """Split a checkpoint id into agent id, step and journal seq (None for a step-only id).
+
+    Raises:
+        CheckpointNotFoundError: not of the form ``<agent_id>@<step>[.<seq>]``.
     """
     m = _CID.fullmatch(checkpoint_id) if isinstance(checkpoint_id, str) else None
     if m is None:
         raise CheckpointNotFoundError(
-            f"no checkpoint {checkpoint_id!r}: ids look like 'agent-1@0000000042'",
+            f"no checkpoint {checkpoint_id!r}: ids look like 'agent-1@0000000042.0000000107'",
             hint="list them with StateManager.list_checkpoints(agent_id); seed-system ids "
                  "(ckpt_...) are reported by agentjournal.migrate on import")
-    return m.group(1), int(m.group(2))
+    seq = m.group(3)
+    return m.group(1), int(m.group(2)), (int(seq) if seq is not None else None)
+
+
+@dataclass
+class StateSnapshot:
+    """An in-memory copy of a state, for inspection (the seed's ``StateSnapshot``).
+
+    Made by :meth:`StateManager.create_snapshot`; nothing is written.
+
+    Attributes:
+        state: a deep copy of the state (changing the live state does not change it).
+        created_at: when the copy was made.
+        snapshot_reason: why (for audit logs).
+    """
+
+    state: AgentState
+    created_at: datetime = field(default_factory=_now)
+    snapshot_reason: str = "manual"
+
+    def get_summary(self) -> dict[str, Any]:
+        """The state's :meth:`AgentState.summary` plus the reason and creation time."""
+        out = self.state.summary()
+        out["snapshot_reason"] = self.snapshot_reason
+        out["created_at"] = self.created_at.isoformat()
+        return out
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,7 @@ class Core:
         self.shadow: Any = None
         self.shadow_seq = -1  # seq the shadow is the state after; -1 = not loaded
         self.snap_step = 0
+        self.snap_wall = time.time()
         self.snap_clock = time.monotonic()
         """``time.monotonic()`` as of the last snapshot: a wall clock that steps back cannot
         hold snapshots up (restarts carry the elapsed wall time over, never a negative one)."""
@@ -120,6 +121,7 @@ class Core:
     def set_snapshot_base(self, step: int, wall_ts: float) -> None:
         """The last snapshot was at ``step``, at wall time ``wall_ts``."""
         self.snap_step = step
+        self.snap_wall = wall_ts
         self.snap_clock = time.monotonic() - max(0.0, time.time() - wall_ts)
 
     def seconds_since_snapshot(self) -> float:

@@ -24,7 +24,13 @@ from .. import delta
 from .._ids import validate_agent_id
 from ..backends.base import AgentStore, Backend
 from ..backends.filesystem import DEFAULT_ROOT, FilesystemBackend
-from ..errors import CorruptRecordError, CorruptSnapshotError, JournalClosedError, StepNotFoundError
+from ..errors import (
+    CorruptRecordError,
+    CorruptSnapshotError,
+    JournalClosedError,
+    LimitExceededError,
+    StepNotFoundError,
+)
 from ..events import FORMAT_VERSION, AnyRecord
 from ..journal.reader import SegmentReader
 from ..journal.writer import Durability, JournalWriter
@@ -311,7 +317,7 @@ class Journal:
             snap_seq = None
             if snapshot or (snapshot is None and self._trigger_due(rec.step)):
                 try:
-                    snap_seq = self._snapshot_locked()
+                    snap_seq = self.snapshot()  # the lock is re-entrant
                 except OSError as e:
                     w.left_temps = True
                     # The step is recorded (acknowledged): raising now would make the caller
@@ -550,3 +556,41 @@ class Journal:
         core = self._check()
         with core.lock:
             return core.index.header(first_seq).first_step
+
+    # --- trigger state (for the facade: should_checkpoint, inline-or-worker decisions) -------
+    def snapshot_base(self) -> tuple[int, float]:
+        """``(step, unix time)`` the snapshot triggers count from: the newest snapshot's, or
+        ``(0, first record's time)`` before any snapshot (what a writer restarting on this
+        journal would count from). Read-only journals derive it from the files."""
+        core = self._check()
+        with core.lock:
+            if core.writer is not None:
+                core.ensure_shadow()
+                return core.snap_step, core.snap_wall
+            self._fresh_listing()
+            for seq in reversed(core.store.list_snapshots()):
+                try:
+                    doc = core.mat.load_snapshot(seq)[0]
+                except (FileNotFoundError, CorruptSnapshotError, LimitExceededError):
+                    continue
+                return doc.step, doc.ts
+            segs = core.reader.segments(refresh=True)
+            first = next(iter(core.reader.records(segs[0], segs[0])), None) if segs else None
+            return 0, (first.ts if first is not None else time.time())
+
+    def snapshot_due(self, step: int | None = None, now: float | None = None) -> bool:
+        """Whether this journal's triggers (``snapshot_every``/``snapshot_seconds``) would
+        write a snapshot after a record at ``step`` (default: the next step); ``now`` (unix
+        time) asks about another moment than this one."""
+        core = self._check()
+        with core.lock:
+            if step is None:
+                step = self.last_step + 1
+            if core.writer is not None and now is None:
+                core.ensure_shadow()
+                return self._trigger_due(step)  # the engine's own trigger, monotonic clock
+            base_step, base_ts = self.snapshot_base()
+            if self.snapshot_every is not None and step - base_step >= self.snapshot_every:
+                return True
+            t = time.time() if now is None else now
+            return self.snapshot_seconds is not None and t - base_ts >= self.snapshot_seconds

@@ -1,0 +1,1 @@
+"""Storage for other agent frameworks, over agentjournal journals (optional extras)."""
