@@ -27,15 +27,18 @@ Values that only differ that way are equal to Python, not in their JSON text.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .errors import InvalidPatchError, NotJSONEncodableError
+from .errors import InvalidPatchError, LimitExceededError, NotJSONEncodableError
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_INT_DIGITS",
     "Op",
     "apply",
     "apply_in_place",
+    "check_depth",
     "check_json",
     "copy_containers",
     "diff",
@@ -104,6 +107,85 @@ def parse_pointer(path: str) -> list[str]:
     return [unescape(t) for t in path[1:].split("/")]
 
 
+# --------------------------------------------------------------------------- limits
+
+MAX_DEPTH = 256
+"""Deepest nesting of containers a document may have: ``[]`` is 1 level, ``{"a": [1]}`` is 2.
+
+The decoder (msgspec) follows Python's recursion limit, about 1000 levels minus the caller's
+stack, and a record wraps its op values in 3 more levels; 256 leaves room for both, so every
+document that is accepted is also read back, and no walk here goes near a ``RecursionError``.
+Agent states are rarely 20 levels deep.
+"""
+
+MAX_INT_DIGITS = 4300
+"""Most decimal digits an int may have: Python's default limit for int/str conversion, past
+which neither the encoder nor the decoder can turn it into JSON text."""
+
+_INT_BITS = 14_000  # every int of at most this many bits has fewer than MAX_INT_DIGITS digits
+_INT_BOUND = 10**MAX_INT_DIGITS
+_COPY_ROOM = MAX_DEPTH + 8
+"""Levels :func:`copy_containers` accepts: a document plus the list and op object of a patch."""
+
+
+def _depth_of(path: str) -> int:
+    """Containers above the value at JSON Pointer ``path`` (its number of tokens)."""
+    return path.count("/") if path.startswith("/") else 0
+
+
+def _limit_error(where: str, what: str = "value") -> LimitExceededError:
+    return LimitExceededError(
+        f"{what} is nested deeper than {MAX_DEPTH} levels at JSON Pointer {where!r}",
+        path=where,
+        hint=f"flatten the state: at most {MAX_DEPTH} nested lists/dicts are recorded",
+    )
+
+
+def _children(container: Any) -> Iterator[tuple[str | int, Any]]:
+    return iter(container.items()) if type(container) is dict else enumerate(container)
+
+
+def _deep_path(value: Any, room: int) -> list[str | int] | None:
+    """Tokens of the first container (depth first) beyond ``room`` levels, or None if all fit.
+
+    Iterative, so it works at any depth; :func:`check_json` folds the same rule into its walk.
+    """
+    if type(value) is not dict and type(value) is not list:
+        return None
+    if room <= 0:
+        return []
+    stack = [_children(value)]
+    tokens: list[str | int] = []
+    while stack:
+        for token, child in stack[-1]:
+            if type(child) is dict or type(child) is list:
+                if len(stack) >= room:
+                    return [*tokens, token]
+                tokens.append(token)
+                stack.append(_children(child))
+                break
+        else:
+            stack.pop()
+            if tokens:
+                tokens.pop()
+    return None
+
+
+def check_depth(value: Any, path: str = "") -> None:
+    """Check that ``value``, placed at JSON Pointer ``path``, is within :data:`MAX_DEPTH`.
+
+    Costs one walk of ``value``, at any depth (no recursion). :func:`check_json` and
+    :func:`diff` apply the same limit as part of their own walks; this is for values that need
+    only the depth checked.
+
+    Raises:
+        LimitExceededError: naming the JSON Pointer of the first container too deep.
+    """
+    tokens = _deep_path(value, MAX_DEPTH - _depth_of(path))
+    if tokens is not None:
+        raise _limit_error(path + pointer(tokens))
+
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -111,11 +193,16 @@ class _Bad(Exception):
     """A non-JSON value found deep inside a value; ``tokens`` grow, innermost first, as it
     propagates out, so the happy path never builds a pointer."""
 
-    def __init__(self, message: str, hint: str) -> None:
+    def __init__(self, message: str, hint: str, *, too_deep: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.too_deep = too_deep
         self.tokens: list[str | int] = []
+
+
+class _TooDeep(Exception):
+    """Raised inside the walks of :func:`diff`; :func:`diff` finds the pointer afterwards."""
 
 
 def _check_str(s: str) -> None:
@@ -129,11 +216,17 @@ def _check_str(s: str) -> None:
             ) from None
 
 
-def _check(value: Any) -> None:
+def _check(value: Any, room: int) -> None:
     t = type(value)
     if t is str:
         _check_str(value)
-    elif t is int or t is bool or value is None:
+    elif t is int:
+        if value.bit_length() > _INT_BITS and abs(value) >= _INT_BOUND:
+            raise _Bad(
+                f"int of more than {MAX_INT_DIGITS} digits cannot be written as JSON",
+                "store very large numbers as strings",
+            )
+    elif t is bool or value is None:
         return
     elif t is float:
         if not math.isfinite(value):
@@ -141,7 +234,18 @@ def _check(value: Any) -> None:
                 f"float {value!r} is not valid JSON",
                 "JSON has no NaN or Infinity; store None or a string instead",
             )
-    elif t is dict:
+    elif t is dict or t is list:
+        if room <= 0:
+            raise _Bad("", "", too_deep=True)
+        room -= 1
+        if t is list:
+            for i, v in enumerate(value):
+                try:
+                    _check(v, room)
+                except _Bad as bad:
+                    bad.tokens.append(i)
+                    raise
+            return
         for k, v in value.items():
             if type(k) is not str:
                 raise _Bad(
@@ -150,16 +254,9 @@ def _check(value: Any) -> None:
                 )
             _check_str(k)  # a bad key is reported at its dict's pointer
             try:
-                _check(v)
+                _check(v, room)
             except _Bad as bad:
                 bad.tokens.append(k)
-                raise
-    elif t is list:
-        for i, v in enumerate(value):
-            try:
-                _check(v)
-            except _Bad as bad:
-                bad.tokens.append(i)
                 raise
     else:
         raise _Bad(f"value of type {t.__name__} is not JSON-encodable", _JSON_HINT)
@@ -170,16 +267,22 @@ def check_json(value: Any, path: str = "") -> None:
 
     Args:
         value: the value to check, recursively.
-        path: the JSON Pointer of ``value`` itself, prefixed to the reported location.
+        path: the JSON Pointer of ``value`` itself, prefixed to the reported location. Its
+            number of tokens counts towards :data:`MAX_DEPTH` (a label without a leading
+            ``/``, such as ``"meta"``, counts as none).
 
     Raises:
         NotJSONEncodableError: naming in ``path`` the JSON Pointer of the first offending value
             (depth first, in dict and list order). For a non-string key it is the dict's pointer.
+        LimitExceededError: a container nested deeper than :data:`MAX_DEPTH` (its pointer in
+            ``path``).
     """
     try:
-        _check(value)
+        _check(value, MAX_DEPTH - _depth_of(path))
     except _Bad as bad:
         where = path + pointer(reversed(bad.tokens))
+        if bad.too_deep:
+            raise _limit_error(where) from None
         raise NotJSONEncodableError(
             f"{bad.message} at JSON Pointer {where!r}",
             path=where,
@@ -187,7 +290,15 @@ def check_json(value: Any, path: str = "") -> None:
         ) from None
 
 
-# --------------------------------------------------------------------------- diff
+# --------------------------------------------------------------------------- exact equality
+#
+# ``==`` says 1 == 1.0 == True and 0.0 == -0.0, also inside containers, so a container that
+# compares equal can still differ as JSON text. It is exact for strings and None, so ``==`` is
+# trusted only where no number can hide: the C-speed ``==`` runs first, then a walk looks at
+# the numbers it may have equated. For big lists a "witness" saves even that walk.
+
+_DIFF, _EXACT, _PURE = 0, 1, 2
+"""Results of the exactness checks: differs; exactly equal; exactly equal and number-free."""
 
 
 def _same_leaf(a: Any, b: Any) -> bool:
@@ -197,18 +308,192 @@ def _same_leaf(a: Any, b: Any) -> bool:
     return type(a) is not float or a != 0.0 or math.copysign(1.0, a) == math.copysign(1.0, b)
 
 
+def _exact(a: Any, b: Any, room: int) -> int:
+    """Given ``a == b``, both dicts or both lists: whether they are equal as JSON (key order
+    aside), and whether number-free (``_PURE``); ``room`` counts ``a``'s own level."""
+    if room <= 0:
+        raise _TooDeep
+    if type(a) is list:
+        return _run_exact(a, b, 0, len(a), 0, room - 1)
+    result = _PURE
+    room -= 1
+    for k, v in a.items():
+        w = b[k]
+        if v is w:  # the usual case: the shadow shares its leaves with the caller's state
+            if result == _PURE and type(v) is not str and v is not None:
+                result = _EXACT  # a shared container is not walked to prove it pure
+            continue
+        t = type(v)
+        if t is not type(w):
+            return _DIFF
+        if t is str or v is None:
+            continue  # == is exact for these
+        if t is dict or t is list:
+            r = _exact(v, w, room)
+            if r == _DIFF:
+                return _DIFF
+            if r == _EXACT:
+                result = _EXACT
+        elif t is float and v == 0.0 and math.copysign(1.0, v) != math.copysign(1.0, w):
+            return _DIFF
+        else:
+            result = _EXACT
+    return result
+
+
+def _same_dict(a: dict[str, Any], b: dict[str, Any], room: int) -> bool:
+    """:func:`_exact` without the purity bookkeeping, for runs that can no longer be pure."""
+    if room <= 0:
+        raise _TooDeep
+    room -= 1
+    for k, v in a.items():
+        w = b[k]
+        if v is w:
+            continue
+        t = type(v)
+        if t is not type(w):
+            return False
+        if t is dict:
+            if not _same_dict(v, w, room):
+                return False
+        elif t is float:
+            if v == 0.0 and math.copysign(1.0, v) != math.copysign(1.0, w):
+                return False
+        elif t is list and _exact(v, w, room) == _DIFF:
+            return False
+    return True
+
+
+def _item_exact(a: Any, b: Any, room: int) -> int:
+    """:func:`_exact` for two list items known to compare equal (any JSON values)."""
+    if a is b:
+        return _PURE if type(a) is str or a is None else _EXACT
+    t = type(a)
+    if t is not type(b):
+        return _DIFF
+    if t is dict or t is list:
+        return _exact(a, b, room)
+    if t is str or a is None:
+        return _PURE
+    return _EXACT if _same_leaf(a, b) else _DIFF
+
+
+def _eq(a: Any, b: Any, room: int) -> bool:
+    """Equal as JSON values (key order aside), for two list items."""
+    if a is b:
+        return True
+    t = type(a)
+    if t is not type(b):
+        return False
+    if t is dict or t is list:
+        return bool(a == b) and _exact(a, b, room) != _DIFF
+    return _same_leaf(a, b)
+
+
+# A witness is a private, number-free copy of a run of items at the front of a list ``old``
+# (keyed by ``id(old)``). ``old[:n] == witness[:n]`` then proves at C speed that those items are
+# exactly equal to the witness (``==`` is exact on number-free values), and so is anything
+# ``==`` to them. Nothing is trusted without that comparison, so a stale witness (a list
+# mutated behind it, an id reused) only costs the walk it would have saved. Witnesses are kept
+# for the most recently used lists only: they cost a copy of their items' containers.
+_WITNESS_MIN = 32
+"""Shortest list worth a witness."""
+_WITNESS_SLOTS = 16
+"""How many lists keep a witness (most recently used)."""
+_witnesses: dict[int, list[Any]] = {}
+
+
+def _witness_prefix(old: list[Any], limit: int) -> int:
+    """How many leading items of ``old`` (at most ``limit``) a valid witness covers."""
+    w = _witnesses.get(id(old))
+    if w is None:
+        return 0
+    n = min(len(w), limit)
+    return n if n and old[:n] == w[:n] else 0
+
+
+def _keep_witness(old: list[Any], witness: list[Any]) -> None:
+    key = id(old)
+    _witnesses.pop(key, None)
+    _witnesses[key] = witness
+    while len(_witnesses) > _WITNESS_SLOTS:
+        try:
+            del _witnesses[next(iter(_witnesses))]
+        except (KeyError, RuntimeError, StopIteration):  # another thread evicted it first
+            break
+
+
+def _run_exact(old: list[Any], new: list[Any], start: int, end: int, shift: int,
+               room: int) -> int:
+    """Given ``old[start:end] == new[start - shift:end - shift]``, whether the run is exactly
+    equal item by item; ``room`` counts each item's own level.
+
+    Refreshes the witness of ``old`` for the list it becomes once the ``start`` items before
+    the run are removed (the front-removal case; 0 otherwise) and the diff is applied.
+    """
+    big = end - start >= _WITNESS_MIN
+    done = start
+    w = _witnesses.get(id(old)) if big else None
+    if w is not None:
+        top = min(len(w), end)
+        if top > start and old[start:top] == (w if start == 0 and top == len(w) else
+                                              w[start:top]):
+            done = top
+        else:
+            w = None
+    result = _PURE
+    grow = done  # the witness can grow over the pure items that follow it
+    for i in range(done, end):
+        a = old[i]
+        b = new[i - shift]
+        if result == _EXACT and type(a) is dict and type(b) is dict:
+            if not _same_dict(a, b, room):  # purity no longer matters: the cheaper walk
+                return _DIFF
+            continue
+        r = _item_exact(a, b, room)
+        if r == _DIFF:
+            return _DIFF
+        if r == _EXACT:
+            result = _EXACT
+        elif grow == i:
+            grow = i + 1
+    if big and grow > start:
+        extra = [copy_containers(old[i]) for i in range(done, grow)]
+        if w is not None and start == 0 and done == len(w):
+            w.extend(extra)  # pure private items only: a concurrent reader stays sound
+        else:
+            _keep_witness(old, (w[start:done] if w is not None else []) + extra)
+    return result
+
+
+# --------------------------------------------------------------------------- diff
+
+
 def diff(old: Any, new: Any) -> list[Op]:
     """Return the ops that turn ``old`` into ``new``: ``apply(old, diff(old, new)) == new``.
 
-    Values in the returned ops are objects of ``new`` (not copies); copy them before mutating
-    either. Every added or replaced value is validated with :func:`check_json`; the rest of
-    ``new`` is not looked at when it compares equal to ``old``.
+    Exact: every change of the JSON document is recorded, including the ones ``==`` hides
+    (``1`` to ``True`` or ``1.0``, ``0.0`` to ``-0.0``), at any depth. Key order is not part
+    of the document (see the module docstring). Values in the returned ops are objects of
+    ``new`` (not copies); copy them before mutating either. Every added or replaced value is
+    validated with :func:`check_json`; the rest of ``new`` is not looked at when it is exactly
+    equal to ``old``.
 
     Raises:
         NotJSONEncodableError: a changed part of ``new`` is not JSON; ``path`` points at it.
+        LimitExceededError: ``new`` (or ``old``) nests deeper than :data:`MAX_DEPTH`.
     """
     ops: list[Op] = []
-    _diff(old, new, "", ops)
+    try:
+        _diff(old, new, "", ops, MAX_DEPTH)
+    except (_TooDeep, RecursionError):
+        # Depth is counted in the walk; a RecursionError can still come from C-level ``==``
+        # on two values both nested beyond the limit, or from a caller that is itself deep.
+        for side, what in ((new, "new value"), (old, "old value")):
+            tokens = _deep_path(side, MAX_DEPTH)
+            if tokens is not None:
+                raise _limit_error(pointer(tokens), what) from None
+        raise
     return ops
 
 
@@ -217,25 +502,29 @@ def _replace(path: str, new: Any, ops: list[Op]) -> None:
     ops.append({"op": "replace", "path": path, "value": new})
 
 
-def _diff(old: Any, new: Any, path: str, ops: list[Op]) -> None:
+def _diff(old: Any, new: Any, path: str, ops: list[Op], room: int) -> None:
+    """Diff two values at ``path``; ``room`` counts their own level."""
     if old is new:
         return
     t = type(old)
     if t is not type(new):
         _replace(path, new, ops)
     elif t is dict:
-        if old == new:
+        if room <= 0:
+            raise _TooDeep
+        if old == new and _exact(old, new, room) != _DIFF:
             return
-        _diff_dict(old, new, path, ops)
+        _diff_dict(old, new, path, ops, room - 1)
     elif t is list:
-        if old == new:
-            return
-        _diff_list(old, new, path, ops)
+        if room <= 0:
+            raise _TooDeep
+        _diff_list(old, new, path, ops, room - 1)
     elif not _same_leaf(old, new):
         _replace(path, new, ops)
 
 
-def _diff_dict(old: dict[Any, Any], new: dict[Any, Any], path: str, ops: list[Op]) -> None:
+def _diff_dict(old: dict[Any, Any], new: dict[Any, Any], path: str, ops: list[Op],
+               room: int) -> None:
     for k, ov in old.items():
         if k in new:
             nv = new[k]
@@ -243,7 +532,7 @@ def _diff_dict(old: dict[Any, Any], new: dict[Any, Any], path: str, ops: list[Op
                 continue
             if type(k) is not str:
                 check_json(new, path)  # raises, naming this dict
-            _diff(ov, nv, path + "/" + escape(k), ops)
+            _diff(ov, nv, path + "/" + escape(k), ops, room)
         else:
             if type(k) is not str:
                 check_json(old, path)  # only a str key can be named in a remove op
@@ -257,32 +546,37 @@ def _diff_dict(old: dict[Any, Any], new: dict[Any, Any], path: str, ops: list[Op
             ops.append({"op": "add", "path": child, "value": nv})
 
 
-def _diff_list(old: list[Any], new: list[Any], path: str, ops: list[Op]) -> None:
+def _diff_list(old: list[Any], new: list[Any], path: str, ops: list[Op], room: int) -> None:
+    """Diff two lists; ``room`` counts each item's own level."""
     n_old = len(old)
     n_new = len(new)
-    # Fast path: the list only grew at its end (a conversation gaining messages).
-    if n_new > n_old and old == new[:n_old]:
+    # Fast path: unchanged, or grown at its end only (a conversation gaining messages).
+    if (n_new >= n_old and old == (new if n_new == n_old else new[:n_old])
+            and _run_exact(old, new, 0, n_old, 0, room) != _DIFF):
         _append(new, n_old, path, ops)
         return
     # A window that dropped its oldest items (and maybe grew at the end): remove at the front.
     for k in range(1, min(n_old - 1, _MAX_FRONT) + 1):
         keep = n_old - k
-        if keep <= n_new and _eq(old[k], new[0]) and old[k:] == new[:keep]:
+        if (keep <= n_new and _eq(old[k], new[0], room) and old[k:] == new[:keep]
+                and _run_exact(old, new, k, n_old, k, room) != _DIFF):
             for _ in range(k):
                 ops.append({"op": "remove", "path": f"{path}/0"})
             _append(new, keep, path, ops)
             return
     # Otherwise: skip the common prefix and suffix, compare the middles position by position.
-    p = 0
     lim = min(n_old, n_new)
-    while p < lim and _eq(old[p], new[p]):
+    p = _witness_prefix(old, lim)
+    if p and old[:p] != new[:p]:
+        p = 0
+    while p < lim and _eq(old[p], new[p], room):
         p += 1
     q = 0
-    while q < lim - p and _eq(old[n_old - 1 - q], new[n_new - 1 - q]):
+    while q < lim - p and _eq(old[n_old - 1 - q], new[n_new - 1 - q], room):
         q += 1
     m_old, m_new = n_old - p - q, n_new - p - q
     for i in range(p, p + min(m_old, m_new)):
-        _diff(old[i], new[i], f"{path}/{i}", ops)
+        _diff(old[i], new[i], f"{path}/{i}", ops, room)
     if m_old > m_new:
         # Highest index first, so each remove leaves the remaining indices valid.
         for i in range(p + m_old - 1, p + m_new - 1, -1):
@@ -301,30 +595,34 @@ _MAX_FRONT = 16
 """How many dropped leading items :func:`diff` looks for (a sliding window of messages)."""
 
 
-def _eq(a: Any, b: Any) -> bool:
-    """Equal as JSON values: identical, or equal containers, or same-typed equal leaves."""
-    if a is b:
-        return True
-    ta = type(a)
-    if ta is not type(b):
-        return False
-    if ta is dict or ta is list:
-        return bool(a == b)
-    return _same_leaf(a, b)
-
-
 def copy_containers(value: Any) -> Any:
     """Copy every dict and list of a JSON value, sharing the (immutable) leaves.
 
     This is how op values enter a private shadow: no container is shared with the caller, who
     may mutate it later, while strings stay the same objects, so the next :func:`diff` compares
     them by identity instead of by content.
+
+    Raises:
+        LimitExceededError: more than :data:`MAX_DEPTH` levels (plus the few of an op list).
     """
+    try:
+        return _copy(value, _COPY_ROOM)
+    except _TooDeep:
+        raise _limit_error(pointer(_deep_path(value, _COPY_ROOM) or [])) from None
+
+
+def _copy(value: Any, room: int) -> Any:
     t = type(value)
     if t is dict:
-        return {k: copy_containers(v) for k, v in value.items()}
+        if room <= 0:
+            raise _TooDeep
+        room -= 1
+        return {k: _copy(v, room) for k, v in value.items()}
     if t is list:
-        return [copy_containers(v) for v in value]
+        if room <= 0:
+            raise _TooDeep
+        room -= 1
+        return [_copy(v, room) for v in value]
     return value
 
 
@@ -363,6 +661,8 @@ def _parse_op(op: Any, n: int) -> tuple[str, str, list[str], Any]:
         tokens = parse_pointer(path)
     except InvalidPatchError as e:
         raise InvalidPatchError(f"op {n}: {e.message}", path=path, hint=e.hint) from None
+    if len(tokens) > MAX_DEPTH:  # no document within the limit has such a path
+        raise _limit_error(path, f"op {n} ({name}) path")
     return name, path, tokens, op.get("value")
 
 
