@@ -81,9 +81,10 @@ document that is accepted is also read back, and no walk here goes near a ``Recu
 Agent states are rarely 20 levels deep.
 """
 
-MAX_INT_DIGITS = 4300
-"""Most decimal digits an int may have: Python's default limit for int/str conversion, past
-which neither the encoder nor the decoder can turn it into JSON text."""
+MAX_INT_DIGITS = 4299
+"""Most decimal digits an int may have. Python's default limit for int/str conversion is 4300
+characters, sign included, and the decoder (msgspec) applies it when reading: a longer int
+could be written but never read back."""
 
 _INT_BITS = 14_000  # every int of at most this many bits has fewer than MAX_INT_DIGITS digits
 _INT_BOUND = 10**MAX_INT_DIGITS
@@ -187,7 +188,7 @@ def _check(value: Any, room: int) -> None:
     elif t is int:
         if value.bit_length() > _INT_BITS and abs(value) >= _INT_BOUND:
             raise _Bad(
-                f"int of more than {MAX_INT_DIGITS} digits cannot be written as JSON",
+                f"int of more than {MAX_INT_DIGITS} digits cannot be read back from JSON",
                 "store very large numbers as strings",
             )
     elif t is bool or value is None:
