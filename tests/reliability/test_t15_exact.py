@@ -15,8 +15,9 @@ and keeps the sign of ``-0.0``; keys are sorted because key order is not part of
 (``docs/format.md``, "Key order"). The order replay gives is checked separately: every read of
 a step gives the same order.
 
-Nesting over the limit is refused by ``append`` (state, ops and meta) before anything is
-written: the journal's records are unchanged, also after a reopen.
+Nesting over the limit (given as a state, as ops and as meta), and an int too long to be read
+back, are refused by ``append`` before anything is written: the store's bytes are unchanged and
+the journal stays usable, also after a reopen.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from journal_helpers import figures
 
-from agentjournal import Journal, LimitExceededError
+from agentjournal import Journal, LimitExceededError, NotJSONEncodableError
 from agentjournal.delta import MAX_DEPTH, MAX_INT_DIGITS
 
 AGENT = "t15-agent"
@@ -204,7 +205,7 @@ def _lines(root: Path) -> list[bytes]:
 
 
 @pytest.mark.parametrize("extra", [1, 2, 100, 10_000])
-def test_t15_nesting_over_the_limit_is_refused_before_writing(tmp_path: Path,
+def test_t15_over_the_limits_is_refused_before_writing(tmp_path: Path,
                                                               extra: int) -> None:
     j = Journal(AGENT, tmp_path, durability="sync", snapshot_every=1)
     j.append({"ok": nest(MAX_DEPTH - 1, 1)})  # exactly at the limit: accepted
@@ -223,6 +224,11 @@ def test_t15_nesting_over_the_limit_is_refused_before_writing(tmp_path: Path,
             attempt()
         assert info.value.path
         assert j.last_seq == seq
+    # An int the decoder cannot read back (4300 digits and a sign) is refused the same way; on
+    # the old code it was acknowledged, then cut as a torn tail on the next open.
+    with pytest.raises(NotJSONEncodableError) as bad:
+        j.append({"ok": 1, "n": -(10**MAX_INT_DIGITS)})
+    assert bad.value.path == "/n" and j.last_seq == seq
     assert _lines(tmp_path) == before, "a refused append wrote something"
     assert j.append({"ok": 3}).seq == seq + 1  # the journal is still usable
     j.close()
