@@ -313,3 +313,38 @@ def test_a_shadow_follows_type_only_edits_exactly(items: list[Any], data: st.Dat
         if data.draw(st.booleans()):
             items.append(data.draw(docs))
         shadow.record(live)
+
+
+def test_numbers_inside_nested_lists_of_old_items() -> None:
+    old = [{"n": 1, "tags": [str(i), [1, 2.0]]} for i in range(40)]
+    new = decoded(old)
+    new[30]["tags"][1][1] = 2
+    assert diff(old, new) == [{"op": "replace", "path": "/30/tags/1/1", "value": 2}]
+    new[30]["tags"][1][1] = 2.0
+    new[31]["tags"][1][0] = True
+    assert diff(old, new) == [{"op": "replace", "path": "/31/tags/1/0", "value": True}]
+
+
+def test_too_deep_after_an_impure_item_of_a_long_list() -> None:
+    old = [{"n": 1}] + [nest(MAX_DEPTH) for _ in range(40)]  # the list adds one more level
+    with pytest.raises(LimitExceededError):
+        diff(old, [{"n": 1}] + [nest(MAX_DEPTH) for _ in range(40)])
+
+
+def test_a_deep_caller_gets_its_own_recursion_error() -> None:
+    """Shallow data and a caller near the recursion limit: not reported as a nesting problem."""
+    import sys
+
+    def at_depth(n: int) -> None:
+        if n:
+            at_depth(n - 1)
+        else:
+            diff({"a": [nest(40)]}, {"a": [nest(40, leaf=2)]})
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(200)
+    try:
+        with pytest.raises(RecursionError):
+            at_depth(150)
+    finally:
+        sys.setrecursionlimit(limit)
