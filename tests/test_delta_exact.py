@@ -7,6 +7,7 @@ test here compares on the canonical encoding (msgspec, keys sorted), which tells
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import msgspec
@@ -333,8 +334,6 @@ def test_too_deep_after_an_impure_item_of_a_long_list() -> None:
 
 def test_a_deep_caller_gets_its_own_recursion_error() -> None:
     """Shallow data and a caller near the recursion limit: not reported as a nesting problem."""
-    import sys
-
     def at_depth(n: int) -> None:
         if n:
             at_depth(n - 1)

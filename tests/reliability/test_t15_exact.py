@@ -31,7 +31,7 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from journal_helpers import figures
+from journal_helpers import SLOW_FACTOR, figures
 
 from agentjournal import Journal, LimitExceededError, NotJSONEncodableError
 from agentjournal.delta import MAX_DEPTH, MAX_INT_DIGITS
@@ -169,10 +169,12 @@ def check(j: Journal, expected: list[bytes], orders: dict[int, bytes]) -> None:
     assert j.verify().ok
 
 
-@settings(max_examples=30, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(st.data())
-def test_t15_exact_recording(data: st.DataObject) -> None:
+EXAMPLES = 30
+PROP = settings(max_examples=EXAMPLES, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def _sequence(data: st.DataObject) -> None:
     opts = data.draw(options, label="options")
     root = tempfile.mkdtemp(prefix="aj-t15-")
     state: dict[str, Any] = {"messages": [], "counts": {"search": 1, "browse": 0}}
@@ -197,6 +199,22 @@ def test_t15_exact_recording(data: st.DataObject) -> None:
     finally:
         j.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@PROP
+@given(st.data())
+def test_t15_exact_recording(data: st.DataObject) -> None:
+    _sequence(data)
+
+
+@pytest.mark.slow
+def test_t15_exact_recording_slow() -> None:
+    @settings(PROP, max_examples=EXAMPLES * SLOW_FACTOR)
+    @given(st.data())
+    def run(data: st.DataObject) -> None:
+        _sequence(data)
+
+    run()
 
 
 def _lines(root: Path) -> list[bytes]:
