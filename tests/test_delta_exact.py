@@ -347,3 +347,27 @@ def test_a_deep_caller_gets_its_own_recursion_error() -> None:
             at_depth(150)
     finally:
         sys.setrecursionlimit(limit)
+
+
+def test_edits_in_the_middle_of_a_witnessed_list() -> None:
+    live: dict[str, Any] = {"messages": messages(100)}
+    shadow = Shadow(live)
+    shadow.record(live)  # the witness now covers every message
+    msgs = live["messages"]
+    msgs[50]["content"] = "edited"
+    assert shadow.record(live) == [
+        {"op": "replace", "path": "/messages/50/content", "value": "edited"}]
+    msgs[0]["content"] = "first"
+    msgs[99]["role"] = None
+    msgs[60]["n"] = 1
+    assert shadow.record(live) == [
+        {"op": "replace", "path": "/messages/0/content", "value": "first"},
+        {"op": "add", "path": "/messages/60/n", "value": 1},
+        {"op": "replace", "path": "/messages/99/role", "value": None}]
+    msgs[60]["n"] = True  # the list is no longer number-free: walked again
+    assert shadow.record(live) == [
+        {"op": "replace", "path": "/messages/60/n", "value": True}]
+    del msgs[10]
+    shadow.record(live)
+    msgs.insert(3, {"role": "user", "content": "inserted"})
+    shadow.record(live)

@@ -349,13 +349,14 @@ def _diff_list(old: list[Any], new: list[Any], path: str, ops: list[Op], room: i
             _append(new, keep, path, ops)
             return
     # Otherwise: skip the common prefix and suffix, compare the middles position by position.
+    # Where a witness proves old's items number-free, == is exact on them: the common parts
+    # are found with C-level slice comparisons (an edit of one old message costs ~2 ==).
     lim = min(n_old, n_new)
-    p = _witness_prefix(old, lim)
-    if p and old[:p] != new[:p]:
-        p = 0
+    pure = _witness_prefix(old, n_old)
+    p = _equal_prefix(old, new, min(pure, lim))
     while p < lim and _eq(old[p], new[p], room):
         p += 1
-    q = 0
+    q = _equal_suffix(old, new, lim - p) if pure == n_old else 0
     while q < lim - p and _eq(old[n_old - 1 - q], new[n_new - 1 - q], room):
         q += 1
     m_old, m_new = n_old - p - q, n_new - p - q
@@ -377,6 +378,36 @@ def _diff_list(old: list[Any], new: list[Any], path: str, ops: list[Op], room: i
 
 _MAX_FRONT = 16
 """How many dropped leading items :func:`diff` looks for (a sliding window of messages)."""
+
+
+def _equal_prefix(old: list[Any], new: list[Any], n: int) -> int:
+    """The longest ``p <= n`` with ``old[:p] == new[:p]``, by halving (about ``n`` item
+    comparisons in all, at C speed)."""
+    if old[:n] == new[:n]:
+        return n
+    lo, hi = 0, n  # old[:lo] == new[:lo]; the first difference is before hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if old[lo:mid] == new[lo:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _equal_suffix(old: list[Any], new: list[Any], n: int) -> int:
+    """The longest ``q <= n`` with equal last ``q`` items (``==``), like :func:`_equal_prefix`."""
+    n_old, n_new = len(old), len(new)
+    if n == 0 or old[n_old - n:] == new[n_new - n:]:
+        return n
+    lo, hi = 0, n  # the last lo items are equal; a difference is among the last hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if old[n_old - mid:n_old - lo] == new[n_new - mid:n_new - lo]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def _append(new: list[Any], start: int, path: str, ops: list[Op]) -> None:
