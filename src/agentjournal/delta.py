@@ -179,7 +179,8 @@ def _eq(a: Any, b: Any, room: int) -> bool:
 # exactly equal to the witness (``==`` is exact on number-free values), and so is anything
 # ``==`` to them. Nothing is trusted without that comparison, so a stale witness (a list
 # mutated behind it, an id reused) only costs the walk it would have saved. Witnesses are kept
-# for the most recently used lists only: they cost a copy of their items' containers.
+# for the most recently used lists only: each costs a copy of its items' containers, and keeps
+# their strings alive until it is evicted.
 _WITNESS_MIN = 32
 """Shortest list worth a witness."""
 _WITNESS_SLOTS = 16
