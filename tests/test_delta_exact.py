@@ -327,9 +327,13 @@ def test_numbers_inside_nested_lists_of_old_items() -> None:
 
 
 def test_too_deep_after_an_impure_item_of_a_long_list() -> None:
-    old = [{"n": 1}] + [nest(MAX_DEPTH) for _ in range(40)]  # the list adds one more level
+    # An int beyond 64 bits defeats the bulk comparison, so the items are walked.
+    old = [{"n": 1}, {"big": 2**70}] + [nest(MAX_DEPTH) for _ in range(40)]  # one more level
     with pytest.raises(LimitExceededError):
-        diff(old, [{"n": 1}] + [nest(MAX_DEPTH) for _ in range(40)])
+        diff(old, [{"n": 1}, {"big": 2**70}] + [nest(MAX_DEPTH) for _ in range(40)])
+    # Equal to an old value deeper than the limit, and proved equal by its encoding: no op.
+    # (diff does not walk what equals old; the journal's old state is always within the limit.)
+    assert diff([{"n": 1}, *old[2:]], [{"n": 1}, *decoded(old[2:])]) == []
 
 
 def test_a_deep_caller_gets_its_own_recursion_error() -> None:
@@ -371,3 +375,25 @@ def test_edits_in_the_middle_of_a_witnessed_list() -> None:
     shadow.record(live)
     msgs.insert(3, {"role": "user", "content": "inserted"})
     shadow.record(live)
+
+
+@pytest.mark.parametrize("odd", ["reorder", "big-int", "type-change", "zero-sign"])
+def test_bulk_comparison_of_items_with_numbers_falls_back_to_the_walk(odd: str) -> None:
+    """Runs of items with numbers are compared by their encoding first; anything it cannot
+    prove (keys in another order, ints beyond 64 bits) is walked, and changes are found."""
+    old = [{"i": str(i), "n": i, "x": 0.0} for i in range(50)]
+    new = decoded(old)
+    expect: list[delta.Op] = []
+    if odd == "reorder":
+        new[20] = {"x": 0.0, "n": 20, "i": "20"}
+    elif odd == "big-int":
+        old[30]["n"] = new[30]["n"] = 2**70
+    elif odd == "type-change":
+        new[40]["n"] = 40.0
+        expect = [{"op": "replace", "path": "/40/n", "value": 40.0}]
+    else:
+        new[45]["x"] = -0.0
+        expect = [{"op": "replace", "path": "/45/x", "value": -0.0}]
+    assert delta._same_bytes(old[1:], new[1:]) is False
+    assert diff(old, new) == expect
+    assert_exact(old, new)
