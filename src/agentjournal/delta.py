@@ -12,8 +12,10 @@ could have equated (strings and None compare exactly; numbers are checked by typ
 zero by sign), and treats a list that only grew at its end, or dropped its oldest items, as
 appends (and removes at the front). For long lists a private number-free copy of their leading
 items (a witness) proves them unchanged with one more C-level ``==``, so a conversation of
-string messages costs two ``==`` per step, not a walk; numbers are walked each step, because
-the caller can change any of them in place. Lists that change in the middle are compared index
+string messages costs two ``==`` per step, not a walk. Numbers must be looked at every step,
+because the caller can change any of them in place: a long run of items with numbers is
+compared by its MessagePack encoding (which keeps types and the sign of zero) at C speed, and
+walked only if the encodings differ. Lists that change in the middle are compared index
 by index (common prefix and suffix, then position by position); no LCS is attempted, so deleting
 an early element shows up as replaces of every later position plus one remove. That is correct,
 only not minimal.
