@@ -296,13 +296,13 @@ def _mutate(value: Any, data: st.DataObject) -> Any:
     return data.draw(numbers | docs)
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(docs, docs)
 def test_any_two_documents_round_trip_exactly(a: Any, b: Any) -> None:
     assert_exact(a, b)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(docs, min_size=0, max_size=40), st.data())
 def test_a_shadow_follows_type_only_edits_exactly(items: list[Any], data: st.DataObject) -> None:
     live: dict[str, Any] = {"items": items}

@@ -135,7 +135,7 @@ def patches(draw: st.DrawFn, doc: Any) -> list[dict[str, Any]]:
     return ops
 
 
-@settings(max_examples=600)
+@settings(max_examples=600, deadline=None)
 @given(st.data())
 def test_apply_agrees_with_jsonpatch(data: st.DataObject) -> None:
     doc = data.draw(docs, label="doc")
@@ -148,14 +148,14 @@ def test_apply_agrees_with_jsonpatch(data: st.DataObject) -> None:
     assert ours(doc, ops) == theirs(doc, ops), ops
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(docs, docs)
 def test_our_diffs_apply_with_jsonpatch(old: Any, new: Any) -> None:
     ops = delta.diff(old, new)
     assert canonical(jsonpatch.apply_patch(copy.deepcopy(old), ops)) == canonical(new)
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(docs, docs)
 def test_jsonpatch_diffs_apply_with_ours(old: Any, new: Any) -> None:
     ops = jsonpatch.make_patch(old, new).patch
