@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentjournal import delta
+from agentjournal import _exact, delta
 from agentjournal.delta import (
     MAX_DEPTH,
     MAX_INT_DIGITS,
@@ -162,7 +162,7 @@ def test_many_lists_evict_witnesses_and_stay_exact() -> None:
     for _ in range(2):
         for items in lists:
             assert diff(items, [*items, "more"]) == [{"op": "add", "path": "/-", "value": "more"}]
-    assert len(delta._witnesses) <= delta._WITNESS_SLOTS
+    assert len(_exact._witnesses) <= _exact._WITNESS_SLOTS
 
 
 # --------------------------------------------------------------------------- key order
@@ -394,6 +394,6 @@ def test_bulk_comparison_of_items_with_numbers_falls_back_to_the_walk(odd: str) 
     else:
         new[45]["x"] = -0.0
         expect = [{"op": "replace", "path": "/45/x", "value": -0.0}]
-    assert delta._same_bytes(old[1:], new[1:]) is False
+    assert _exact._same_bytes(old[1:], new[1:]) is False
     assert diff(old, new) == expect
     assert_exact(old, new)
