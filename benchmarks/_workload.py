@@ -8,6 +8,10 @@ varied English-like text, role alternating user/assistant), sets ``counter = i``
 ``cost(i)`` to the ``budget`` float. The canonical state is the dict
 ``{"messages": [...], "counter": int, "budget": float}``; after 1000 steps it is ~500 KB of JSON.
 
+Workload 1n ("growing conversation with numbers"): the same, but every message also carries
+what an LLM call reports: ``usage`` token counts (ints), ``cost_usd`` and ``latency_s`` (floats)
+and ``cached`` (a bool), so no message is number-free (see ``Workload(numbers=True)``).
+
 Workload 3 ("large states"): :func:`state_of_size` builds a state of that same shape whose JSON
 encoding is about the requested number of bytes (1 KB, 20 KB, 500 KB).
 
@@ -200,13 +204,29 @@ def make_message(rng: random.Random, index: int, size: int = MESSAGE_BYTES) -> d
     return {"role": role, "content": content}
 
 
+def with_numbers(rng: random.Random, message: dict[str, Any]) -> dict[str, Any]:
+    """``message`` plus the numbers an LLM call reports (token counts, cost, latency, cache)."""
+    prompt = rng.randint(20, 8000)
+    completion = rng.randint(1, 1500)
+    return {**message,
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                      "total_tokens": prompt + completion},
+            "cost_usd": round(prompt * 2.5e-6 + completion * 1e-5, 6),
+            "latency_s": round(rng.uniform(0.05, 9.0), 3),
+            "cached": rng.random() < 0.2}
+
+
 @dataclass
 class Workload:
-    """The growing-conversation workload: messages and per-step costs, 1-based."""
+    """The growing-conversation workload: messages and per-step costs, 1-based.
+
+    ``numbers=True`` gives workload 1n: the same messages with token counts and floats.
+    """
 
     steps: int
     seed: int = DEFAULT_SEED
     message_bytes: int = MESSAGE_BYTES
+    numbers: bool = False
     messages: list[dict[str, Any]] = field(init=False, repr=False)
     costs: list[float] = field(init=False, repr=False)
 
@@ -215,6 +235,9 @@ class Workload:
         # index 0 unused so that message(i) / cost(i) are 1-based like steps
         self.messages = [{}] + [make_message(rng, i, self.message_bytes)
                                 for i in range(1, self.steps + 1)]
+        if self.numbers:
+            nrng = random.Random(self.seed + 2)
+            self.messages = [{}] + [with_numbers(nrng, m) for m in self.messages[1:]]
         crng = random.Random(self.seed + 1)
         self.costs = [0.0] + [round(crng.uniform(0.0004, 0.03), 6)
                               for _ in range(self.steps)]

@@ -57,9 +57,10 @@ def bench_append(root: str, mode: str, n: int, wl: Workload) -> dict[str, float]
     return {"median_us": us(statistics.median(times)), "p99_us": us(pct(times, 99))}
 
 
-def bench_record_state(root: str, n: int, wl: Workload, mode: str) -> dict[str, float]:
+def bench_record_state(root: str, n: int, wl: Workload, mode: str,
+                       tag: str = "") -> dict[str, float]:
     """Recording steps given the whole (growing) state: the last 100 steps of n (500 KB at 1000)."""
-    j = Journal(f"record-{mode}", root, durability=mode, snapshot_every=100)
+    j = Journal(f"record{tag}-{mode}", root, durability=mode, snapshot_every=100)
     state = new_state()
     times = []
     try:
@@ -153,6 +154,10 @@ def main() -> None:
     try:
         res["append"] = {m: bench_append(root, m, n_append, wl) for m in ("sync", "group", "none")}
         res["record_state"] = {m: bench_record_state(root, n_conv, wl, m) for m in ("none", "sync")}
+        # Workload 1n: every message carries token counts and floats (none is number-free).
+        wl_num = Workload(max(n_conv, 1000 if not quick else n_conv), numbers=True)
+        res["record_state_numbers"] = {
+            "none": bench_record_state(root, n_conv, wl_num, "none", tag="-numbers")}
         rng = random.Random(7)
         build(root, "conv", n_conv, wl, bounded=False)
         res["conversation"] = bench_read(root, "conv", n_conv, repeat, rng)
@@ -173,6 +178,10 @@ def main() -> None:
         rows.append((f"record step of {r[mode]['state_bytes'] // 1000} KB state ({mode})",
                      f"{r[mode]['median_us']:.1f} µs",
                      f"mean incl. snapshots {r[mode]['mean_us_incl_snapshots']:.1f}", target))
+    rn = res["record_state_numbers"]["none"]
+    rows.append((f"record step of {rn['state_bytes'] // 1000} KB state with numbers (none)",
+                 f"{rn['median_us']:.1f} µs",
+                 f"mean incl. snapshots {rn['mean_us_incl_snapshots']:.1f}", "(reported)"))
     rows += [
         (f"resume {n_conv}-message history", f"{c['resume_ms']:.2f} ms",
          f"read-only {c['resume_readonly_ms']:.2f} ms", "≤ 2 ms"),

@@ -4,38 +4,63 @@ A step is recorded as the RFC 6902 ops that turn the previous state into the nex
 ``add``, ``remove`` and ``replace`` are produced or accepted; paths are RFC 6901 JSON Pointers,
 with ``""`` for the whole document.
 
-:func:`diff` is built to cost the change, not the state. It skips every subtree that is the same
-object or compares equal with C-level ``==``, and treats a list that only grew at its end as a
-run of ``/-`` appends. Lists that shrink or change in the middle are compared index by index
-(common prefix recursively, then trailing removes or appends); no LCS is attempted, so deleting
+:func:`diff` is exact and built to cost the change, not the state. Exact: every change of the
+JSON document is recorded, including the ones Python's ``==`` hides (``1 == 1.0 == True``,
+``0.0 == -0.0``), at any depth and inside any container. Cost: it skips every subtree that is
+the same object, or that compares equal with C-level ``==`` and holds no number that ``==``
+could have equated (strings and None compare exactly; numbers are checked by type, and a float
+zero by sign), and treats a list that only grew at its end, or dropped its oldest items, as
+appends (and removes at the front). For long lists a private number-free copy of their leading
+items (a witness) proves them unchanged with one more C-level ``==``, so a conversation of
+string messages costs two ``==`` per step, not a walk. Numbers must be looked at every step,
+because the caller can change any of them in place: a long run of items with numbers is
+compared by its MessagePack encoding (which keeps types and the sign of zero) at C speed, and
+walked only if the encodings differ. Lists that change in the middle are compared index
+by index (common prefix and suffix, then position by position); no LCS is attempted, so deleting
 an early element shows up as replaces of every later position plus one remove. That is correct,
 only not minimal.
 
-Documents are JSON values only: ``dict`` with ``str`` keys, ``list``, ``str``, ``int`` (any size),
-finite ``float``, ``bool`` and ``None``, by exact type (a subclass such as an ``IntEnum`` would
-come back as its base type after a round trip, so it is refused). :func:`check_json` enforces
-this, and :func:`diff` applies it to every value it puts in an op, so validation costs the change.
+Key order is not part of a document (JSON objects are unordered, RFC 8259, and JSON Patch has
+no op to reorder keys). Reordering keys records nothing; a key keeps the place where it was
+first added, and keys added by one step come after the others, in the order of the new state.
+Replay and snapshots follow the same rule, so every read of a step gives the same order;
+compare states on a canonical encoding with sorted keys (``msgspec.json.encode(state,
+order="sorted")``).
 
-Limitation: Python's ``==`` says ``1 == 1.0 == True`` and ``0.0 == -0.0``. Where :func:`diff`
-compares two leaves it also requires the same type (and the same sign of zero), so ``1`` becoming
-``True`` or ``1.0`` is a ``replace``. But a container that compares equal as a whole is skipped
-without looking inside, so ``[1]`` becoming ``[True]`` (or ``{"a": 1}`` becoming ``{"a": 1.0}``)
-is not detected; nor is ``[1]`` becoming ``[True, 2]``, whose old part is compared as one slice.
-Values that only differ that way are equal to Python, not in their JSON text.
+Documents are JSON values only (see :func:`check_json`), nested at most :data:`MAX_DEPTH`
+levels. :func:`diff` applies both rules to every value it puts in an op and to every subtree it
+walks, so validation costs the change; nothing here raises ``RecursionError``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
-from .errors import InvalidPatchError, NotJSONEncodableError
+from ._exact import _DIFF, _eq, _exact, _run_exact, _same_leaf, _witness_prefix
+from ._jsondoc import (
+    MAX_DEPTH,
+    MAX_INT_DIGITS,
+    _deep_path,
+    _limit_error,
+    _TooDeep,
+    check_depth,
+    check_json,
+    copy_containers,
+    escape,
+    parse_pointer,
+    pointer,
+    unescape,
+)
+from .errors import InvalidPatchError
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_INT_DIGITS",
     "Op",
     "apply",
     "apply_in_place",
+    "check_depth",
     "check_json",
     "copy_containers",
     "diff",
@@ -49,166 +74,36 @@ Op = dict[str, Any]
 """One RFC 6902 op: ``{"op": "add" | "remove" | "replace", "path": "/a/b", "value": ...}``."""
 
 _OPS = frozenset({"add", "remove", "replace"})
-_JSON_HINT = "convert it to a JSON type (str, int, float, bool, None, list, dict) before saving"
-
-
-# --------------------------------------------------------------------------- JSON Pointer
-
-
-def escape(token: str) -> str:
-    """Escape one reference token for a JSON Pointer (``~`` -> ``~0``, ``/`` -> ``~1``)."""
-    return token.replace("~", "~0").replace("/", "~1")
-
-
-def unescape(token: str) -> str:
-    """Undo :func:`escape` on one reference token.
-
-    Raises:
-        InvalidPatchError: ``~`` not followed by ``0`` or ``1``.
-    """
-    if "~" not in token:
-        return token
-    if token.count("~") != token.count("~0") + token.count("~1"):
-        raise InvalidPatchError(
-            f"bad escape in JSON Pointer token {token!r}",
-            hint="write '~' as '~0' and '/' as '~1' in pointer tokens",
-        )
-    # "~1" first: "~01" must become "~1", not "/".
-    return token.replace("~1", "/").replace("~0", "~")
-
-
-def pointer(tokens: Iterable[str | int]) -> str:
-    """Build a JSON Pointer from reference tokens; no tokens gives ``""`` (the root)."""
-    return "".join("/" + (escape(t) if isinstance(t, str) else str(t)) for t in tokens)
-
-
-def parse_pointer(path: str) -> list[str]:
-    """Split a JSON Pointer into unescaped reference tokens (``""`` gives ``[]``).
-
-    Raises:
-        InvalidPatchError: ``path`` is not a string, not empty and does not start with ``/``,
-            or holds a bad ``~`` escape.
-    """
-    if not isinstance(path, str):
-        raise InvalidPatchError(
-            f"JSON Pointer must be a string, not {type(path).__name__}", path=repr(path)
-        )
-    if path == "":
-        return []
-    if path[0] != "/":
-        raise InvalidPatchError(
-            f"JSON Pointer {path!r} must be empty or start with '/'",
-            path=path,
-            hint="use '' for the whole document and '/key/0' for nested values",
-        )
-    return [unescape(t) for t in path[1:].split("/")]
-
-
-# --------------------------------------------------------------------------- validation
-
-
-class _Bad(Exception):
-    """A non-JSON value found deep inside a value; ``tokens`` grow, innermost first, as it
-    propagates out, so the happy path never builds a pointer."""
-
-    def __init__(self, message: str, hint: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-        self.tokens: list[str | int] = []
-
-
-def _check_str(s: str) -> None:
-    if not s.isascii():
-        try:
-            s.encode("utf-8")
-        except UnicodeEncodeError:
-            raise _Bad(
-                "string with a lone surrogate cannot be encoded as UTF-8 JSON",
-                "decode text with errors='replace' or remove unpaired surrogates",
-            ) from None
-
-
-def _check(value: Any) -> None:
-    t = type(value)
-    if t is str:
-        _check_str(value)
-    elif t is int or t is bool or value is None:
-        return
-    elif t is float:
-        if not math.isfinite(value):
-            raise _Bad(
-                f"float {value!r} is not valid JSON",
-                "JSON has no NaN or Infinity; store None or a string instead",
-            )
-    elif t is dict:
-        for k, v in value.items():
-            if type(k) is not str:
-                raise _Bad(
-                    f"dict key {k!r} of type {type(k).__name__} is not a str",
-                    "JSON object keys are strings; convert the keys with str() before saving",
-                )
-            _check_str(k)  # a bad key is reported at its dict's pointer
-            try:
-                _check(v)
-            except _Bad as bad:
-                bad.tokens.append(k)
-                raise
-    elif t is list:
-        for i, v in enumerate(value):
-            try:
-                _check(v)
-            except _Bad as bad:
-                bad.tokens.append(i)
-                raise
-    else:
-        raise _Bad(f"value of type {t.__name__} is not JSON-encodable", _JSON_HINT)
-
-
-def check_json(value: Any, path: str = "") -> None:
-    """Check that ``value`` is a JSON document that round-trips unchanged.
-
-    Args:
-        value: the value to check, recursively.
-        path: the JSON Pointer of ``value`` itself, prefixed to the reported location.
-
-    Raises:
-        NotJSONEncodableError: naming in ``path`` the JSON Pointer of the first offending value
-            (depth first, in dict and list order). For a non-string key it is the dict's pointer.
-    """
-    try:
-        _check(value)
-    except _Bad as bad:
-        where = path + pointer(reversed(bad.tokens))
-        raise NotJSONEncodableError(
-            f"{bad.message} at JSON Pointer {where!r}",
-            path=where,
-            hint=bad.hint,
-        ) from None
 
 
 # --------------------------------------------------------------------------- diff
 
 
-def _same_leaf(a: Any, b: Any) -> bool:
-    """Equal and of the same type; for floats also the same sign of zero."""
-    if type(a) is not type(b) or a != b:
-        return False
-    return type(a) is not float or a != 0.0 or math.copysign(1.0, a) == math.copysign(1.0, b)
-
-
 def diff(old: Any, new: Any) -> list[Op]:
     """Return the ops that turn ``old`` into ``new``: ``apply(old, diff(old, new)) == new``.
 
-    Values in the returned ops are objects of ``new`` (not copies); copy them before mutating
-    either. Every added or replaced value is validated with :func:`check_json`; the rest of
-    ``new`` is not looked at when it compares equal to ``old``.
+    Exact: every change of the JSON document is recorded, including the ones ``==`` hides
+    (``1`` to ``True`` or ``1.0``, ``0.0`` to ``-0.0``), at any depth. Key order is not part
+    of the document (see the module docstring). Values in the returned ops are objects of
+    ``new`` (not copies); copy them before mutating either. Every added or replaced value is
+    validated with :func:`check_json`; the rest of ``new`` is not looked at when it is exactly
+    equal to ``old``.
 
     Raises:
         NotJSONEncodableError: a changed part of ``new`` is not JSON; ``path`` points at it.
+        LimitExceededError: ``new`` (or ``old``) nests deeper than :data:`MAX_DEPTH`.
     """
     ops: list[Op] = []
-    _diff(old, new, "", ops)
+    try:
+        _diff(old, new, "", ops, MAX_DEPTH)
+    except (_TooDeep, RecursionError):
+        # Depth is counted in the walk; a RecursionError can still come from C-level ``==``
+        # on two values both nested beyond the limit, or from a caller that is itself deep.
+        for side, what in ((new, "new value"), (old, "old value")):
+            tokens = _deep_path(side, MAX_DEPTH)
+            if tokens is not None:
+                raise _limit_error(pointer(tokens), what) from None
+        raise
     return ops
 
 
@@ -217,25 +112,29 @@ def _replace(path: str, new: Any, ops: list[Op]) -> None:
     ops.append({"op": "replace", "path": path, "value": new})
 
 
-def _diff(old: Any, new: Any, path: str, ops: list[Op]) -> None:
+def _diff(old: Any, new: Any, path: str, ops: list[Op], room: int) -> None:
+    """Diff two values at ``path``; ``room`` counts their own level."""
     if old is new:
         return
     t = type(old)
     if t is not type(new):
         _replace(path, new, ops)
     elif t is dict:
-        if old == new:
+        if room <= 0:
+            raise _TooDeep
+        if old == new and _exact(old, new, room) != _DIFF:
             return
-        _diff_dict(old, new, path, ops)
+        _diff_dict(old, new, path, ops, room - 1)
     elif t is list:
-        if old == new:
-            return
-        _diff_list(old, new, path, ops)
+        if room <= 0:
+            raise _TooDeep
+        _diff_list(old, new, path, ops, room - 1)
     elif not _same_leaf(old, new):
         _replace(path, new, ops)
 
 
-def _diff_dict(old: dict[Any, Any], new: dict[Any, Any], path: str, ops: list[Op]) -> None:
+def _diff_dict(old: dict[Any, Any], new: dict[Any, Any], path: str, ops: list[Op],
+               room: int) -> None:
     for k, ov in old.items():
         if k in new:
             nv = new[k]
@@ -243,7 +142,7 @@ def _diff_dict(old: dict[Any, Any], new: dict[Any, Any], path: str, ops: list[Op
                 continue
             if type(k) is not str:
                 check_json(new, path)  # raises, naming this dict
-            _diff(ov, nv, path + "/" + escape(k), ops)
+            _diff(ov, nv, path + "/" + escape(k), ops, room)
         else:
             if type(k) is not str:
                 check_json(old, path)  # only a str key can be named in a remove op
@@ -257,32 +156,38 @@ def _diff_dict(old: dict[Any, Any], new: dict[Any, Any], path: str, ops: list[Op
             ops.append({"op": "add", "path": child, "value": nv})
 
 
-def _diff_list(old: list[Any], new: list[Any], path: str, ops: list[Op]) -> None:
+def _diff_list(old: list[Any], new: list[Any], path: str, ops: list[Op], room: int) -> None:
+    """Diff two lists; ``room`` counts each item's own level."""
     n_old = len(old)
     n_new = len(new)
-    # Fast path: the list only grew at its end (a conversation gaining messages).
-    if n_new > n_old and old == new[:n_old]:
+    # Fast path: unchanged, or grown at its end only (a conversation gaining messages).
+    if (n_new >= n_old and old == (new if n_new == n_old else new[:n_old])
+            and _run_exact(old, new, 0, n_old, 0, room) != _DIFF):
         _append(new, n_old, path, ops)
         return
     # A window that dropped its oldest items (and maybe grew at the end): remove at the front.
     for k in range(1, min(n_old - 1, _MAX_FRONT) + 1):
         keep = n_old - k
-        if keep <= n_new and _eq(old[k], new[0]) and old[k:] == new[:keep]:
+        if (keep <= n_new and _eq(old[k], new[0], room) and old[k:] == new[:keep]
+                and _run_exact(old, new, k, n_old, k, room) != _DIFF):
             for _ in range(k):
                 ops.append({"op": "remove", "path": f"{path}/0"})
             _append(new, keep, path, ops)
             return
     # Otherwise: skip the common prefix and suffix, compare the middles position by position.
-    p = 0
+    # Where a witness proves old's items number-free, == is exact on them: the common parts
+    # are found with C-level slice comparisons (an edit of one old message costs ~2 ==).
     lim = min(n_old, n_new)
-    while p < lim and _eq(old[p], new[p]):
+    pure = _witness_prefix(old, n_old)
+    p = _equal_prefix(old, new, min(pure, lim))
+    while p < lim and _eq(old[p], new[p], room):
         p += 1
-    q = 0
-    while q < lim - p and _eq(old[n_old - 1 - q], new[n_new - 1 - q]):
+    q = _equal_suffix(old, new, lim - p) if pure == n_old else 0
+    while q < lim - p and _eq(old[n_old - 1 - q], new[n_new - 1 - q], room):
         q += 1
     m_old, m_new = n_old - p - q, n_new - p - q
     for i in range(p, p + min(m_old, m_new)):
-        _diff(old[i], new[i], f"{path}/{i}", ops)
+        _diff(old[i], new[i], f"{path}/{i}", ops, room)
     if m_old > m_new:
         # Highest index first, so each remove leaves the remaining indices valid.
         for i in range(p + m_old - 1, p + m_new - 1, -1):
@@ -301,31 +206,34 @@ _MAX_FRONT = 16
 """How many dropped leading items :func:`diff` looks for (a sliding window of messages)."""
 
 
-def _eq(a: Any, b: Any) -> bool:
-    """Equal as JSON values: identical, or equal containers, or same-typed equal leaves."""
-    if a is b:
-        return True
-    ta = type(a)
-    if ta is not type(b):
-        return False
-    if ta is dict or ta is list:
-        return bool(a == b)
-    return _same_leaf(a, b)
+def _equal_prefix(old: list[Any], new: list[Any], n: int) -> int:
+    """The longest ``p <= n`` with ``old[:p] == new[:p]``, by halving (about ``n`` item
+    comparisons in all, at C speed)."""
+    if old[:n] == new[:n]:
+        return n
+    lo, hi = 0, n  # old[:lo] == new[:lo]; the first difference is before hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if old[lo:mid] == new[lo:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
-def copy_containers(value: Any) -> Any:
-    """Copy every dict and list of a JSON value, sharing the (immutable) leaves.
-
-    This is how op values enter a private shadow: no container is shared with the caller, who
-    may mutate it later, while strings stay the same objects, so the next :func:`diff` compares
-    them by identity instead of by content.
-    """
-    t = type(value)
-    if t is dict:
-        return {k: copy_containers(v) for k, v in value.items()}
-    if t is list:
-        return [copy_containers(v) for v in value]
-    return value
+def _equal_suffix(old: list[Any], new: list[Any], n: int) -> int:
+    """The longest ``q <= n`` with equal last ``q`` items (``==``), like :func:`_equal_prefix`."""
+    n_old, n_new = len(old), len(new)
+    if n == 0 or old[n_old - n:] == new[n_new - n:]:
+        return n
+    lo, hi = 0, n  # the last lo items are equal; a difference is among the last hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if old[n_old - mid:n_old - lo] == new[n_new - mid:n_new - lo]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def _append(new: list[Any], start: int, path: str, ops: list[Op]) -> None:
@@ -363,6 +271,8 @@ def _parse_op(op: Any, n: int) -> tuple[str, str, list[str], Any]:
         tokens = parse_pointer(path)
     except InvalidPatchError as e:
         raise InvalidPatchError(f"op {n}: {e.message}", path=path, hint=e.hint) from None
+    if len(tokens) > MAX_DEPTH:  # no document within the limit has such a path
+        raise _limit_error(path, f"op {n} ({name}) path")
     return name, path, tokens, op.get("value")
 
 
