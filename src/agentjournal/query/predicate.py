@@ -214,6 +214,58 @@ def _len(v: Any) -> Any:
     return len(v) if isinstance(v, (str, list, dict)) else MISSING
 
 
+def _or(a: Fn, b: Fn) -> Fn:
+    def f(s: Any) -> bool:
+        return _truthy(a(s)) or _truthy(b(s))
+    return f
+
+
+def _and(a: Fn, b: Fn) -> Fn:
+    def f(s: Any) -> bool:
+        return _truthy(a(s)) and _truthy(b(s))
+    return f
+
+
+def _not(a: Fn) -> Fn:
+    def f(s: Any) -> bool:
+        return not _truthy(a(s))
+    return f
+
+
+def _ne(a: Any, b: Any) -> bool:
+    return not _eq(a, b)
+
+
+def _matches(rx: re.Pattern[str]) -> Callable[[Any, Any], bool]:
+    def f(a: Any, _b: Any) -> bool:
+        return isinstance(a, str) and rx.search(a) is not None
+    return f
+
+
+def _at(path: list[str]) -> Fn:
+    def f(s: Any) -> Any:
+        return pointers.lookup(s, path)
+    return f
+
+
+def _const(value: Any) -> Fn:
+    def f(_s: Any) -> Any:
+        return value
+    return f
+
+
+def _exists(a: Fn) -> Fn:
+    def f(s: Any) -> bool:
+        return a(s) is not MISSING
+    return f
+
+
+def _call(fn: Fn, a: Fn) -> Fn:
+    def f(s: Any) -> Any:
+        return fn(a(s))
+    return f
+
+
 @dataclass(frozen=True)
 class _Node:
     fn: Fn
@@ -271,8 +323,7 @@ class _Parser:
             self.take()
             right = self.and_expr()
             left = node
-            node = _Node(lambda s, a=left.fn, b=right.fn: _truthy(a(s)) or _truthy(b(s)),
-                         "logic", op="or", left=left, right=right)
+            node = _Node(_or(left.fn, right.fn), "logic", op="or", left=left, right=right)
         return node
 
     def and_expr(self) -> _Node:
@@ -281,8 +332,7 @@ class _Parser:
             self.take()
             right = self.not_expr()
             left = node
-            node = _Node(lambda s, a=left.fn, b=right.fn: _truthy(a(s)) and _truthy(b(s)),
-                         "logic", op="and", left=left, right=right)
+            node = _Node(_and(left.fn, right.fn), "logic", op="and", left=left, right=right)
         return node
 
     def not_expr(self) -> _Node:
@@ -291,8 +341,7 @@ class _Parser:
             self._nest()
             inner = self.not_expr()
             self.depth -= 1
-            return _Node(lambda s, a=inner.fn: not _truthy(a(s)), "logic", op="not",
-                         left=inner)
+            return _Node(_not(inner.fn), "logic", op="not", left=inner)
         return self.comparison()
 
     def comparison(self) -> _Node:
@@ -310,12 +359,11 @@ class _Parser:
                 rx = re.compile(right.literal)
             except re.error as e:
                 raise _error(self.expr, op_tok.pos, f"bad regular expression ({e})") from None
-            test: Callable[[Any, Any], bool] = (
-                lambda a, _b, rx=rx: isinstance(a, str) and rx.search(a) is not None)
+            test: Callable[[Any, Any], bool] = _matches(rx)
         elif op == "==":
             test = _eq
         elif op == "!=":
-            test = lambda a, b: not _eq(a, b)  # noqa: E731
+            test = _ne
         elif op == "contains":
             test = _contains
         else:
@@ -332,13 +380,12 @@ class _Parser:
         t = self.take()
         if t.kind == "pointer":
             path = list(t.value)
-            return _Node(lambda s, p=path: pointers.lookup(s, p), "pointer",
-                         pointer=tuple(path))
+            return _Node(_at(path), "pointer", pointer=tuple(path))
         if t.kind in ("string", "number"):
-            return _Node(lambda s, v=t.value: v, "literal", literal=t.value)
+            return _Node(_const(t.value), "literal", literal=t.value)
         if t.kind == "word" and t.text in ("true", "false", "null"):
             value = {"true": True, "false": False, "null": None}[t.text]
-            return _Node(lambda s, v=value: v, "literal", literal=value)
+            return _Node(_const(value), "literal", literal=value)
         if t.kind == "word" and t.text in ("len", "exists", "type"):
             self.expect("(", f"after {t.text}")
             self._nest()
@@ -348,10 +395,8 @@ class _Parser:
             if t.text == "exists":
                 if arg.kind != "pointer":
                     raise _error(self.expr, t.pos, "exists() takes a path, e.g. exists(/a/b)")
-                return _Node(lambda s, a=arg.fn: a(s) is not MISSING, "call", op="exists",
-                             pointer=arg.pointer)
-            f = _len if t.text == "len" else _type
-            return _Node(lambda s, a=arg.fn, f=f: f(a(s)), "call", op=t.text,
+                return _Node(_exists(arg.fn), "call", op="exists", pointer=arg.pointer)
+            return _Node(_call(_len if t.text == "len" else _type, arg.fn), "call", op=t.text,
                          pointer=arg.pointer)
         if t.kind == "op" and t.text == "(":
             self._nest()

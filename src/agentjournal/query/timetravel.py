@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidTimeError, StepPrunedError, TimeNotFoundError
 from ..events import AnyRecord, Fork, Step
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["When", "first_seq_from", "format_local", "format_utc", "parse_time",
            "record_at_time", "state_at_time", "to_epoch"]
 
-When = Union[datetime, float, int, str]
+When = datetime | float | int | str
 """A point in time: an aware or naive (local) ``datetime``, Unix seconds, or ISO 8601 text."""
 
 _ISO = re.compile(
