@@ -69,9 +69,15 @@ def _first_step(journal: Journal) -> int | None:
 
 
 def _record_of(journal: Journal, step: int) -> tuple[int, float]:
+    """Seq and time of the last record of ``step`` that changed the state (else its last)."""
     seq = journal.seq_of_step(step)
-    rec = next(iter(journal.records(seq, seq)), None)
-    return seq, (rec.ts if rec is not None else 0.0)
+    found = None
+    for rec in journal.history(step, step):
+        if isinstance(rec, (Step, Fork)) or found is None:
+            found = rec
+    if found is None:  # the step's records were pruned; its snapshot holds the state
+        return seq, 0.0
+    return found.seq, found.ts
 
 
 def bisect(journal: Journal, expr: str | Predicate, *, monotone: bool | None = None,
@@ -149,6 +155,12 @@ def _linear(journal: Journal, pred: Predicate, lo: int, hi: int,
                             hit[0] if hit else None, hit[1] if hit else None,
                             hit[2] if hit else None, 1, evaluations, lo, hi)
 
+    if start > 1:
+        # A pruned history starts from a snapshot's state: it may already satisfy the predicate.
+        evaluations += 1
+        if pred(state):
+            seq, ts = _record_of(journal, lo)
+            return result((lo, seq, ts))
     for n, rec in enumerate(journal.records(start), 1):
         if progress is not None and n % 1024 == 0:
             progress(rec.seq, total)

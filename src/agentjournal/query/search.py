@@ -120,11 +120,22 @@ def _limited(matches: Iterator[Match], limit: int | None) -> Iterator[Match]:
             return
 
 
+def _touches(op: dict[str, Any], prefix: str, tokens: list[str]) -> bool:
+    path = str(op.get("path", ""))
+    rel = pointers.path_relation(path, prefix)
+    if rel != "parent" or "value" not in op:
+        return rel is not None
+    # An ancestor added or replaced: only if the new value reaches down to the prefix.
+    depth = len(pointers.parse(path))
+    return pointers.lookup(op["value"], tokens[depth:]) is not pointers.MISSING
+
+
 def touching(journal: Journal, prefix: str, *, start: int | None = None,
              end: int | None = None, since: timetravel.When | None = None,
              until: timetravel.When | None = None, limit: int | None = None,
              reverse: bool = False) -> Iterator[Match]:
-    """Records with an op at or under ``prefix``, or on an ancestor of it (which replaces it).
+    """Records with an op at or under ``prefix``, or on an ancestor of it: a removal, or an
+    add/replace whose new value holds the prefix.
 
     ``/conversation_history`` matches ``/conversation_history/-`` (appends) and
     ``/conversation_history/3/content``, not ``/conversation_historyX``; ``""`` matches every
@@ -133,14 +144,13 @@ def touching(journal: Journal, prefix: str, *, start: int | None = None,
     Raises:
         InvalidPointerError: ``prefix`` is not a JSON Pointer.
     """
-    pointers.parse(prefix, "path")
+    tokens = pointers.parse(prefix, "path")
     _check_range(start, end, limit)
 
     def gen() -> Iterator[Match]:
         for rec in records_in_range(journal, start=start, end=end, since=since, until=until,
                                     reverse=reverse):
-            hits = [op for op in _ops(rec)
-                    if pointers.path_relation(str(op.get("path", "")), prefix) is not None]
+            hits = [op for op in _ops(rec) if _touches(op, prefix, tokens)]
             if hits:
                 yield Match(rec.seq, rec.step, rec.ts, rec.kind, hits,
                             [str(op.get("path", "")) for op in hits], rec)
@@ -169,9 +179,10 @@ def _prefilter(pattern: str, regex: bool, ignore_case: bool) -> Callable[[AnyRec
     """A cheap test on a record's encoded ops that never rejects a record that matches.
 
     A plain pattern without characters JSON escapes appears verbatim in the encoding of any
-    string, key or number that contains it; anything else is checked value by value.
+    string, key or number that contains it (``/`` and ``~`` are excluded too: in an op's path
+    a key is pointer-escaped); anything else is checked value by value.
     """
-    if regex or ignore_case or not pattern or any(c in pattern for c in '"\\') or any(
+    if regex or ignore_case or not pattern or any(c in pattern for c in '"\\/~') or any(
             ord(c) < 0x20 for c in pattern):
         return lambda rec: True
     needle = pattern.encode()
@@ -227,6 +238,10 @@ def _grep_op(op: dict[str, Any], under: str | None, test: Callable[[str], bool]
                 return []
             path = under
     found: list[str] = []
+    if op.get("op") == "add" and path == str(op.get("path", "")) and "/" in path:
+        key = delta.unescape(path[path.rfind("/") + 1:])
+        if key != "-" and not key.isdigit() and test(key):
+            found.append(path)  # the key the op adds to an object
     _find(value, path, test, found)
     return list(dict.fromkeys(found))
 
@@ -235,8 +250,9 @@ def grep(journal: Journal, pattern: str, *, regex: bool = False, ignore_case: bo
          under: str | None = None, start: int | None = None, end: int | None = None,
          since: timetravel.When | None = None, until: timetravel.When | None = None,
          limit: int | None = None, reverse: bool = False) -> Iterator[Match]:
-    """Records whose op values hold ``pattern``: in a string, an object key, or the JSON text
-    of a number, boolean or null (``regex``: a Python regular expression, searched).
+    """Records whose op values hold ``pattern``: in a string, an object key (including the key
+    an ``add`` op creates), or the JSON text of a number, boolean or null (``regex``: a Python
+    regular expression, searched).
 
     ``under`` keeps only values at or under that path (including the part of an ancestor's
     value that lies there). Filters as :func:`touching`.
