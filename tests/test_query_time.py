@@ -92,3 +92,26 @@ def test_empty_pruned_and_keyed(tmp_path: Path) -> None:
     _journal(tmp_path / "k", 10, key=b"k")
     with Journal("t", tmp_path / "k", key=b"k", readonly=True) as j:
         assert j.state_at_time(time.time()) == (10, {"i": 10, "log": list(range(10))})
+
+
+def test_state_manager_queries(tmp_path: Path) -> None:
+    import asyncio
+
+    from agentjournal import AgentState, StateManager
+    from agentjournal.storage import FilesystemStorage
+
+    async def main() -> None:
+        async with StateManager(storage=FilesystemStorage(str(tmp_path))) as m:
+            state = AgentState(agent_id="m")
+            for step in range(1, 8):
+                state.step_number = step
+                state.budget_spent_usd = step * 2.0
+                await m.save_checkpoint(state)
+            r = await m.bisect("m", "/budget_spent_usd > 9")
+            assert r.step == 5
+            b = await m.blame("m", "/budget_spent_usd", all=True)
+            assert b.last.step == 7 and len(b.earlier) == 6
+            then = await m.state_at_time("m", time.time())
+            assert then.step_number == 7
+
+    asyncio.run(main())
