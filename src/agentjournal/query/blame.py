@@ -123,29 +123,35 @@ class _Pass:
         return best
 
 
-def _candidate(path: str, pointer: str) -> bool:
-    """Whether an op at ``path`` may write ``pointer`` (exact test: state_relation)."""
-    if pointers.path_relation(path, pointer) is not None:
+def _candidate(path: str, pointer: str, inside: str) -> bool:
+    """Whether an op at ``path`` may write ``pointer`` (``inside`` is ``pointer + "/"``); a
+    string test, the exact one is :func:`pointers.state_relation`."""
+    if path == pointer or path.startswith(inside):
         return True
-    parent = path[:path.rfind("/")] if "/" in path else None
-    # An insert/remove/append in a list that is an ancestor of the pointer may shift it.
-    return parent is not None and (pointer == parent or pointer.startswith(parent + "/"))
+    i = path.rfind("/")
+    if i < 0:
+        return True  # the root: it replaces everything
+    # The op's parent is the pointer or one of its ancestors: the op is on an ancestor, or
+    # an insert/remove/append in a list above the pointer that may shift it.
+    parent = path[:i]
+    return pointer == parent or pointer.startswith(parent + "/")
 
 
 def _replay(journal: Journal, first: int, last: int, p: list[str], pointer: str,
             every: bool) -> _Pass:
     out = _Pass()
+    inside = pointer + "/"
     state: Any = journal.state_at_seq(first - 1) if first > 1 else {}
     for rec in journal.records(first, last):
         if not isinstance(rec, (Step, Fork)):
             continue
         ops = rec.ops
-        if not any(_candidate(str(op.get("path", "")), pointer) for op in ops):
+        if not any(_candidate(str(op.get("path", "")), pointer, inside) for op in ops):
             state = delta.apply_in_place(state, delta.copy_containers(ops))
             continue
         for k, op in enumerate(ops):
             path = str(op.get("path", ""))
-            if _candidate(path, pointer):
+            if _candidate(path, pointer, inside):
                 _inspect(journal, rec, k, op, path, p, state, out, every)
             # One op at a time: the next op is judged against the state it applies to.
             state = delta.apply_in_place(state, delta.copy_containers([op]))

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["Match", "grep", "records_in_range", "touching"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Match:
     """One record found by :func:`touching` or :func:`grep`.
 
@@ -89,6 +89,9 @@ def records_in_range(journal: Journal, *, start: int | None = None, end: int | N
                 and (lo_t is None or rec.ts >= lo_t) and (hi_t is None or rec.ts <= hi_t))
 
     if not reverse:
+        if start is None and end is None and lo_t is None and hi_t is None:
+            yield from journal.records(segs[0])
+            return
         for rec in journal.records(_start_seq(journal, start, lo_t, segs)):
             if (end is not None and rec.step > end) or (hi_t is not None and rec.ts > hi_t):
                 return  # steps and times only grow along the journal
@@ -120,11 +123,16 @@ def _limited(matches: Iterator[Match], limit: int | None) -> Iterator[Match]:
             return
 
 
-def _touches(op: dict[str, Any], prefix: str, tokens: list[str]) -> bool:
-    path = str(op.get("path", ""))
-    rel = pointers.path_relation(path, prefix)
-    if rel != "parent" or "value" not in op:
-        return rel is not None
+def _touches(op: dict[str, Any], prefix: str, under: str, tokens: list[str]) -> bool:
+    path = op.get("path", "")
+    if not isinstance(path, str):
+        return False
+    if path == prefix or path.startswith(under):
+        return True  # the prefix itself or inside it: the common case, kept cheap
+    if not (prefix.startswith(path) and prefix[len(path)] == "/"):
+        return False
+    if "value" not in op:
+        return True  # an ancestor removed
     # An ancestor added or replaced: only if the new value reaches down to the prefix.
     depth = len(pointers.parse(path))
     return pointers.lookup(op["value"], tokens[depth:]) is not pointers.MISSING
@@ -145,12 +153,15 @@ def touching(journal: Journal, prefix: str, *, start: int | None = None,
         InvalidPointerError: ``prefix`` is not a JSON Pointer.
     """
     tokens = pointers.parse(prefix, "path")
+    under = prefix + "/"
     _check_range(start, end, limit)
 
     def gen() -> Iterator[Match]:
         for rec in records_in_range(journal, start=start, end=end, since=since, until=until,
                                     reverse=reverse):
-            hits = [op for op in _ops(rec) if _touches(op, prefix, tokens)]
+            if not isinstance(rec, (Step, Fork)):
+                continue
+            hits = [op for op in rec.ops if _touches(op, prefix, under, tokens)]
             if hits:
                 yield Match(rec.seq, rec.step, rec.ts, rec.kind, hits,
                             [str(op.get("path", "")) for op in hits], rec)
