@@ -169,7 +169,7 @@ def touching(journal: Journal, prefix: str, *, start: int | None = None,
     return _limited(gen(), limit)
 
 
-def _matcher(pattern: str, regex: bool, ignore_case: bool) -> Callable[[str], bool]:
+def _matcher(pattern: str, regex: bool, ignore_case: bool) -> Callable[[str], object]:
     if regex:
         try:
             rx = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
@@ -179,7 +179,7 @@ def _matcher(pattern: str, regex: bool, ignore_case: bool) -> Callable[[str], bo
                                          hint="it is a Python regular expression; drop "
                                               "--regex to search for the text as it is"
                                          ) from None
-        return lambda s: rx.search(s) is not None
+        return rx.search  # a match object is true, None false
     if ignore_case:
         folded = pattern.casefold()
         return lambda s: folded in s.casefold()
@@ -208,32 +208,42 @@ def _scalar_text(value: Any) -> str | None:
     return None
 
 
-def _find(value: Any, base: str, test: Callable[[str], bool], out: list[str]) -> None:
-    """Append to ``out`` the pointer of every string, key or scalar in ``value`` that matches."""
-    stack: list[tuple[Any, str]] = [(value, base)]
-    while stack:
-        v, at = stack.pop()
-        if isinstance(v, dict):
-            for k, child in reversed(list(v.items())):
-                here = at + "/" + delta.escape(k)
-                stack.append((child, here))
-                if test(k):
-                    stack.append((_KEY, here))
-        elif isinstance(v, list):
-            for i in range(len(v) - 1, -1, -1):
-                stack.append((v[i], f"{at}/{i}"))
-        elif v is _KEY:
+def _find(value: Any, at: str, test: Callable[[str], object], out: list[str]) -> None:
+    """Append to ``out`` the pointer of every string, key or scalar in ``value`` that matches.
+
+    Pointers are built only for containers and matches: most leaves are tested and left.
+    """
+    if isinstance(value, dict):
+        for k, child in value.items():
+            if test(k):
+                out.append(at + "/" + delta.escape(k))
+            if isinstance(child, str):
+                if test(child):
+                    out.append(at + "/" + delta.escape(k))
+            elif isinstance(child, (dict, list)):
+                _find(child, at + "/" + delta.escape(k), test, out)
+            else:
+                text = _scalar_text(child)
+                if text is not None and test(text):
+                    out.append(at + "/" + delta.escape(k))
+    elif isinstance(value, list):
+        for i, child in enumerate(value):
+            if isinstance(child, str):
+                if test(child):
+                    out.append(f"{at}/{i}")
+            elif isinstance(child, (dict, list)):
+                _find(child, f"{at}/{i}", test, out)
+            else:
+                text = _scalar_text(child)
+                if text is not None and test(text):
+                    out.append(f"{at}/{i}")
+    else:
+        text = _scalar_text(value)
+        if text is not None and test(text):
             out.append(at)
-        else:
-            text = _scalar_text(v)
-            if text is not None and test(text):
-                out.append(at)
 
 
-_KEY: Any = object()  # marks "this key matched" on _find's stack
-
-
-def _grep_op(op: dict[str, Any], under: str | None, test: Callable[[str], bool]
+def _grep_op(op: dict[str, Any], under: str | None, test: Callable[[str], object]
              ) -> list[str]:
     if "value" not in op:
         return []
