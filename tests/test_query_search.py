@@ -142,3 +142,22 @@ def test_pruned_history_searches_what_is_retained(tmp_path: Path) -> None:
         assert all(m.seq >= first for m in j.touching("/n", reverse=True))
         kinds = {r.kind for r in records_in_range(j)}
         assert "anchor" in kinds
+
+
+def test_grep_inside_ancestor_values_lists_and_scalars(tmp_path: Path) -> None:
+    with Journal("g", tmp_path, durability="none") as j:
+        j.append({"tools": {"a": {"x": "needle"}}, "n": 5, "l": [1, "two", [3.5, True]]})
+        j.append(ops=[{"op": "replace", "path": "/tools",
+                       "value": {"a": {"x": "needle 2"}, "b": {"x": "other"}}}])
+        j.append(ops=[{"op": "replace", "path": "/n", "value": 55}])
+        j.append(ops=[{"op": "remove", "path": "/tools/b"}])
+    with Journal("g", tmp_path, readonly=True) as j:
+        got = [(m.step, m.pointers) for m in grep(j, "needle", under="/tools/a")]
+        assert got == [(1, ["/tools/a/x"]), (2, ["/tools/a/x"])]
+        assert list(grep(j, "needle", under="/tools/c")) == []
+        assert [(m.step, m.pointers) for m in grep(j, "5")] == [(1, ["/n", "/l/2/0"]),
+                                                                 (3, ["/n"])]
+        assert [m.pointers for m in grep(j, "true")] == [["/l/2/1"]]
+        assert [m.pointers for m in grep(j, "two", under="/l")] == [["/l/1"]]
+        assert [m.step for m in touching(j, "/tools/b")] == [2, 4]
+        assert [m.step for m in touching(j, "/tools/b/x")] == [2, 4]

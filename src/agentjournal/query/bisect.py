@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import delta
-from ..errors import StepPrunedError
 from ..events import Fork, Step
 from .predicate import Predicate, compile_predicate
 
@@ -114,16 +113,8 @@ def _binary(journal: Journal, pred: Predicate, lo: int, hi: int) -> BisectResult
         return pred(journal.state_at(step))
 
     first = lo
-    try:
-        holds_lo = holds(lo)
-    except StepPrunedError:
-        # The first retained segment may open after the pruned records' last step; the
-        # oldest state still available is the one after its first step record.
-        lo += 1
-        first = lo
-        holds_lo = holds(lo)
     found: int | None
-    if holds_lo:
+    if holds(lo):
         found = lo
     elif lo == hi or not holds(hi):
         found = None
