@@ -12,7 +12,17 @@ import click
 from rich.text import Text
 
 from ..errors import InvalidTimeError
-from ..query import MISSING, Blame, Match, Write, bisect, blame, grep, parse_time
+from ..query import (
+    MISSING,
+    Blame,
+    Match,
+    Write,
+    bisect,
+    blame,
+    compile_predicate,
+    grep,
+    parse_time,
+)
 from . import schemas
 from ._app import (
     get_settings,
@@ -251,12 +261,14 @@ def bisect_cmd(agent: str, expr: str, monotone: bool | None, as_json: bool) -> N
     replays the history once, with a progress bar.
     """
     s = get_settings()
+    pred = compile_predicate(expr)  # a bad expression fails before the journal is opened
+    linear = not (pred.monotone_hint if monotone is None else monotone)
     with s.journal(agent) as j:
-        if monotone is False or monotone is None:
+        if linear:
             with s.progress("scanning", "records") as update:
-                r = bisect(j, expr, monotone=monotone, progress=update)
+                r = bisect(j, pred, monotone=False, progress=update)
         else:
-            r = bisect(j, expr, monotone=True)
+            r = bisect(j, pred, monotone=True)
     if as_json:
         doc: schemas.BisectOut = {
             "agent_id": agent, "where": expr, "found": r.found, "step": r.step, "seq": r.seq,
