@@ -244,3 +244,17 @@ def test_fork_of_a_deleted_parent_stops_at_the_fork(tmp_path: Path) -> None:
     with Journal("child", tmp_path, readonly=True) as j:
         b = j.blame("/v")
         assert (b.last.kind, b.last.relation, b.forks) == ("fork", "parent", [])
+
+
+def test_memory_backend_and_writable_journal() -> None:
+    from agentjournal import MemoryBackend
+
+    backend = MemoryBackend()
+    with Journal("m", backend=backend, snapshot_every=3) as j:
+        states = [{}] + _record(j, 40, seed=6)
+        _check_all(j, states)  # on the writer's own (writable) journal
+        j.fork(20, "mf").close()
+    with Journal("mf", backend=backend, readonly=True) as f:
+        b = f.blame("/count", all=True)
+        assert b.forks == ["m"] and all(w.agent_id == "m" for w in [b.last, *b.earlier])
+        assert b.last is not None and b.last.step == _oracle(states[:21], "/count")[-1]
