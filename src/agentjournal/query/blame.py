@@ -5,9 +5,11 @@ A write to P is an op that changes the value at P: an op on P itself, on an ance
 (which moves another element to P). Appends (``/list/-``) and shifts are resolved against the
 state, so the history is replayed — one segment at a time, newest first: the state at a
 segment's start is a snapshot load (segments begin after a snapshot), then the segment's
-records are applied at the cost of their changes. A path written recently is found in the last
-segments; once :data:`BACKWARD_SEGMENTS` segments found nothing, one forward pass replays the
-rest, so blaming an old path costs one scan of the history.
+records are applied at the cost of their changes. A segment none of whose ops can reach the
+pointer (a string test on the ops' paths) is skipped without rebuilding anything. A path written
+recently is found in the last segments; once :data:`BACKWARD_SEGMENTS` segments were replayed in
+vain, one forward pass replays the rest, so blaming an old path costs at most one scan of the
+history.
 
 Forks are followed: a value that came in with a journal's ``fork`` record is blamed in the
 parent journal at the fork's seq (opened read-only on the same backend, with the same key).
@@ -127,14 +129,28 @@ def _candidate(path: str, pointer: str, inside: str) -> bool:
     """Whether an op at ``path`` may write ``pointer`` (``inside`` is ``pointer + "/"``); a
     string test, the exact one is :func:`pointers.state_relation`."""
     if path == pointer or path.startswith(inside):
-        return True
+        return True  # the pointer itself, or inside it
     i = path.rfind("/")
     if i < 0:
         return True  # the root: it replaces everything
-    # The op's parent is the pointer or one of its ancestors: the op is on an ancestor, or
-    # an insert/remove/append in a list above the pointer that may shift it.
     parent = path[:i]
-    return pointer == parent or pointer.startswith(parent + "/")
+    if not (pointer == parent or pointer.startswith(parent + "/")):
+        return False
+    if pointer.startswith(path + "/"):
+        return True  # an ancestor of the pointer
+    # A sibling of an ancestor: it matters only as an insert/remove/append in a list, which
+    # may move another item to the pointer.
+    last = path[i + 1:]
+    return last == "-" or last.isdigit()
+
+
+def _touched(journal: Journal, first: int, last: int, pointer: str, inside: str) -> bool:
+    """Whether any op of records ``first..last`` may write ``pointer`` (no state needed)."""
+    for rec in journal.records(first, last):
+        if isinstance(rec, (Step, Fork)) and any(
+                _candidate(str(op.get("path", "")), pointer, inside) for op in rec.ops):
+            return True
+    return False
 
 
 def _replay(journal: Journal, first: int, last: int, p: list[str], pointer: str,
@@ -209,16 +225,25 @@ def _child_keys(value: Any) -> list[str]:
     return []
 
 
-def _passes(ranges: list[tuple[int, int]], every: bool) -> Iterator[tuple[int, int]]:
-    """Seq ranges to replay, newest first: single segments, then the rest in one pass."""
+def _passes(journal: Journal, ranges: list[tuple[int, int]], every: bool, pointer: str
+            ) -> Iterator[tuple[int, int]]:
+    """Seq ranges to replay, newest first: the newest segment (it gives the current value),
+    then each older segment with an op that may write the pointer (the others are skipped
+    without rebuilding a state), and after :data:`BACKWARD_SEGMENTS` of them the rest in one
+    forward pass."""
     if every:
         yield ranges[0][0], ranges[-1][1]
         return
-    back = ranges[-BACKWARD_SEGMENTS:]
-    yield from reversed(back)
-    rest = ranges[:-BACKWARD_SEGMENTS]
-    if rest:
-        yield rest[0][0], rest[-1][1]
+    yield ranges[-1]
+    inside = pointer + "/"
+    replayed = 1
+    for k in range(len(ranges) - 2, -1, -1):
+        if replayed >= BACKWARD_SEGMENTS:
+            yield ranges[0][0], ranges[k][1]
+            return
+        if _touched(journal, *ranges[k], pointer, inside):
+            replayed += 1
+            yield ranges[k]
 
 
 def blame(journal: Journal, pointer: str, *, all: bool = False, children: bool = True,
@@ -257,7 +282,7 @@ def _blame(journal: Journal, pointer: str, p: list[str], *, every: bool, childre
     settled: dict[str, Write] = {}
     pending: list[str] = []
     reached_start = False
-    for first, last in _passes(ranges, every):
+    for first, last in _passes(journal, ranges, every, pointer):
         res = _replay(journal, first, last, p, pointer, every)
         if keys is None:
             value = res.end_value
@@ -273,9 +298,10 @@ def _blame(journal: Journal, pointer: str, p: list[str], *, every: bool, childre
             else:
                 settled[key] = w
         pending = still
-        reached_start = first == ranges[0][0]
         if writes and not pending and not every:
             break
+    else:
+        reached_start = True  # every segment was replayed or had nothing for the pointer
     start = None
     if reached_start and ranges[0][0] > 1 and (every or not writes or pending):
         start = HistoryStart(journal.agent_id, ranges[0][0],
