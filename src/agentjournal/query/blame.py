@@ -7,8 +7,8 @@ state, so the history is replayed — one segment at a time, newest first: the s
 segment's start is a snapshot load (segments begin after a snapshot), then the segment's
 records are applied at the cost of their changes. A segment none of whose ops can reach the
 pointer (a string test on the ops' paths) is skipped without rebuilding anything. A path written
-recently is found in the last segments; once :data:`BACKWARD_SEGMENTS` segments were replayed in
-vain, one forward pass replays the rest, so blaming an old path costs at most one scan of the
+recently is found in the last segments; an old one costs one read of the older records (the
+string test) plus the replay of the segments that may hold a write, at most one replay of the
 history.
 
 Forks are followed: a value that came in with a journal's ``fork`` record is blamed in the
@@ -144,25 +144,58 @@ def _candidate(path: str, pointer: str, inside: str) -> bool:
     return last == "-" or last.isdigit()
 
 
-def _touched(journal: Journal, first: int, last: int, pointer: str, inside: str) -> bool:
-    """Whether any op of records ``first..last`` may write ``pointer`` (no state needed)."""
-    for rec in journal.records(first, last):
-        if isinstance(rec, (Step, Fork)) and any(
-                _candidate(str(op.get("path", "")), pointer, inside) for op in rec.ops):
+def _head(pointer: str) -> str:
+    """The pointer's first token with its slash (``/a`` of ``/a/b/c``; ``""`` for the root):
+    every op that may write the pointer starts with it, or is the root or a top-level index."""
+    i = pointer.find("/", 1)
+    return pointer if i < 0 else pointer[:i]
+
+
+def _may_write(rec: Any, pointer: str, inside: str, head: str) -> bool:
+    if not isinstance(rec, (Step, Fork)):
+        return False
+    for op in rec.ops:
+        path = op.get("path", "")
+        if not isinstance(path, str):
+            continue
+        # Cheap first: most ops are elsewhere in the state.
+        if (path.startswith(head) or path == "" or path[1:] == "-" or path[1:].isdigit()) and \
+                _candidate(path, pointer, inside):
             return True
     return False
+
+
+def _touched(journal: Journal, first: int, last: int, pointer: str, inside: str) -> bool:
+    """Whether any op of records ``first..last`` may write ``pointer`` (no state needed)."""
+    head = _head(pointer)
+    return any(_may_write(rec, pointer, inside, head) for rec in journal.records(first, last))
+
+
+def _touched_ranges(journal: Journal, ranges: list[tuple[int, int]], pointer: str,
+                    inside: str) -> list[int]:
+    """Indexes of the ``ranges`` holding an op that may write ``pointer``, in one read."""
+    hits: list[int] = []
+    k = 0
+    head = _head(pointer)
+    for rec in journal.records(ranges[0][0], ranges[-1][1]):
+        while rec.seq > ranges[k][1]:
+            k += 1
+        if (not hits or hits[-1] != k) and _may_write(rec, pointer, inside, head):
+            hits.append(k)
+    return hits
 
 
 def _replay(journal: Journal, first: int, last: int, p: list[str], pointer: str,
             every: bool) -> _Pass:
     out = _Pass()
     inside = pointer + "/"
+    head = _head(pointer)
     state: Any = journal.state_at_seq(first - 1) if first > 1 else {}
     for rec in journal.records(first, last):
         if not isinstance(rec, (Step, Fork)):
             continue
         ops = rec.ops
-        if not any(_candidate(str(op.get("path", "")), pointer, inside) for op in ops):
+        if not _may_write(rec, pointer, inside, head):
             state = delta.apply_in_place(state, delta.copy_containers(ops))
             continue
         for k, op in enumerate(ops):
@@ -227,23 +260,36 @@ def _child_keys(value: Any) -> list[str]:
 
 def _passes(journal: Journal, ranges: list[tuple[int, int]], every: bool, pointer: str
             ) -> Iterator[tuple[int, int]]:
-    """Seq ranges to replay, newest first: the newest segment (it gives the current value),
-    then each older segment with an op that may write the pointer (the others are skipped
-    without rebuilding a state), and after :data:`BACKWARD_SEGMENTS` of them the rest in one
-    forward pass."""
+    """Seq ranges to replay, newest first (the caller stops once it has its answer).
+
+    The newest segment always (it gives the current value); then each older segment with an
+    op that may write the pointer, checked one by one for the newest few; then one read of the
+    rest finds the segments that may hold a write (the others cannot: they are never replayed);
+    the newest :data:`BACKWARD_SEGMENTS` of those are replayed one by one, and the older ones in
+    one forward pass from the oldest of them.
+    """
     if every:
         yield ranges[0][0], ranges[-1][1]
         return
     yield ranges[-1]
     inside = pointer + "/"
     replayed = 1
-    for k in range(len(ranges) - 2, -1, -1):
-        if replayed >= BACKWARD_SEGMENTS:
-            yield ranges[0][0], ranges[k][1]
-            return
+    k = len(ranges) - 2
+    checked = 0
+    while k >= 0 and checked < BACKWARD_SEGMENTS and replayed < BACKWARD_SEGMENTS:
+        checked += 1
         if _touched(journal, *ranges[k], pointer, inside):
             replayed += 1
             yield ranges[k]
+        k -= 1
+    if k < 0:
+        return
+    hits = _touched_ranges(journal, ranges[:k + 1], pointer, inside)
+    while hits and replayed < BACKWARD_SEGMENTS:
+        replayed += 1
+        yield ranges[hits.pop()]
+    if hits:
+        yield ranges[hits[0]][0], ranges[hits[-1]][1]
 
 
 def blame(journal: Journal, pointer: str, *, all: bool = False, children: bool = True,
