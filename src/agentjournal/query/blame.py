@@ -219,13 +219,12 @@ def _inspect(journal: Journal, rec: Step | Fork, k: int, op: dict[str, Any], pat
     if relation == "child":
         value = op.get("value", MISSING)
     elif relation == "shift":
-        value = MISSING  # filled below from the element that moves in
-    else:
-        value = (pointers.lookup(op.get("value"), p[len(q):]) if name != "remove" else MISSING)
-    if relation == "shift":
+        # The item that moves to P: from the index before it (an insert) or after it (a removal).
         i = len(q) - 1
         moved = int(p[i]) + (-1 if name == "add" else 1)
         value = delta.copy_containers(pointers.lookup(state, [*p[:i], str(moved), *p[i + 1:]]))
+    else:
+        value = (pointers.lookup(op.get("value"), p[len(q):]) if name != "remove" else MISSING)
     w = Write(journal.agent_id, rec.seq, rec.step, rec.ts, rec.kind, k, name, path, relation,
               value, delta.copy_containers(previous))
     if every or not out.writes:
