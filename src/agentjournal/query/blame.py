@@ -21,14 +21,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import delta
 from ..errors import JournalNotFoundError, PathNotFoundError
 from ..events import Fork, Step
-from ..replay.journal import Journal
 from . import pointers
 from .pointers import MISSING, Relation
+
+if TYPE_CHECKING:
+    from ..replay.journal import Journal
 
 __all__ = ["BACKWARD_SEGMENTS", "Blame", "HistoryStart", "Write", "blame"]
 
@@ -369,8 +371,10 @@ def _follow_fork(journal: Journal, out: Blame, p: list[str], *, every: bool) -> 
     if not isinstance(rec, Fork):
         return out
     try:
-        parent = Journal(rec.parent, backend=journal.backend, key=journal.key, readonly=True,
-                          create=False)
+        # The journal's own class: this package needs no import of the replay layer, only
+        # the public methods of the journal it is given.
+        parent = type(journal)(rec.parent, backend=journal.backend, key=journal.key,
+                               readonly=True, create=False)
     except JournalNotFoundError:
         return out  # the parent is gone: the fork record is where the value came from
     with parent:
