@@ -14,7 +14,10 @@ __all__ = [
     "CorruptSnapshotError",
     "ImportRefusedError",
     "InvalidAgentIdError",
+    "InvalidExpressionError",
     "InvalidPatchError",
+    "InvalidPointerError",
+    "InvalidTimeError",
     "JournalClosedError",
     "JournalError",
     "JournalExistsError",
@@ -25,10 +28,12 @@ __all__ = [
     "LimitExceededError",
     "NotJSONEncodableError",
     "PathNotFoundError",
+    "QueryError",
     "RedactionError",
     "StepNotFoundError",
     "StepPrunedError",
     "TamperedError",
+    "TimeNotFoundError",
     "UnsafePathError",
     "UnsupportedOperationError",
 ]
@@ -176,3 +181,39 @@ class RedactionError(JournalError, RuntimeError):
 
 class UnsupportedOperationError(JournalError, NotImplementedError):
     """The storage in use cannot do this (e.g. time travel on a full-state seed backend)."""
+
+
+# --- history queries (agentjournal.query) ------------------------------------------------
+
+
+class QueryError(JournalError, ValueError):
+    """A history query that cannot be run as written (a usage error, not damage)."""
+
+
+class InvalidPointerError(QueryError):
+    """A JSON Pointer argument of a query that is not RFC 6901 syntax."""
+
+
+class InvalidExpressionError(QueryError):
+    """A ``bisect`` predicate that does not parse or cannot be evaluated.
+
+    Attributes:
+        expression: the expression as given.
+        position: 0-based character offset of the problem, when known.
+    """
+
+    def __init__(self, message: str, *, expression: str = "", position: int | None = None,
+                 **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.expression = expression
+        self.position = position
+
+
+class InvalidTimeError(QueryError):
+    """A timestamp that is not ISO 8601 (``2026-11-26T10:00Z``) or Unix seconds."""
+
+
+class TimeNotFoundError(StepNotFoundError):
+    """No step at or before the requested time (it is before the history starts)."""
+
+

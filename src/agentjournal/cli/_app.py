@@ -34,6 +34,7 @@ from ..errors import (
     JournalNotFoundError,
     LimitExceededError,
     PathNotFoundError,
+    QueryError,
     StepNotFoundError,
     UnsafePathError,
 )
@@ -245,7 +246,7 @@ def exit_code_for(e: BaseException) -> int:
         return EXIT_EXISTS
     if isinstance(e, (JournalNotFoundError, StepNotFoundError, PathNotFoundError)):
         return EXIT_NOT_FOUND
-    if isinstance(e, InvalidAgentIdError):
+    if isinstance(e, (InvalidAgentIdError, QueryError)):
         return EXIT_USAGE
     if isinstance(e, (CorruptRecordError, CorruptSnapshotError, LimitExceededError,
                       InvalidPatchError, UnsafePathError)):

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from .. import delta
+from .. import query as _query
 from .._ids import validate_agent_id
 from ..backends.base import AgentStore, Backend
 from ..backends.filesystem import DEFAULT_ROOT, FilesystemBackend
@@ -34,6 +35,7 @@ from ..errors import (
 from ..events import FORMAT_VERSION, AnyRecord
 from ..journal.reader import SegmentReader
 from ..journal.writer import Durability, JournalWriter
+from ..query import BisectResult, Blame, Match, When
 from ..retention import CompactReport, compact
 from ..snapshot.store import DEFAULT_MAX_SNAPSHOT_BYTES, SnapshotDoc, encode_snapshot
 from .core import Core, open_core, release_core
@@ -577,6 +579,47 @@ class Journal:
             segs = core.reader.segments(refresh=True)
             first = next(iter(core.reader.records(segs[0], segs[0])), None) if segs else None
             return 0, (first.ts if first is not None else time.time())
+
+    # --- history queries (agentjournal.query) ------------------------------------------------
+    # Thin wrappers over agentjournal.query (a layer below replay: it uses only the public
+    # methods of the journal it is handed).
+
+    def blame(self, pointer: str, *, all: bool = False, children: bool = True) -> Blame:
+        """Which step last wrote ``pointer`` (see :func:`agentjournal.query.blame`)."""
+
+        return _query.blame(self, pointer, all=all, children=children)
+
+    def touching(self, prefix: str, *, start: int | None = None, end: int | None = None,
+                 since: When | None = None, until: When | None = None,
+                 limit: int | None = None, reverse: bool = False) -> Iterator[Match]:
+        """Records with an op at, under or above ``prefix``
+        (see :func:`agentjournal.query.touching`)."""
+
+        return _query.touching(self, prefix, start=start, end=end, since=since, until=until,
+                        limit=limit, reverse=reverse)
+
+    def grep(self, pattern: str, *, regex: bool = False, ignore_case: bool = False,
+             under: str | None = None, start: int | None = None, end: int | None = None,
+             since: When | None = None, until: When | None = None, limit: int | None = None,
+             reverse: bool = False) -> Iterator[Match]:
+        """Records whose op values hold ``pattern`` (see :func:`agentjournal.query.grep`)."""
+
+        return _query.grep(self, pattern, regex=regex, ignore_case=ignore_case, under=under,
+                    start=start, end=end, since=since, until=until, limit=limit,
+                    reverse=reverse)
+
+    def state_at_time(self, when: When) -> tuple[int, Any]:
+        """``(step, state)`` as of a wall-clock time
+        (see :func:`agentjournal.query.state_at_time`)."""
+
+        return _query.state_at_time(self, when)
+
+    def bisect(self, expr: str, *, monotone: bool | None = None,
+               progress: Callable[[int, int], None] | None = None) -> BisectResult:
+        """The first step at which a predicate holds (see :func:`agentjournal.query.bisect`)."""
+
+        return _query.bisect(self, expr, monotone=monotone, progress=progress)
+
 
     def snapshot_due(self, step: int | None = None, now: float | None = None) -> bool:
         """Whether this journal's triggers (``snapshot_every``/``snapshot_seconds``) would
