@@ -58,14 +58,17 @@ def fork_journal(parent: Journal, at_step: int, new_agent_id: str,
                 raise JournalExistsError(f"agent {new_agent_id!r} already has a journal",
                                          hint="choose another id for the fork")
             core.ensure_shadow()
-            link = {"step": step, "parent": parent.agent_id, "parent_seq": seq,
-                    "parent_step": step, "parent_hash": parent_hash}
+            def fork_record(ops: list[dict[str, Any]], in_snapshot: bool) -> None:
+                w.append_fork(ops, step=step, parent=parent.agent_id, parent_seq=seq,
+                              parent_step=step, parent_hash=parent_hash,
+                              in_snapshot=in_snapshot)
+
             try:
-                w.append_fork([{"op": "replace", "path": "", "value": state}], **link)
+                fork_record([{"op": "replace", "path": "", "value": state}], False)
             except LimitExceededError:
                 # Too big for one record (nothing was written): the state goes into the
                 # snapshot written next, which becomes part of the history.
-                w.append_fork([], in_snapshot=True, **link)
+                fork_record([], True)
             wrote = True
             core.shadow, core.shadow_seq = state_copy(state), w.last_seq
             new.snapshot()
