@@ -38,6 +38,7 @@ from .errors import (
     CorruptSnapshotError,
     ImportRefusedError,
     JournalExistsError,
+    JournalLockedError,
     LimitExceededError,
     TamperedError,
 )
@@ -141,8 +142,8 @@ def _check_manifest(m: Manifest, where: str) -> None:
         if snap.seq <= prev or not max(1, m.first_seq - 1) <= snap.seq <= m.last_seq:
             raise bad(f"snapshot at seq {snap.seq} out of order or outside the history")
         prev = snap.seq
-    if first > 1 and not any(s.seq == first - 1 for s in m.snapshots):
-        raise bad(f"history starts at seq {first} without the snapshot at seq {first - 1}")
+    if first > 1 and not m.snapshots:
+        raise bad(f"history starts at seq {first} without a snapshot to rebuild it from")
 
 
 def verify_export(src: IO[bytes], *, key: bytes | str | None = None, where: str = "<export>",
@@ -199,15 +200,26 @@ def import_journal(src: IO[bytes], *, root: str | os.PathLike[str] = DEFAULT_ROO
     first = importer(0).run(None)
     if be.exists(first.agent_id):
         _refuse_existing(be, first.agent_id)
-    store = be.agent(first.agent_id, create=True)
-    mine = done = False
     try:
-        store.lock()
+        store = be.agent(first.agent_id, create=True)
+    except BaseException:
+        _discard(be, first.agent_id)  # directories made before the failure
+        raise
+    mine = done = False
+    theirs = True  # until the lock is ours and the store empty, nothing in it is ours
+    try:
+        try:
+            store.lock()
+        except JournalLockedError:
+            raise
+        except OSError:
+            theirs = False  # e.g. LOCK could not be created: the directories are ours
+            raise
         if store.list_segments() or store.list_snapshots():
             raise JournalExistsError(f"agent {first.agent_id!r} already has a journal under "
                                      f"{be.describe()}",
                                      hint="import into another --root, or remove that journal")
-        mine = True  # from here on, everything in the agent's store was written by us
+        mine, theirs = True, False  # from here on, everything in the store is ours
         src.seek(start)
         rep = importer(total // 2).run(store)
         if (rep.last_hash, rep.records) != (first.last_hash, first.records):
@@ -226,13 +238,18 @@ def import_journal(src: IO[bytes], *, root: str | os.PathLike[str] = DEFAULT_ROO
         if mine and not done:
             _rollback(store)
         store.close()
-        if mine and not done:
-            discard = getattr(be, "discard_empty", None)
-            if discard is not None:
-                with contextlib.suppress(OSError):
-                    discard(first.agent_id)
+        if not done and not theirs:
+            _discard(be, first.agent_id)
     rep.written = True
     return rep
+
+
+def _discard(be: Backend, agent_id: str) -> None:
+    """Remove the agent's (empty) directory, where the backend can (best effort)."""
+    discard = getattr(be, "discard_empty", None)
+    if discard is not None:
+        with contextlib.suppress(OSError):
+            discard(agent_id)
 
 
 def _shifted(progress: Progress | None, offset: int, total: int) -> Progress | None:
@@ -326,7 +343,8 @@ class _Importer:
         self.marks: dict[int, str] = {}
         self.vouched = False
         """An anchor record vouches for the records removed before the history."""
-        self.head: tuple[int, str | None] = (1, None)
+        self.seg_prev: dict[int, str] = {}
+        """The chain hash before each segment of the file (its header's ``prev``)."""
 
     def run(self, store: AgentStore | None) -> ImportReport:
         """Verify the whole file; write each verified part to ``store`` when given."""
@@ -343,7 +361,7 @@ class _Importer:
         self.chain_at = {}
         self.marks = {}
         self.vouched = False
-        self.head = (m.segments[0].first_seq, None) if m.segments else (1, None)
+        self.seg_prev = {}
         prev: str | None = None
         for i, info in enumerate(m.segments):
             walk = self._segment(m, info, prev, store,
@@ -440,14 +458,17 @@ class _Importer:
                                      hint=e.hint)
         if sc.partial or sc.header is None:
             raise _refuse("segment lines do not parse", self.where, offset=at)
-        if self.head[1] is None:
-            self.head = (self.head[0], sc.header.prev)  # the chain before the history
+        self.seg_prev.setdefault(walk.first_seq, sc.header.prev)
         for rec in sc.records:
             if rec.seq in self.want:
                 self.chain_at[rec.seq] = rec.h
             if isinstance(rec, SnapshotMark) and rec.at in self.want:
                 self.marks[rec.at] = rec.digest
-            elif isinstance(rec, Anchor) and (rec.first_seq, rec.first_prev) == self.head:
+            elif (isinstance(rec, Anchor)
+                  and self.seg_prev.get(rec.first_seq, "-") == rec.first_prev):
+                # Records before a segment start of this file were removed, and the chain
+                # to that start is the anchor's. (An export of a live journal may still
+                # hold segments that a pruning removed just after they were read.)
                 self.vouched = True
         if out is not None:
             out.write(piece)

@@ -227,11 +227,17 @@ def _plan(journal: Journal, with_snapshots: bool) -> _Plan:
             rep.skipped.append({"seq": seq, "reason": why})
             continue
         plan.snaps.append((SnapshotInfo(seq=seq, compressed=compressed), digest))
-    if needed is not None and not any(s.seq == needed for s, _ in plan.snaps):
+    if needed is not None and not plan.snaps:
+        # A pruned history needs a snapshot to start from. (Between retention's deletion of
+        # an old snapshot and its pruning of the segments before the new one, the oldest
+        # records have none, yet the journal is whole from the new snapshot on.)
+        if set(store.list_snapshots()) != snap_seqs or store.list_segments()[:1] != segs[:1]:
+            raise FileNotFoundError("retention ran while listing")  # list again
+        why = next((s["reason"] for s in rep.skipped if s["seq"] == needed), "missing")
         raise CorruptSnapshotError(
-            f"history starts at seq {rep.first_seq} and the snapshot it starts from "
-            f"(seq {needed}) is missing or unusable", seq=needed,
-            hint="run 'agentjournal verify'; the journal cannot be rebuilt without it")
+            f"history starts at seq {rep.first_seq} and no snapshot to rebuild it from can "
+            f"be used (seq {needed}: {why})", seq=needed,
+            hint="run 'agentjournal verify'; the journal cannot be rebuilt without one")
     return plan
 
 
