@@ -101,3 +101,13 @@ def test_a_state_over_the_record_limit_exports_imports_and_forks(
     with Journal("twin", root, readonly=True) as t, pytest.raises(
             CorruptSnapshotError, match="forked"), pytest.warns(SnapshotSkippedWarning):
         t.state_at(3)
+
+
+def test_a_fork_onto_an_existing_journal_leaves_it_alone(tmp_path: Path) -> None:
+    with Journal("a", tmp_path) as a, Journal("b", tmp_path) as b:
+        a.append({"x": 1})
+        b.append({"mine": True})
+        with pytest.raises(JournalError, match="already has a journal"):
+            a.fork(1, "b")
+    with Journal("b", tmp_path, readonly=True) as b:
+        assert b.resume().state == {"mine": True} and b.verify().ok
