@@ -18,10 +18,12 @@ import msgspec
 import pytest
 
 from agentjournal import FilesystemBackend, Journal, JournalChangedError, JournalError, _codec, _fs
-from agentjournal._exchange_base import Manifest, SegmentInfo, SnapshotInfo
 from agentjournal.events import FORMAT_VERSION, Header, Step
 from agentjournal.exchange import (
     ImportRefusedError,
+    Manifest,
+    SegmentInfo,
+    SnapshotInfo,
     export_journal,
     import_journal,
     verify_export,

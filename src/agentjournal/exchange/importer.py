@@ -15,8 +15,25 @@ from typing import IO
 import lz4.frame
 import msgspec
 
-from . import _codec
-from ._exchange_base import (
+from .. import _codec
+from .._ids import validate_agent_id
+from ..backends.base import AgentStore, Appender, Backend
+from ..backends.filesystem import DEFAULT_ROOT, FilesystemBackend
+from ..errors import (
+    CorruptRecordError,
+    CorruptSnapshotError,
+    ImportRefusedError,
+    JournalExistsError,
+    JournalLockedError,
+    LimitExceededError,
+    TamperedError,
+)
+from ..events import FORMAT_VERSION, Anchor, SnapshotMark
+from ..journal.reader import MAX_RECORD_BYTES
+from ..replay.journal import Journal
+from ..snapshot.check import snapshot_mismatch
+from ..snapshot.store import DEFAULT_MAX_SNAPSHOT_BYTES, decode_snapshot
+from .fileformat import (
     EXPORT_FORMAT,
     PIECE_BYTES,
     SNAPSHOT_LINE_OVERHEAD,
@@ -30,23 +47,6 @@ from ._exchange_base import (
     manifest_decoder,
     snapshot_line_decoder,
 )
-from ._ids import validate_agent_id
-from .backends.base import AgentStore, Appender, Backend
-from .backends.filesystem import DEFAULT_ROOT, FilesystemBackend
-from .errors import (
-    CorruptRecordError,
-    CorruptSnapshotError,
-    ImportRefusedError,
-    JournalExistsError,
-    JournalLockedError,
-    LimitExceededError,
-    TamperedError,
-)
-from .events import FORMAT_VERSION, Anchor, SnapshotMark
-from .journal.reader import MAX_RECORD_BYTES
-from .replay.journal import Journal
-from .snapshot.check import snapshot_mismatch
-from .snapshot.store import DEFAULT_MAX_SNAPSHOT_BYTES, decode_snapshot
 
 
 def _refuse(message: str, where: str, *, offset: int | None = None, seq: int | None = None,

@@ -12,9 +12,9 @@ from typing import Any
 
 import msgspec
 
-from .backends.base import AgentStore
-from .events import Header
-from .journal.reader import MAX_RECORD_BYTES, Scan, scan
+from ..backends.base import AgentStore
+from ..events import Header
+from ..journal.reader import MAX_RECORD_BYTES, Scan, scan
 
 EXPORT_FORMAT = 1
 """Version of the export file layout written by this code."""
