@@ -475,3 +475,18 @@ def test_keyed_pruned_journal_round_trips_and_a_planted_snapshot_is_left_out(
     assert import_journal(buf, root=tmp_path / "dst", key=key).written
     with Journal(AGENT, tmp_path / "dst", key=key, readonly=True) as j:
         assert j.resume().state == states[30] and j.verify().ok
+
+
+@pytest.mark.parametrize("kind", ["filesystem", "memory"])
+def test_discard_empty_removes_only_an_empty_agent(tmp_path: Path, kind: str) -> None:
+    """The optional backend capability a failed import or fork uses to leave nothing."""
+    from agentjournal import MemoryBackend
+
+    be: Any = FilesystemBackend(tmp_path) if kind == "filesystem" else MemoryBackend()
+    be.agent("empty", create=True).close()
+    assert be.exists("empty") and be.discard_empty("empty") and not be.exists("empty")
+    with Journal("kept", backend=be) as j:
+        j.append({"x": 1})
+    assert not be.discard_empty("kept")
+    with Journal("kept", backend=be, readonly=True) as j:
+        assert j.resume().state == {"x": 1}
