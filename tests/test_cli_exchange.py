@@ -189,3 +189,17 @@ def test_python_api_matches(src: Path, dst: Path, states: list[Any]) -> None:
     broken = io.BytesIO(buf.getvalue().replace(b"message 9", b"message X"))
     with pytest.raises(ImportRefusedError):
         import_journal(broken, root=dst / "other")
+
+
+def test_export_reports_the_snapshots_it_leaves_out(src: Path, dst: Path, states: list[Any],
+                                                    tmp_path: Path) -> None:
+    snap = sorted((src / "researcher" / "snapshots").iterdir())[0]
+    snap.write_bytes(snap.read_bytes()[:-7])  # a truncated lz4 frame
+    seq = int(snap.name.split(".")[0])
+    out = tmp_path / "skip.jsonl"
+    doc = run_json("export", "researcher", "-o", str(out), root=src)
+    assert [k["seq"] for k in doc["skipped"]] == [seq] and doc["skipped"][0]["reason"]
+    res = run("export", "researcher", "-o", str(out), "--force", root=src)
+    assert res.exit_code == 0 and f"snapshot {seq} left out" in res.stderr
+    assert run("import", str(out), root=dst).exit_code == 0
+    assert json.loads(run("show", "researcher", root=dst).stdout) == states[30]

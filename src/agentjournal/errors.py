@@ -19,6 +19,7 @@ __all__ = [
     "InvalidPointerError",
     "InvalidTimeError",
     "JournalClosedError",
+    "JournalChangedError",
     "JournalError",
     "JournalExistsError",
     "JournalForkedError",
@@ -126,6 +127,11 @@ class JournalPoisonedError(JournalError, OSError):
 
     Reopen the journal: recovery keeps every acknowledged record.
     """
+
+
+class JournalChangedError(JournalError, RuntimeError):
+    """A reader could not get a consistent view: a live writer kept removing or rewriting
+    the files it was reading (retention, pruning). Nothing is damaged; try again."""
 
 
 class CorruptRecordError(JournalError, ValueError):

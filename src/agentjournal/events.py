@@ -72,7 +72,9 @@ class SnapshotMark(Record, tag="snapshot", frozen=True):
 class Fork(Record, tag="fork", frozen=True):
     """First record of a journal forked from ``parent`` at ``parent_seq``.
 
-    ``ops`` sets the whole state (one ``replace`` of the root), so replay needs nothing else.
+    ``ops`` sets the whole state (one ``replace`` of the root), so replay needs nothing else;
+    or, for a state too big for one record, ``ops`` is empty and ``in_snapshot`` is true: the
+    state is the journal's snapshot at this record's seq (written right after it).
     """
 
     ops: list[dict[str, Any]]
@@ -80,6 +82,8 @@ class Fork(Record, tag="fork", frozen=True):
     parent_seq: int
     parent_step: int
     parent_hash: str
+    in_snapshot: bool = False
+    """The forked state is in the snapshot at this seq, not in ``ops`` (omitted when false)."""
     h: str = ""
 
 

@@ -10,6 +10,7 @@ Layout (see ``docs/format.md``)::
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -400,6 +401,30 @@ class FilesystemBackend:
     def exists(self, agent_id: str) -> bool:
         validate_agent_id(agent_id)
         return os.path.isdir(os.path.join(self.root, agent_id, "segments"))
+
+    # --- optional capability: remove what a failed import or fork created -------------------
+    def discard_empty(self, agent_id: str) -> bool:
+        """Remove the directory of ``agent_id`` if it holds no segment and no snapshot (what
+        a failed import or fork leaves); returns whether it is gone. Anything else in it
+        (a record, a quarantined tail) keeps it."""
+        validate_agent_id(agent_id)
+        path = os.path.join(self.root, agent_id)
+        if os.path.islink(path) or not os.path.isdir(path):
+            return not os.path.lexists(path)
+        try:
+            for sub in ("segments", "snapshots", "quarantine"):
+                p = os.path.join(path, sub)
+                if os.path.isdir(p) and not os.path.islink(p):
+                    os.rmdir(p)  # fails, and keeps the agent, unless it is empty
+            for name in os.listdir(path):
+                if name != "LOCK":
+                    return False
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(path, "LOCK"))
+            os.rmdir(path)
+        except OSError:
+            return False
+        return True
 
     def list_agents(self) -> list[str]:
         try:

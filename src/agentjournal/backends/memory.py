@@ -206,6 +206,18 @@ class MemoryBackend:
         validate_agent_id(agent_id)
         return agent_id in self._agents
 
+    # --- optional capability: remove what a failed import or fork created -------------------
+    def discard_empty(self, agent_id: str) -> bool:
+        """Forget ``agent_id`` if it holds no segment and no snapshot; whether it is gone."""
+        validate_agent_id(agent_id)
+        data = self._agents.get(agent_id)
+        if data is None:
+            return True
+        if data.segments or data.sealed or data.snapshots or data.quarantine or data.locked:
+            return False
+        del self._agents[agent_id]
+        return True
+
     def list_agents(self) -> list[str]:
         return sorted(self._agents)
 

@@ -277,10 +277,13 @@ def export_cmd(agent: str, output: str, no_snapshots: bool, force: bool, as_json
         "agent_id": rep.agent_id, "path": output, "records": rep.records,
         "segments": rep.segments, "snapshots": rep.snapshots, "bytes": rep.bytes,
         "first_seq": rep.first_seq, "last_seq": rep.last_seq, "last_step": rep.last_step,
-        "last_hash": rep.last_hash, "keyed": rep.keyed}
+        "last_hash": rep.last_hash, "keyed": rep.keyed,
+        "skipped": [{"seq": k["seq"], "reason": k["reason"]} for k in rep.skipped]}
     if as_json:
         s.emit_json(doc)
         return
+    for k in rep.skipped:
+        s.warn(f"snapshot {k['seq']} left out (the journal does not use it): {k['reason']}")
     msg = (f"exported {agent}: {plural(rep.records, 'record')} (steps up to {rep.last_step}), "
            f"{plural(rep.snapshots, 'snapshot')}, {human_bytes(rep.bytes)}")
     if to_stdout:

@@ -144,6 +144,13 @@ class CompactOut(TypedDict):
     errors: list[str]
 
 
+class SkippedSnapshot(TypedDict):
+    """A snapshot ``export`` left out because the journal would not use it."""
+
+    seq: int
+    reason: str
+
+
 class ExportOut(TypedDict):
     """``export --json``."""
 
@@ -158,6 +165,8 @@ class ExportOut(TypedDict):
     last_step: int
     last_hash: str
     keyed: bool
+    skipped: NotRequired[list[SkippedSnapshot]]
+    """Snapshots left out (damaged, or not matching the chain); absent on ``import``."""
 
 
 class ImportOut(ExportOut):

@@ -253,11 +253,12 @@ class JournalWriter:
             return self._write(rec)  # type: ignore[return-value]
 
     def append_fork(self, ops: list[dict[str, Any]], step: int, parent: str, parent_seq: int,
-                    parent_step: int, parent_hash: str) -> Fork:
+                    parent_step: int, parent_hash: str, in_snapshot: bool = False) -> Fork:
         with self._mutex:
             self._check_open()
             rec = Fork(ops=ops, parent=parent, parent_seq=parent_seq, parent_step=parent_step,
-                       parent_hash=parent_hash, **self._next_fields(step, None))
+                       parent_hash=parent_hash, in_snapshot=in_snapshot,
+                       **self._next_fields(step, None))
             return self._write(rec)  # type: ignore[return-value]
 
     def append_anchor(self, first_seq: int, first_prev: str, removed: list[str]) -> Anchor:

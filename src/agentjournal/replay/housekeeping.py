@@ -8,7 +8,7 @@ old segment, whatever the length of the history.
 from __future__ import annotations
 
 from ..errors import CorruptRecordError
-from ..events import SnapshotMark
+from ..events import Fork, SnapshotMark
 from ..retention import seal
 from .core import Core
 
@@ -21,6 +21,7 @@ class RetentionView:
         self.agent_id = core.agent_id
         self._segs: list[tuple[int, bool]] | None = None
         self._usable: set[int] = set()
+        self._fork_base: bool | None = None
         """Snapshots known to be usable (written by this process, or checked once)."""
         if core.writer is not None:
             core.writer.on_roll = self._rolled
@@ -38,7 +39,24 @@ class RetentionView:
         self._segs = None
 
     def snapshots(self) -> list[int]:
-        return self.core.store.list_snapshots()
+        snaps = self.core.store.list_snapshots()
+        if snaps and snaps[0] == 1 and self._state_only_in_snapshot_1():
+            return snaps[1:]  # replay of record 1 needs it: retention never sees it
+        return snaps
+
+    def _state_only_in_snapshot_1(self) -> bool:
+        """A fork whose state did not fit a record keeps it in snapshot 1 only; while
+        record 1 is in the journal, that snapshot is history, not a cache."""
+        segs = self.segments()
+        if not segs or segs[0][0] != 1:
+            return False
+        if self._fork_base is None:
+            try:
+                rec = next(iter(self.core.reader.records(1, 1)), None)
+            except (CorruptRecordError, FileNotFoundError):
+                return True  # unknown: keep it
+            self._fork_base = isinstance(rec, Fork) and rec.in_snapshot
+        return self._fork_base
 
     def snapshot_usable(self, seq: int) -> bool:
         if seq in self._usable:

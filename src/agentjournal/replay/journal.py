@@ -122,6 +122,9 @@ class Journal:
         if keep_snapshots is not None and keep_snapshots < 1:
             raise ValueError("keep_snapshots must be >= 1 or None (the newest is never deleted)")
         validate_agent_id(agent_id)  # before it names anything (a registry key, a path)
+        if key is not None and len(key) == 0:
+            raise ValueError("the key is empty: pass key=None for an unkeyed journal, or the "
+                             "journal's secret")
         self.backend: Backend = backend or FilesystemBackend(
             root, allow_insecure_root=allow_insecure_root)
         self.agent_id = agent_id

@@ -114,6 +114,13 @@ class Materializer:
                 elif rec.prev != chain_hash:
                     raise _ChainMismatch(f"its chain hash does not match record {seq}")
                 first = False
+            if isinstance(rec, Fork) and rec.in_snapshot:
+                # Only reached from genesis: the state this fork starts from is in its
+                # snapshot alone, and that snapshot was skipped (damaged or missing).
+                raise CorruptSnapshotError(
+                    f"the state forked from {rec.parent!r} is kept in snapshot {rec.seq}, "
+                    "which is missing or damaged", seq=rec.seq,
+                    hint="restore the snapshot file from a backup, or fork the parent again")
             if isinstance(rec, (Step, Fork)):
                 # apply_in_place inserts op values as they are: records of the writer's cached
                 # scan are replayed again by later calls, so they must never end up in (and be
