@@ -109,10 +109,14 @@ def test_ls_table_and_json(root: Path, states: list[Any]) -> None:
 
 
 def test_ls_empty_root(tmp_path: Path) -> None:
-    res = run("ls", root=tmp_path / "none")
+    (tmp_path / "empty").mkdir()
+    res = run("ls", root=tmp_path / "empty")
     assert res.exit_code == 0
     assert "no agents" in res.stderr
-    assert run_json("ls", root=tmp_path / "none")["agents"] == []
+    assert run_json("ls", root=tmp_path / "empty")["agents"] == []
+    res = run("ls", root=tmp_path / "none")  # a mistyped root is not an empty store
+    assert res.exit_code == 3
+    assert "does not exist" in res.stderr
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="needs /proc/locks")

@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("snapshot",),
     ("retention",),
     ("replay",),
-    ("query", "exchange", "summary"),
+    ("query", "exchange", "summary", "status"),
     ("state", "hooks", "storage", "manager", "agent", "migrate"),
     ("cli", "serve", "integrations", "demo", "testing", "__init__", "__main__"),
 ]

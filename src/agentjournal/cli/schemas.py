@@ -14,7 +14,8 @@ from typing_extensions import NotRequired, TypedDict
 SCHEMA_VERSION = 1
 """Bumped only for an incompatible change (never within a major version)."""
 
-Health = Literal["ok", "empty", "torn_tail", "corrupt", "unreadable"]
+Health = Literal["ok", "empty", "torn_tail", "key_needed", "wrong_key", "wrong_agent",
+                 "corrupt", "unreadable"]
 Kind = Literal["step", "snapshot", "fork", "anchor"]
 
 
