@@ -76,6 +76,8 @@ class Settings:
     key: str | None = field(default_factory=lambda: os.environ.get(ENV_KEY) or None)
     color: str = "auto"
     warned_key: bool = False
+    _backend: Backend | None = None
+    _backend_root: str | None = None
     _out: Console | None = None
     _err: Console | None = None
 
@@ -192,8 +194,10 @@ class Settings:
     def backend(self) -> Backend:
         """The store the commands work on (the one place that chooses it); the root must be
         an existing store (:meth:`check_root`)."""
-        self.check_root()
-        return FilesystemBackend(self.root)
+        if self._backend is None or self._backend_root != self.root:
+            self.check_root()
+            self._backend, self._backend_root = FilesystemBackend(self.root), self.root
+        return self._backend
 
     def journal(self, agent_id: str, *, readonly: bool = True, repair: bool = False) -> Journal:
         """Open an existing agent's journal (read-only unless asked: no lock is taken).
