@@ -168,6 +168,12 @@ def test_a_root_that_is_a_file_is_one_error_for_every_command(tmp_path: Path) ->
         assert f"store root {afile} is a file, not a directory" in res.stderr, args
         assert "Errno" not in res.stderr and "Traceback" not in res.stderr
     assert afile.read_text() == "not a store\n"
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "store")
+    for args in (["ls"], ["verify", "--all"], ["show", "researcher"], ["import", str(export)]):
+        res = run(*args, root=link)
+        assert res.exit_code == 5, (args, res.stderr)
+        assert "is a symlink" in res.stderr and f"--root {tmp_path / 'store'}" in res.stderr
 
 
 # --------------------------------------------------------------------------- keys

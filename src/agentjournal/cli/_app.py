@@ -169,11 +169,18 @@ class Settings:
 
         A root that is not a directory, or (``must_exist``) one that does not exist or that
         is one agent's directory rather than the store holding it, is
-        :class:`JournalNotFoundError` (exit 3) with what to do. Symlinks, permissions and
-        ownership are the backend's to check.
+        :class:`JournalNotFoundError` (exit 3) with what to do; a symlink is
+        :class:`UnsafePathError` (exit 5). Permissions and ownership are the backend's to
+        check.
         """
         root = os.path.abspath(self.root)
-        if os.path.lexists(root) and not os.path.islink(root) and not os.path.isdir(root):
+        if os.path.islink(root):
+            # The engine refuses it too, but only once a journal is opened: refuse it here so
+            # that ls and verify --all say so instead of listing every agent as unreadable.
+            raise UnsafePathError(
+                f"store root {root} is a symlink; agentjournal never follows links", path=root,
+                hint=f"point --root at the real directory: --root {os.path.realpath(root)}")
+        if os.path.lexists(root) and not os.path.isdir(root):
             raise JournalNotFoundError(
                 f"store root {root} is a file, not a directory", path=root,
                 hint=f"point --root (or {ENV_ROOT}) at the store's directory")
