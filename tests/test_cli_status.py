@@ -107,6 +107,7 @@ def test_show_of_an_unreadable_journal_fails_with_the_typed_error(root: Path,
     assert res.stdout == ""  # never "{}"
     assert {"no key": "its key is needed", "wrong key": "does not match",
             "copied": "header names agent 'original'"}[case] in res.stderr
+    assert ("'agentjournal fork'" if case == "copied" else "--key-file PATH") in res.stderr
     assert run("stats", *args, root=root).exit_code == 5
 
 

@@ -22,6 +22,7 @@ import msgspec
 from rich.console import Console
 from rich.text import Text
 
+from .. import status
 from ..backends.base import Backend
 from ..backends.filesystem import DEFAULT_ROOT, FilesystemBackend
 from ..errors import (
@@ -399,7 +400,7 @@ class Group(click.Group):
                 return super().invoke(ctx)
             except JournalError as e:
                 _show_warnings(settings, caught)
-                fail(settings, e)
+                fail(settings, _explain(settings, e))
             except BrokenPipeError:
                 # The reader went away (| head): stop quietly, as git log does.
                 with contextlib.suppress(OSError):
@@ -416,6 +417,23 @@ class Group(click.Group):
                 raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
             finally:
                 _show_warnings(settings, caught)
+
+
+_WHAT_TO_DO: dict[str, str] = {
+    "key_needed": f"give the key with {ENV_KEY} or --key-file PATH",
+    "wrong_key": f"check the key ({ENV_KEY} or --key-file PATH): it is not the one the journal "
+                 "was written with, or the journal is not keyed",
+    "wrong_agent": "an agent's directory copied under another id does not open: give a journal "
+                   "a new id with 'agentjournal fork' or 'export' and 'import'",
+}
+
+
+def _explain(settings: Settings, e: JournalError) -> JournalError:
+    """Add the command line's way out to an error whose class the status module knows."""
+    todo = _WHAT_TO_DO.get(status.classify(e, keyed=settings.key is not None))
+    if todo and todo not in (e.hint or ""):
+        e.hint = f"{e.hint}; {todo}" if e.hint else todo
+    return e
 
 
 def _show_warnings(settings: Settings, caught: list[warnings.WarningMessage]) -> None:
