@@ -291,7 +291,10 @@ def test_color_never_emits_no_escape_codes_in_a_terminal(busy_store: Path) -> No
                  ["diff", "researcher", "3", "5", "--color", "never"]):
         out = _in_terminal(*args, root=busy_store)
         assert "\x1b" not in out, (args, out[:300])
-    assert ANSI.search(_in_terminal("ls", "--color", "always", root=busy_store))
+    coloured = _in_terminal("ls", "--color", "always", root=busy_store)
+    assert ANSI.search(coloured)
+    # Only the word "warning:" is coloured, not the message after it.
+    assert re.search(r"\x1b\[[0-9;]*mwarning: \x1b\[0mresearcher: incomplete", coloured)
     assert ANSI.search(_in_terminal("ls", root=busy_store))  # auto, in a terminal
 
 

@@ -119,7 +119,7 @@ class Settings:
 
     def warn(self, message: str) -> None:
         """``warning: message`` on stderr."""
-        self.err.print(Text("warning: ", style="bold yellow") + Text(message))
+        self.err.print(Text.assemble(("warning: ", "bold yellow"), message))
 
     def table(self, columns: list[tuple[str, str]], rows: list[list[str | Text]], *,
               header: bool = True, wrap: tuple[int, ...] = ()) -> None:
@@ -366,7 +366,7 @@ def exit_code_for(e: BaseException) -> int:
 def fail(settings: Settings, e: JournalError | OSError) -> NoReturn:
     """Print ``e`` as an error with where and what to do, and exit with its code."""
     if isinstance(e, JournalError):
-        line = Text("error: ", style="bold red") + Text(e.message)
+        line = Text.assemble(("error: ", "bold red"), e.message)
         where = []
         if e.path is not None:
             where.append(str(e.path))
@@ -376,12 +376,12 @@ def fail(settings: Settings, e: JournalError | OSError) -> NoReturn:
             where.append(f"seq {e.seq}")
         settings.err.print(line)
         if where:
-            settings.err.print(Text("  at: ", style="dim") + Text(", ".join(where)))
+            settings.err.print(Text.assemble(("  at: ", "dim"), ", ".join(where)))
         if e.hint:
-            settings.err.print(Text("  hint: ", style="cyan") + Text(e.hint))
+            settings.err.print(Text.assemble(("  hint: ", "cyan"), e.hint))
         code = exit_code_for(e)
     else:
-        settings.err.print(Text("error: ", style="bold red") + Text(str(e)))
+        settings.err.print(Text.assemble(("error: ", "bold red"), str(e)))
         code = EXIT_PROBLEMS
     raise click.exceptions.Exit(code)
 
