@@ -24,8 +24,9 @@ bytes), one after another, so no system inherits another's heap or caches. Corre
 (untimed) for every resume/load against the canonical state.
 
 Usage:
-    python benchmarks/peers.py                    # full run, tables on stdout, charts to docs/img
-    python benchmarks/peers.py --quick            # CI smoke test: 30 steps, no charts
+    python benchmarks/peers.py                    # full run, tables on stdout (no charts)
+    python benchmarks/peers.py --charts docs/img  # ... and redraw the charts of the docs
+    python benchmarks/peers.py --quick            # CI smoke test: 30 steps
     python benchmarks/peers.py --large            # ... scale workload up to 1M steps
     python benchmarks/peers.py --json out.json --systems kaizen-fs,langgraph-sqlite
 
@@ -766,9 +767,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true",
                     help=f"smoke test: {QUICK_STEPS} steps, few repetitions, no charts")
     ap.add_argument("--json", type=Path, help="write every figure to this JSON file")
-    ap.add_argument("--charts", type=Path, default=None,
-                    help="directory for PNG charts (default docs/img; off with --quick)")
-    ap.add_argument("--no-charts", action="store_true")
+    ap.add_argument("--charts", type=Path, default=None, metavar="DIR",
+                    help="draw the PNG charts into DIR (e.g. docs/img, whose charts are tracked "
+                    "files: they are redrawn only when asked); default: no charts")
+    ap.add_argument("--no-charts", action="store_true", help="no charts (the default)")
     ap.add_argument("--systems", default=None, help="comma-separated subset (default: all)")
     ap.add_argument("--workloads", default="1,2,3",
                     help="comma-separated: 1 growing conversation, 2 scale (agentjournal alone),"
@@ -804,8 +806,9 @@ def main(argv: list[str] | None = None) -> int:
         if doc.get("scale", {}).get("sizes"):
             _scale_module().print_table(doc["scale"])
         print_targets(doc.get("targets", []))
-        made = charts(doc, args.charts or HERE.parent / "docs" / "img")
-        print("\ncharts: " + ", ".join(made))
+        if args.charts is not None and not args.no_charts:
+            made = charts(doc, args.charts)
+            print("\ncharts: " + ", ".join(made))
         return 0
 
     if args.list_systems:
@@ -906,8 +909,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nWorkload 2: scale, agentjournal alone ({doc['scale']['description']})")
         _scale_module().print_table(doc["scale"])
     print_targets(doc["targets"])
-    chart_dir = args.charts if args.charts is not None else (
-        None if args.quick else HERE.parent / "docs" / "img")
+    chart_dir = args.charts  # never docs/img unless asked: its charts are tracked files
     if chart_dir is not None and not args.no_charts and (
             ("1" in workloads and doc["systems"]) or doc.get("scale", {}).get("sizes")):
         try:

@@ -12,7 +12,13 @@ import pytest
 from agentjournal import Journal, delta
 from agentjournal.cli import cli
 from agentjournal.cli.schemas import SCHEMAS, validate
-from test_cli_support import make_agent, run, run_json, writer_in_another_process
+from test_cli_support import (
+    assert_clean_stderr,
+    make_agent,
+    run,
+    run_json,
+    writer_in_another_process,
+)
 
 
 @pytest.fixture()
@@ -90,6 +96,7 @@ def test_ls_table_and_json(root: Path, states: list[Any]) -> None:
     make_agent(root, "helper", 4, snapshot_every=None, finished=False)
     res = run("ls", root=root)
     assert res.exit_code == 0
+    assert_clean_stderr(res)
     lines = res.stdout.splitlines()
     assert lines[0].split()[:2] == ["AGENT", "STEPS"]
     assert lines[1].split()[0] == "helper" and lines[2].split()[0] == "researcher"
@@ -109,10 +116,14 @@ def test_ls_table_and_json(root: Path, states: list[Any]) -> None:
 
 
 def test_ls_empty_root(tmp_path: Path) -> None:
-    res = run("ls", root=tmp_path / "none")
+    (tmp_path / "empty").mkdir()
+    res = run("ls", root=tmp_path / "empty")
     assert res.exit_code == 0
     assert "no agents" in res.stderr
-    assert run_json("ls", root=tmp_path / "none")["agents"] == []
+    assert run_json("ls", root=tmp_path / "empty")["agents"] == []
+    res = run("ls", root=tmp_path / "none")  # a mistyped root is not an empty store
+    assert res.exit_code == 3
+    assert "does not exist" in res.stderr
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="needs /proc/locks")
@@ -131,6 +142,7 @@ def test_ls_shows_the_running_writer(root: Path, states: list[Any]) -> None:
 def _log_lines(*args: str, root: Path) -> list[str]:
     res = run("log", "researcher", *args, root=root)
     assert res.exit_code == 0, res.stderr
+    assert_clean_stderr(res, r"^no records in that range$")
     return res.stdout.splitlines()
 
 
@@ -155,6 +167,7 @@ def test_log_json_lines_validate_and_match_the_journal(root: Path, states: list[
     del states
     res = run("log", "researcher", "--json", root=root)
     assert res.exit_code == 0
+    assert_clean_stderr(res)
     entries = [json.loads(line) for line in res.stdout.splitlines()]
     for e in entries:
         validate("log", e)
@@ -226,6 +239,7 @@ def test_log_generic_summary_for_other_states(tmp_path: Path) -> None:
 def test_show_latest_step_seq_and_path(root: Path, states: list[Any]) -> None:
     res = run("show", "researcher", root=root)
     assert res.exit_code == 0
+    assert_clean_stderr(res)
     assert json.loads(res.stdout) == states[30]
     assert json.loads(run("show", "researcher", "--at", "12", root=root).stdout) == states[12]
     res = run("show", "researcher", "--at", "12", "--path", "/conversation_history/11/role",
@@ -267,6 +281,7 @@ def test_diff_readable_output(root: Path, states: list[Any]) -> None:
     del states
     res = run("diff", "researcher", "11", "12", root=root)
     assert res.exit_code == 0
+    assert_clean_stderr(res)
     lines = res.stdout.splitlines()
     assert lines[0].startswith("--- researcher step 11") and lines[1].startswith("+++")
     assert any(line.startswith("+ /conversation_history/-") for line in lines)
@@ -292,6 +307,7 @@ def test_stats(root: Path, states: list[Any]) -> None:
     assert doc["resume"]["replay_records"] == doc["records"] - snaps[-1]
     res = run("stats", "researcher", root=root)
     assert res.exit_code == 0 and "snapshot every  10.0 steps" in res.stdout
+    assert_clean_stderr(res)
 
 
 # --------------------------------------------------------------------------- fork
@@ -327,6 +343,7 @@ def test_compact_dry_run_then_real(root: Path, states: list[Any]) -> None:
         assert j.snapshot_seqs() == before and j.disk_usage() == usage
     res = run("compact", "researcher", "--keep", "1", "--compress-segments", root=root)
     assert res.exit_code == 0 and "saved" in res.stdout
+    assert_clean_stderr(res)
     with Journal("researcher", root, readonly=True) as j:
         assert j.snapshot_seqs() == before[-1:]
         assert j.disk_usage() < usage
@@ -364,6 +381,7 @@ def test_verify_ok_and_json(root: Path, states: list[Any]) -> None:
     make_agent(root, "helper", 3)
     res = run("verify", "researcher", root=root)
     assert res.exit_code == 0 and res.stdout.startswith("ok  researcher")
+    assert_clean_stderr(res)
     doc = run_json("verify", "--all", root=root)
     assert doc["ok"] and [a["agent_id"] for a in doc["agents"]] == ["helper", "researcher"]
     assert run("verify", root=root).exit_code == 2
@@ -383,6 +401,7 @@ def test_a_damaged_snapshot_is_a_warning_not_a_failure(root: Path,
     snap.write_bytes(bytes(data))
     res = run("show", "researcher", root=root)
     assert res.exit_code == 0
+    assert_clean_stderr(res, r"^warning: snapshot at seq \d+ not used: ")
     assert json.loads(res.stdout) == states[30]
     assert "warning:" in res.stderr and f"seq {newest}" in res.stderr
     bad = run("verify", "researcher", "--json", root=root)
@@ -397,6 +416,7 @@ def test_demo(tmp_path: Path) -> None:
     pytest.importorskip("agentjournal.demo", reason="the facade's demo is not in this tree yet")
     res = run("demo", root=tmp_path / "demo")
     assert res.exit_code == 0, res.stderr
+    assert_clean_stderr(res)
     assert res.stdout.strip()
     doc = run_json("ls", root=tmp_path / "demo")
     assert doc["agents"]

@@ -11,7 +11,7 @@ import pytest
 
 from agentjournal import Journal
 from agentjournal.exchange import ImportRefusedError, export_journal, import_journal
-from test_cli_support import make_agent, run, run_json
+from test_cli_support import assert_clean_stderr, make_agent, run, run_json
 
 
 @pytest.fixture()
@@ -76,8 +76,11 @@ def test_export_to_stdout_and_import_from_stdin(src: Path, dst: Path,
     del states
     res = run("export", "researcher", root=src)
     assert res.exit_code == 0 and "exported researcher" in res.stderr
+    assert_clean_stderr(res, r"^exported researcher")  # no warning about binary stdout
     data = res.stdout_bytes
-    assert run("import", "-", root=dst, input=data).exit_code == 0
+    res = run("import", "-", root=dst, input=data)
+    assert res.exit_code == 0
+    assert_clean_stderr(res, r"^imported researcher")
     _same_history(src, dst)
     assert run("export", "researcher", "--json", root=src).exit_code == 2
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -70,11 +71,31 @@ def run(*args: str, root: str | os.PathLike[str] | None = None, input: bytes | s
                          catch_exceptions=False)
 
 
+_NEVER_ON_STDERR = ("Traceback", "Warning:", "DeprecationWarning", "UserWarning",
+                    "ResourceWarning", "\x1b[")
+
+
+def assert_clean_stderr(res: Result, *allowed: str) -> None:
+    """stderr holds nothing but the lines matching one of the ``allowed`` regexes (searched),
+    and never a traceback, a Python warning or an escape code (tests are not terminals).
+
+    A library warning (a deprecation from click, say) printed on every run is a bug the user
+    sees; this catches it where the exit code and stdout look fine.
+    """
+    for bad in _NEVER_ON_STDERR:
+        assert bad not in res.stderr, (bad, res.stderr)
+    for line in res.stderr.splitlines():
+        if line.strip():
+            assert any(re.search(p, line) for p in allowed), (line, res.stderr)
+
+
 def run_json(command: str, *args: str, root: str | os.PathLike[str] | None = None,
-             code: int = 0) -> Any:
+             code: int = 0, env: dict[str, str | None] | None = None) -> Any:
     """Run ``command --json``, check its exit code and validate the output's schema."""
-    res = run(command, *args, "--json", root=root)
+    res = run(command, *args, "--json", root=root, env=env)
     assert res.exit_code == code, (res.stdout, res.stderr)
+    if code == 0:
+        assert_clean_stderr(res, r"^warning: ", r"^  ")
     doc = json.loads(res.stdout)
     validate(command, doc)
     return doc

@@ -14,7 +14,7 @@ import pytest
 
 from agentjournal.cli import _app, cli
 from agentjournal.cli.schemas import SCHEMAS, json_schema
-from test_cli_support import make_agent, run
+from test_cli_support import assert_clean_stderr, make_agent, run
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 HAVE_DEMO = importlib.util.find_spec("agentjournal.demo") is not None
@@ -51,6 +51,7 @@ def _run_example(line: str, expected: int) -> None:
     res = run(*argv)
     assert res.exit_code == expected, (line, res.stdout[-2000:], res.stderr[-2000:])
     assert "Traceback" not in res.stderr, line
+    assert_clean_stderr(res, r".")  # any message, but no Python warning or escape code
     if target is not None:
         Path(target).write_bytes(res.stdout_bytes)
 
@@ -110,6 +111,12 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("AGENTJOURNAL_KEY", raising=False)
     make_agent(tmp_path / ".agentjournal", "researcher", 30, snapshot_every=10,
                keep_states=False)
+    # The keyed examples: a store ./keyed with agent "vault", its key in ./vault.key (0600).
+    key = tmp_path / "vault.key"
+    key.write_text("correct horse battery staple\n")
+    key.chmod(0o600)
+    make_agent(tmp_path / "keyed", "vault", 3, snapshot_every=None, keep_states=False,
+               key=b"correct horse battery staple")
     return tmp_path
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import shlex
@@ -24,7 +25,7 @@ from .manager import StateManager
 from .state import AgentState
 from .storage import FilesystemStorage
 
-__all__ = ["demo_step", "run_demo"]
+__all__ = ["demo_plan", "demo_step", "run_demo"]
 
 _CRASH_MARK = "AGENTJOURNAL-DEMO-CRASH-POINT"
 _PLAN = ["read the brief", "list sources", "fetch source A", "fetch source B", "take notes",
@@ -32,15 +33,31 @@ _PLAN = ["read the brief", "list sources", "fetch source A", "fetch source B", "
          "check facts", "edit", "summarise"]
 
 
-def demo_step(state: AgentState, task: str) -> dict[str, Any] | None:
+def demo_plan(steps: int = len(_PLAN)) -> list[str]:
+    """The demo agent's plan for a task of ``steps`` steps, one action per step.
+
+    The twelve actions of the usual plan; a longer task writes more sections before editing
+    and summarising, a shorter one keeps the first actions and still ends by summarising.
+    """
+    if steps <= 1:
+        return _PLAN[-1:]
+    if steps <= len(_PLAN):
+        return _PLAN[:steps - 1] + _PLAN[-1:]
+    head, tail = _PLAN[:-3], _PLAN[-3:]  # ... write section 2 | check facts, edit, summarise
+    extra = [f"write section {n}" for n in range(3, steps - len(_PLAN) + 3)]
+    return head + extra + tail
+
+
+def demo_step(state: AgentState, task: str, steps: int = len(_PLAN)) -> dict[str, Any] | None:
     """One cycle of the fake research agent: deterministic, no model.
 
-    Takes the next item of the plan, "works" on it (adds a user and an assistant message and a
-    note), spends a little budget, and reports done when the plan is empty.
+    Takes the next item of the plan (:func:`demo_plan` of ``steps``), "works" on it (adds a
+    user and an assistant message and a note), spends a little budget, and reports done when
+    the plan is empty.
     """
     k = state.step_number
     if k == 1 and not state.pending_actions and not state.completed_actions:
-        state.pending_actions.extend({"action": a} for a in _PLAN)
+        state.pending_actions.extend({"action": a} for a in demo_plan(steps))
     action = state.pending_actions.pop(0) if state.pending_actions else {"action": "review"}
     state.conversation_history.append(
         {"role": "user", "content": f"step {k}: {action['action']}"})
@@ -72,10 +89,10 @@ def _run_child(root: str, agent_id: str, steps: int, crash_at: int) -> None:
 
     def step(state: AgentState, task: str) -> dict[str, Any] | None:
         if state.step_number == crash_at + 1:
-            demo_step(state, task)  # half-done work that will never be journaled
+            demo_step(state, task, steps)  # half-done work that will never be journaled
             print(_CRASH_MARK, flush=True)
             sys.stdin.readline()  # "waiting for the model" until the parent kills us
-        return demo_step(state, task)
+        return demo_step(state, task, steps)
 
     agent = BaseAutonomousAgent(_config(agent_id, steps, root), step=step)
     agent.run(_TASK)
@@ -107,7 +124,10 @@ def run_demo(root: str = ".agentjournal", *, echo: Callable[[str], None] = print
     if not (isinstance(steps, int) and 2 <= steps <= 10_000):
         raise ValueError("steps must be an int from 2 to 10000")
     if not (isinstance(crash_at, int) and 1 <= crash_at < steps):
-        raise ValueError(f"crash_at must be an int from 1 to {steps - 1}")
+        raise ValueError(
+            f"the crash point {crash_at!r} is past the end of the {steps}-step task: the crash "
+            f"must come before the last step (1 to {steps - 1}); give a smaller --crash-at or "
+            "a larger --steps")
     root = os.path.abspath(root)
     storage = FilesystemStorage(root)
     agent_id = _next_agent_id(storage)
@@ -136,7 +156,9 @@ def run_demo(root: str = ".agentjournal", *, echo: Callable[[str], None] = print
             proc.send_signal(signal.SIGKILL)
         _, err = proc.communicate(timeout=30)
     if not reached:
-        raise RuntimeError(f"the demo agent stopped before its crash point:\n{err.strip()}")
+        why = err.strip() or (f"it exited with status {proc.returncode} without an error "
+                              f"message, before step {crash_at + 1}")
+        raise RuntimeError(f"the demo agent stopped before its crash point: {why}")
     echo(f"   killed: {proc.returncode == -signal.SIGKILL and 'yes (SIGKILL)' or proc.returncode}")
     return asyncio.run(_after_crash(storage, agent_id, steps, crash_at, echo))
 
@@ -156,7 +178,8 @@ async def _after_crash(storage: FilesystemStorage, agent_id: str, steps: int, cr
         echo(f"   Step {crash_at + 1} was in progress and never acknowledged, so it is not there.")
 
         agent = BaseAutonomousAgent(_config(agent_id, steps, str(storage.base_dir)),
-                                    state_manager=sm, step=demo_step)
+                                    state_manager=sm,
+                                    step=functools.partial(demo_step, steps=steps))
         result = await agent.arun(_TASK)
         resumed_at = (result["resumed_from"] or 0) + 1
         echo("")

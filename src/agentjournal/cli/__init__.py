@@ -12,6 +12,8 @@ import click
 
 from .._version import __version__
 from ._app import (
+    COLOR_CHOICE,
+    COLOR_HELP,
     ENV_KEY,
     ENV_ROOT,
     EXIT_CORRUPT,
@@ -23,6 +25,8 @@ from ._app import (
     EXIT_USAGE,
     Group,
     Settings,
+    key_options,
+    set_color,
 )
 from .inspect import diff_cmd, ls_cmd, show_cmd, stats_cmd
 from .log import log_cmd
@@ -63,7 +67,8 @@ Examples:
 \b
 Environment:
   {ENV_ROOT}   the store root (default ./.agentjournal)
-  {ENV_KEY}    the key of keyed hash chains
+  {ENV_KEY}    the key of keyed hash chains (or --key-file PATH;
+                      --key on the command line is seen by other users)
 
 \b
 Exit status:
@@ -82,21 +87,15 @@ def _set_root(ctx: click.Context, _param: click.Parameter, value: str | None) ->
         ctx.ensure_object(Settings).root = value
 
 
-def _set_key(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    if value is not None:
-        ctx.ensure_object(Settings).key = value or None
-
-
 @click.group(cls=Group, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--root", metavar="DIR", envvar=ENV_ROOT, expose_value=False, callback=_set_root,
               help=f"Store root [env: {ENV_ROOT}; default: ./.agentjournal].")
-@click.option("--key", metavar="SECRET", envvar=ENV_KEY, expose_value=False, callback=_set_key,
-              help=f"Key of a keyed hash chain [env: {ENV_KEY}].")
-@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto",
-              show_default=True, help="Colour and tables: in a terminal (auto), always, never.")
+@key_options
+@click.option("--color", type=COLOR_CHOICE, default=None, expose_value=False,
+              callback=set_color, help=COLOR_HELP + "  [default: auto]")
 @click.version_option(__version__, "-V", "--version", prog_name="agentjournal")
 @click.pass_context
-def cli(ctx: click.Context, color: str) -> None:
+def cli(ctx: click.Context) -> None:
     """Audit, time-travel and maintain agentjournal journals.
 
     Every step of an agent is a record in its journal: list the agents, read their history
@@ -104,7 +103,7 @@ def cli(ctx: click.Context, color: str) -> None:
     verify, repair, compact, export and import. Read-only commands never lock a journal, so they
     work while the agent runs.
     """
-    ctx.ensure_object(Settings).color = color
+    ctx.ensure_object(Settings)
 
 
 for _cmd in (ls_cmd, log_cmd, show_cmd, diff_cmd, stats_cmd, verify_cmd, repair_cmd, fork_cmd,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ import msgspec
 from rich.console import Console
 from rich.text import Text
 
+from .. import status
 from ..backends.base import Backend
 from ..backends.filesystem import DEFAULT_ROOT, FilesystemBackend
 from ..errors import (
@@ -75,14 +77,20 @@ class Settings:
     root: str = field(default_factory=lambda: os.environ.get(ENV_ROOT) or DEFAULT_ROOT)
     key: str | None = field(default_factory=lambda: os.environ.get(ENV_KEY) or None)
     color: str = "auto"
+    warned_key: bool = False
+    _backend: Backend | None = None
+    _backend_root: str | None = None
     _out: Console | None = None
     _err: Console | None = None
 
     # --- output ------------------------------------------------------------------------
     def _console(self, stderr: bool) -> Console:
+        # "never" is plain text even in a terminal: no colour, no bold or dim, no progress
+        # bar (rich's no_color alone keeps bold and dim).
+        never = self.color == "never"
         c = _Console(stderr=stderr, highlight=False, soft_wrap=True,
-                    force_terminal=True if self.color == "always" else None,
-                    no_color=self.color == "never" or None)
+                    force_terminal=True if self.color == "always" else False if never else None,
+                    color_system=None if never else "auto", no_color=never or None)
         if not c.is_terminal:
             c.width = 1000  # piped: never wrap or cut a table row
         return c
@@ -112,23 +120,27 @@ class Settings:
 
     def warn(self, message: str) -> None:
         """``warning: message`` on stderr."""
-        self.err.print(Text("warning: ", style="bold yellow") + Text(message))
+        self.err.print(Text.assemble(("warning: ", "bold yellow"), message))
 
     def table(self, columns: list[tuple[str, str]], rows: list[list[str | Text]], *,
-              header: bool = True) -> None:
+              header: bool = True, wrap: tuple[int, ...] = ()) -> None:
         """A table: rich in a terminal; plain aligned columns (no trailing blanks) when piped.
 
-        ``columns`` are ``(title, justify)`` with justify ``left`` or ``right``.
+        ``columns`` are ``(title, justify)`` with justify ``left`` or ``right``. In a terminal
+        narrower than the table, the columns numbered in ``wrap`` fold onto more lines; the
+        others (numbers, times, health) are never cut.
         """
         if self.tty:
             from rich import box
             from rich.table import Table
 
             t = Table(box=box.SIMPLE_HEAD if header else None, show_header=header,
-                      header_style="bold", pad_edge=False)
-            for title, justify in columns:
+                      header_style="bold", pad_edge=False, collapse_padding=True)
+            for i, (title, justify) in enumerate(columns):
+                folds = i in wrap
                 t.add_column(title, justify="right" if justify == "right" else "left",
-                             no_wrap=True)
+                             no_wrap=not folds, overflow="fold" if folds else "ellipsis",
+                             min_width=None if folds else len(title))
             for row in rows:
                 t.add_row(*row)
             self.out.print(t)
@@ -154,9 +166,47 @@ class Settings:
         """The chain key as bytes (None: unkeyed)."""
         return self.key.encode() if self.key else None
 
+    def check_root(self, *, must_exist: bool = True) -> None:
+        """Refuse a root that cannot be a store, the same way for every command.
+
+        A root that is not a directory, or (``must_exist``) one that does not exist or that
+        is one agent's directory rather than the store holding it, is
+        :class:`JournalNotFoundError` (exit 3) with what to do; a symlink is
+        :class:`UnsafePathError` (exit 5). Permissions and ownership are the backend's to
+        check.
+        """
+        root = os.path.abspath(self.root)
+        if os.path.islink(root):
+            # The engine refuses it too, but only once a journal is opened: refuse it here so
+            # that ls and verify --all say so instead of listing every agent as unreadable.
+            raise UnsafePathError(
+                f"store root {root} is a symlink; agentjournal never follows links", path=root,
+                hint=f"point --root at the real directory: --root {os.path.realpath(root)}")
+        if os.path.lexists(root) and not os.path.isdir(root):
+            raise JournalNotFoundError(
+                f"store root {root} is a file, not a directory", path=root,
+                hint=f"point --root (or {ENV_ROOT}) at the store's directory")
+        if not must_exist:
+            return
+        if not os.path.lexists(root):
+            raise JournalNotFoundError(
+                f"no store at {root}: the directory does not exist", path=root,
+                hint=f"check --root (or {ENV_ROOT}); a store is created when an agent "
+                "records its first step, e.g. Journal('bot', root=...).append(state)")
+        if (os.path.isdir(os.path.join(root, "segments"))
+                and not os.path.isdir(os.path.join(root, "segments", "segments"))):
+            raise JournalNotFoundError(
+                f"{root} is the journal directory of agent {os.path.basename(root)!r}, not a "
+                "store root", path=root,
+                hint=f"use its parent as the root: --root {os.path.dirname(root)}")
+
     def backend(self) -> Backend:
-        """The store the commands work on (the one place that chooses it)."""
-        return FilesystemBackend(self.root)
+        """The store the commands work on (the one place that chooses it); the root must be
+        an existing store (:meth:`check_root`)."""
+        if self._backend is None or self._backend_root != self.root:
+            self.check_root()
+            self._backend, self._backend_root = FilesystemBackend(self.root), self.root
+        return self._backend
 
     def journal(self, agent_id: str, *, readonly: bool = True, repair: bool = False) -> Journal:
         """Open an existing agent's journal (read-only unless asked: no lock is taken).
@@ -211,24 +261,84 @@ def _set_root(ctx: click.Context, _param: click.Parameter, value: str | None) ->
         ctx.ensure_object(Settings).root = value
 
 
-def _set_key(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+KEY_WARNING = (f"a key given with --key is visible to other local users (ps, /proc) and kept "
+               f"in shell history; use {ENV_KEY} or --key-file PATH instead")
+
+
+def set_key(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """``--key SECRET``: works, with a warning that steers to the safer ways."""
+    if value is None:
+        return
+    settings = ctx.ensure_object(Settings)
+    settings.key = value or None
+    if not settings.warned_key:
+        settings.warned_key = True
+        settings.warn(KEY_WARNING)
+
+
+def read_key_file(path: str, settings: Settings) -> str:
+    """The key in ``path``: read once, one trailing newline stripped; a file that group or
+    others can read is used with a warning."""
+    try:
+        with open(path, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            data = f.read(1 << 16)
+    except OSError as e:
+        raise click.BadParameter(f"cannot read {path}: {e.strerror}",
+                                 param_hint="'--key-file'") from None
+    if mode & 0o077:
+        settings.warn(f"key file {path} can be read by other users (mode "
+                      f"{stat.S_IMODE(mode):04o}); restrict it: chmod 600 {path}")
+    text = data.decode("utf-8", errors="surrogateescape")
+    if text.endswith("\r\n"):
+        text = text[:-2]
+    elif text.endswith("\n"):
+        text = text[:-1]
+    if not text:
+        raise click.BadParameter(f"{path} holds no key", param_hint="'--key-file'")
+    return text
+
+
+def set_key_file(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """``--key-file PATH``: the key from a file, kept off the command line."""
     if value is not None:
-        ctx.ensure_object(Settings).key = value or None
+        settings = ctx.ensure_object(Settings)
+        settings.key = read_key_file(value, settings)
+
+
+def set_color(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """``--color`` before or after the command."""
+    if value is not None:
+        ctx.ensure_object(Settings).color = value
+
+
+COLOR_CHOICE = click.Choice(["auto", "always", "never"])
+COLOR_HELP = "Colour and tables: in a terminal (auto), always, never."
+KEY_HELP = f"Key of a keyed hash chain (prefer {ENV_KEY} or --key-file: see docs/cli.md)."
+KEY_FILE_HELP = "Read the key from this file (one trailing newline is ignored; chmod 600)."
 
 
 def root_option(f: F) -> F:
-    """``--root`` on a command (it may also be given before the command)."""
+    """``--root`` and ``--color`` on a command (they may also be given before it)."""
+    f = click.option("--color", type=COLOR_CHOICE, default=None, expose_value=False,
+                     callback=set_color, help=COLOR_HELP + " [default: auto]")(f)
     return click.option("--root", metavar="DIR", default=None, expose_value=False,
                         callback=_set_root,
                         help=f"Store root [env: {ENV_ROOT}; default: {DEFAULT_ROOT}].")(f)
 
 
+def key_options(f: F) -> F:
+    """``--key`` and ``--key-file``."""
+    f = click.option("--key-file", metavar="PATH", default=None, expose_value=False,
+                     callback=set_key_file, help=KEY_FILE_HELP)(f)
+    return click.option("--key", metavar="SECRET", default=None, expose_value=False,
+                        callback=set_key, help=KEY_HELP + f" [env: {ENV_KEY}]")(f)
+
+
 def store_options(f: F) -> F:
-    """``--root`` and ``--key`` on a command (they may also be given before it)."""
-    f = click.option("--key", metavar="SECRET", default=None, expose_value=False,
-                     callback=_set_key,
-                     help=f"Key of a keyed hash chain [env: {ENV_KEY}].")(f)
-    return root_option(f)
+    """``--root``, ``--key``, ``--key-file`` and ``--color`` on a command (they may also be
+    given before it)."""
+    return root_option(key_options(f))
 
 
 json_option = click.option("--json", "as_json", is_flag=True,
@@ -257,7 +367,7 @@ def exit_code_for(e: BaseException) -> int:
 def fail(settings: Settings, e: JournalError | OSError) -> NoReturn:
     """Print ``e`` as an error with where and what to do, and exit with its code."""
     if isinstance(e, JournalError):
-        line = Text("error: ", style="bold red") + Text(e.message)
+        line = Text.assemble(("error: ", "bold red"), e.message)
         where = []
         if e.path is not None:
             where.append(str(e.path))
@@ -267,12 +377,12 @@ def fail(settings: Settings, e: JournalError | OSError) -> NoReturn:
             where.append(f"seq {e.seq}")
         settings.err.print(line)
         if where:
-            settings.err.print(Text("  at: ", style="dim") + Text(", ".join(where)))
+            settings.err.print(Text.assemble(("  at: ", "dim"), ", ".join(where)))
         if e.hint:
-            settings.err.print(Text("  hint: ", style="cyan") + Text(e.hint))
+            settings.err.print(Text.assemble(("  hint: ", "cyan"), e.hint))
         code = exit_code_for(e)
     else:
-        settings.err.print(Text("error: ", style="bold red") + Text(str(e)))
+        settings.err.print(Text.assemble(("error: ", "bold red"), str(e)))
         code = EXIT_PROBLEMS
     raise click.exceptions.Exit(code)
 
@@ -291,7 +401,7 @@ class Group(click.Group):
                 return super().invoke(ctx)
             except JournalError as e:
                 _show_warnings(settings, caught)
-                fail(settings, e)
+                fail(settings, _explain(settings, e))
             except BrokenPipeError:
                 # The reader went away (| head): stop quietly, as git log does.
                 with contextlib.suppress(OSError):
@@ -308,6 +418,23 @@ class Group(click.Group):
                 raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
             finally:
                 _show_warnings(settings, caught)
+
+
+_WHAT_TO_DO: dict[str, str] = {
+    "key_needed": f"give the key with {ENV_KEY} or --key-file PATH",
+    "wrong_key": f"check the key ({ENV_KEY} or --key-file PATH): it is not the one the journal "
+                 "was written with, or the journal is not keyed",
+    "wrong_agent": "an agent's directory copied under another id does not open: give a journal "
+                   "a new id with 'agentjournal fork' or 'export' and 'import'",
+}
+
+
+def _explain(settings: Settings, e: JournalError) -> JournalError:
+    """Add the command line's way out to an error whose class the status module knows."""
+    todo = _WHAT_TO_DO.get(status.classify(e, keyed=settings.key is not None))
+    if todo and todo not in (e.hint or ""):
+        e.hint = f"{e.hint}; {todo}" if e.hint else todo
+    return e
 
 
 def _show_warnings(settings: Settings, caught: list[warnings.WarningMessage]) -> None:
@@ -328,9 +455,9 @@ def iso_utc(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
-def local_time(ts: float) -> str:
+def local_time(ts: float, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
     """``2026-11-26 16:52:07`` in the local time zone."""
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(ts).strftime(fmt)
 
 
 def human_bytes(n: int | float) -> str:

@@ -6,20 +6,16 @@ agent is writing, and they never repair anything.
 
 from __future__ import annotations
 
-import collections
-import itertools
-import os
-import time
-from typing import Any
+import dataclasses
+from typing import Any, cast
 
 import click
 import msgspec
 from rich.json import JSON
 from rich.text import Text
 
-from .. import delta
+from .. import delta, status
 from ..errors import JournalError, PathNotFoundError, StepNotFoundError
-from ..events import SnapshotMark
 from ..query import record_at_time
 from ..replay.journal import Journal
 from . import schemas
@@ -34,61 +30,42 @@ from ._app import (
     short_json,
     store_options,
 )
-from .log import OP_STYLE, kind_of
+from .log import OP_STYLE
 from .query import TIME
 
 # --------------------------------------------------------------------------------- ls
 
 
-def agent_summary(s: Settings, agent_id: str, *, full: bool = False,
-                  writer: int | None = None) -> schemas.LsAgent:
-    """The ``ls`` row of one agent (``full``: run the complete verification for health;
-    ``writer``: the pid holding its writer lock, looked up once for the whole listing)."""
-    row: schemas.LsAgent = {
-        "agent_id": agent_id, "steps": 0, "records": 0, "last_ts": None, "last_time": None,
-        "status": None, "writer_pid": writer, "snapshots": 0,
-        "segments": 0, "bytes": 0, "health": "empty", "problem": None}
+def ls_row(summary: status.AgentSummary) -> schemas.LsAgent:
+    """The ``ls --json`` object of one agent's summary."""
+    return {
+        "agent_id": summary.agent_id, "steps": summary.steps, "records": summary.records,
+        "last_ts": summary.last_ts,
+        "last_time": iso_utc(summary.last_ts) if summary.last_ts is not None else None,
+        "status": summary.status, "writer_pid": summary.writer_pid,
+        "snapshots": summary.snapshots, "segments": summary.segments,
+        "bytes": summary.bytes, "health": summary.health, "problem": summary.problem}
+
+
+def summarize_agent(s: Settings, agent_id: str, *, full: bool = False,
+                    writer: int | None = None) -> status.AgentSummary:
+    """Open ``agent_id`` read-only and summarize it (an agent that cannot be opened is a
+    row with its health, not an error)."""
     try:
         j = s.journal(agent_id)
     except (JournalError, OSError) as e:
-        row["health"], row["problem"] = "unreadable", str(e)
-        return row
+        return status.failed_summary(agent_id, e, keyed=s.key is not None, writer_pid=writer)
     with j:
-        try:
-            segs = j.segment_seqs()
-            row["segments"], row["snapshots"] = len(segs), len(j.snapshot_seqs())
-            row["bytes"] = j.disk_usage()
-            for k, first in enumerate(reversed(segs)):
-                sc = j.reader.read(first)
-                if k == 0 and sc.error is not None:
-                    row["health"] = "torn_tail" if sc.tail else "corrupt"
-                    row["problem"] = str(sc.error)
-                if sc.records:
-                    last = sc.records[-1]
-                    row["steps"], row["records"] = last.step, last.seq
-                    row["last_ts"], row["last_time"] = last.ts, iso_utc(last.ts)
-                    break
-            if full:
-                rep = j.verify()
-                if rep.problems:
-                    p = rep.problems[0]
-                    row["health"] = "torn_tail" if p.kind == "torn_tail" else "corrupt"
-                    row["problem"] = f"{p.message} ({p.path}" + (
-                        f", byte {p.offset})" if p.offset is not None else ")")
-            if row["records"]:
-                state = j.resume().state
-                status = state.get("status") if isinstance(state, dict) else None
-                row["status"] = status if isinstance(status, str) else None
-                if row["health"] == "empty":
-                    row["health"] = "ok"
-        except (JournalError, OSError) as e:
-            row["health"] = "corrupt" if isinstance(e, JournalError) else "unreadable"
-            row["problem"] = str(e)
-    return row
+        return status.agent_summary(j, full=full, writer_pid=writer)
 
 
-HEALTH_STYLE = {"ok": "green", "empty": "dim", "torn_tail": "yellow", "corrupt": "bold red",
-                "unreadable": "bold red"}
+HEALTH_STYLE: dict[status.Health, str] = {
+    "ok": "green", "empty": "dim", "torn_tail": "yellow", "key_needed": "bold yellow",
+    "wrong_key": "bold red", "wrong_agent": "bold red", "corrupt": "bold red",
+    "unreadable": "bold red"}
+
+NARROW = 100
+"""Terminals narrower than this get the short time format in ``ls``."""
 
 
 @click.command("ls", epilog="""
@@ -105,37 +82,38 @@ def ls_cmd(full: bool, as_json: bool) -> None:
     """The agents under the store root: steps, last step time, status, snapshots, size and
     health.
 
-    Health is a quick check of the newest segment (ok, empty, torn_tail, corrupt,
-    unreadable); --verify checks every record and snapshot. STATUS is the state's own
-    "status" field; "writing" means a process holds the agent's writer lock now.
+    Health is a quick check of the newest segment (ok, empty, torn tail, key needed, wrong
+    key, wrong agent, corrupt, unreadable); --verify checks every record and snapshot.
+    STATUS is the state's own "status" field; "writing" means a process holds the agent's
+    writer lock now.
     """
     s = get_settings()
     backend = s.backend()
     holders = backend.lock_holders()  # one look-up for the whole store, not one per agent
-    rows = [agent_summary(s, a, full=full, writer=holders.get(a))
+    rows = [ls_row(summarize_agent(s, a, full=full, writer=holders.get(a)))
             for a in backend.list_agents()]
     if as_json:
         doc: schemas.LsOut = {"root": backend.describe(), "agents": rows}
         s.emit_json(doc)
         return
     if not rows:
-        s.note(f"no agents under {backend.describe()}"
-               + ("" if os.path.isdir(s.root) else " (it does not exist)"))
+        s.note(f"no agents under {backend.describe()}")
         return
+    narrow = s.tty and s.out.width < NARROW
     cols = [("AGENT", "left"), ("STEPS", "right"), ("LAST STEP", "left"),
             ("STATUS", "left"), ("SNAPSHOTS", "right"), ("SIZE", "right"), ("HEALTH", "left")]
     cells: list[list[str | Text]] = []
     for r in rows:
-        status = r["status"] or "-"
+        state = r["status"] or "-"
         if r["writer_pid"] is not None:
-            status = f"writing (pid {r['writer_pid']})" + ("" if status == "-" else
-                                                            f", {status}")
+            state = f"writing (pid {r['writer_pid']})" + ("" if state == "-" else f", {state}")
+        when = "-" if r["last_ts"] is None else local_time(
+            r["last_ts"], "%m-%d %H:%M" if narrow else "%Y-%m-%d %H:%M:%S")
         cells.append([
-            Text(r["agent_id"], style="bold"), str(r["steps"]),
-            local_time(r["last_ts"]) if r["last_ts"] is not None else "-", status,
+            Text(r["agent_id"], style="bold"), str(r["steps"]), when, state,
             str(r["snapshots"]), human_bytes(r["bytes"]),
             Text(r["health"].replace("_", " "), style=HEALTH_STYLE[r["health"]])])
-    s.table(cols, cells)
+    s.table(cols, cells, wrap=(0, 3))
     for r in rows:
         if r["problem"]:
             s.warn(f"{r['agent_id']}: {r['problem']}")
@@ -193,7 +171,7 @@ def state_for(j: Journal, step: int | None, seq: int | None) -> tuple[Any, int, 
     if step is not None:
         seq = j.seq_of_step(step)
         return j.state_at_seq(seq), _record_step(j, seq), seq
-    r = j.resume()
+    r = status.latest(j)
     return r.state, r.step, r.seq
 
 
@@ -258,11 +236,26 @@ def show_cmd(agent: str, step: int | None, seq: int | None, at_time: float | Non
 # --------------------------------------------------------------------------------- diff
 
 
-def _old_value(state: Any, path: str) -> Any:
-    try:
-        return resolve_pointer(state, path)
-    except (PathNotFoundError, click.BadParameter):
-        return None
+def old_values(old: Any, ops: list[delta.Op]) -> list[Any]:
+    """The value each op replaces or removes, in the state as the ops before it left it.
+
+    A patch's paths refer to the document after the previous ops (two removes at
+    ``/list/4`` remove two different items), so the old values are read from a copy of the
+    old state that the ops are applied to one by one. ``None`` for an op with no old value.
+    """
+    state = delta.copy_containers(old)
+    out: list[Any] = []
+    for op in ops:
+        value = None
+        if op.get("op") in ("remove", "replace"):
+            try:
+                value = resolve_pointer(state, str(op["path"]))
+            except (PathNotFoundError, click.BadParameter):
+                value = None
+        out.append(value)
+        # A copy of the op: applying shares its value with the state, which later ops change.
+        state = delta.apply_in_place(state, [delta.copy_containers(op)])
+    return out
 
 
 @click.command("diff", epilog="""
@@ -307,14 +300,14 @@ def diff_cmd(agent: str, a: int, b: int | None, full: bool, as_json: bool) -> No
         return
     limit = None if full else 100
     width = min(max(len(str(op["path"])) for op in ops), 40)
-    for op in ops:
+    for op, was in zip(ops, old_values(old, ops), strict=True):
         name, path = str(op["op"]), str(op["path"])
         sign, style = OP_STYLE.get(name, ("?", ""))
         line = Text(f"{sign} {path:<{width}}  ", style=style)
         if name == "remove":
-            line.append(f"(was {short_json(_old_value(old, path), limit)})", style="dim")
+            line.append(f"(was {short_json(was, limit)})", style="dim")
         elif name == "replace":
-            line.append(short_json(_old_value(old, path), limit), style="red")
+            line.append(short_json(was, limit), style="red")
             line.append(" → ")
             line.append(short_json(op.get("value"), limit), style="green")
         else:
@@ -325,51 +318,10 @@ def diff_cmd(agent: str, a: int, b: int | None, full: bool, as_json: bool) -> No
 # --------------------------------------------------------------------------------- stats
 
 
-def _file_size(j: Journal, kind: str, seq: int) -> int:
-    try:
-        return os.path.getsize(j.store.location(kind, seq))
-    except OSError:
-        return 0
-
-
-def journal_stats(j: Journal) -> schemas.StatsOut:
-    """Sizes, counts, snapshot interval and resume cost of one journal."""
-    segs = j.store.list_segments()
-    snaps = j.snapshot_seqs()
-    snap_bytes = sum(_file_size(j, "snapshot", q) for q in snaps)
-    disk = j.disk_usage()
-    kinds: collections.Counter[str] = collections.Counter()
-    mark_steps: list[int] = []
-    first = last = None
-    for rec in j.records():
-        kinds[kind_of(rec)] += 1
-        if isinstance(rec, SnapshotMark):
-            mark_steps.append(rec.step)
-        if first is None:
-            first = rec
-        last = rec
-    t0 = time.perf_counter()
-    r = j.resume()
-    ms = (time.perf_counter() - t0) * 1000
-    newest = max((q for q in snaps if q <= r.seq), default=None)
-    base = newest if newest is not None else (first.seq - 1 if first is not None else 0)
-    gaps = [b - a for a, b in itertools.pairwise(mark_steps)]
-    steps = kinds.get("step", 0)
-    return {
-        "agent_id": j.agent_id, "bytes": disk, "segment_bytes": max(disk - snap_bytes, 0),
-        "snapshot_bytes": snap_bytes, "segments": len(segs),
-        "sealed_segments": sum(1 for _, sealed in segs if sealed), "snapshots": len(snaps),
-        "records": sum(kinds.values()), "records_by_kind": dict(sorted(kinds.items())),
-        "steps": steps, "first_step": first.step if first else 0,
-        "last_step": last.step if last else 0, "first_ts": first.ts if first else None,
-        "last_ts": last.ts if last else None,
-        "snapshot_interval": sum(gaps) / len(gaps) if gaps else None,
-        "bytes_per_step": (disk - snap_bytes) / steps if steps else None,
-        "state_bytes": len(msgspec.json.encode(r.state)),
-        "resume": {"snapshot_seq": newest,
-                   "snapshot_bytes": _file_size(j, "snapshot", newest) if newest else 0,
-                   "replay_records": r.seq - base, "measured_ms": round(ms, 3)},
-    }
+def stats_out(st: status.JournalStats) -> schemas.StatsOut:
+    """The ``stats --json`` document of one journal's stats."""
+    doc = dataclasses.asdict(st)
+    return cast(schemas.StatsOut, doc)
 
 
 @click.command("stats", epilog="""
@@ -390,7 +342,7 @@ def stats_cmd(agent: str, as_json: bool) -> None:
     """
     s = get_settings()
     with s.journal(agent) as j:
-        st = journal_stats(j)
+        st = stats_out(status.journal_stats(j))
     if as_json:
         s.emit_json(st)
         return
@@ -416,4 +368,4 @@ def stats_cmd(agent: str, as_json: bool) -> None:
          f"{rs['measured_ms']:.2f} ms"),
     ]
     s.table([("", "left"), ("", "left")],
-            [[Text(k, style="bold"), v] for k, v in rows], header=False)
+            [[Text(k, style="bold"), v] for k, v in rows], header=False, wrap=(1,))

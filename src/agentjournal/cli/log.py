@@ -18,6 +18,7 @@ from ..events import Anchor, AnyRecord, Fork, SnapshotMark, Step
 from ..journal.follow import Tail
 from ..query import records_in_range, touching
 from ..replay.journal import Journal
+from ..status import record_kind
 from ..summary import UNKNOWN, summarize
 from . import schemas
 from ._app import Settings, get_settings, iso_utc, json_option, local_time, store_options
@@ -27,15 +28,8 @@ KIND_STYLE = {"step": "cyan", "snapshot": "magenta", "fork": "bold green", "anch
 OP_STYLE = {"add": ("+", "green"), "remove": ("-", "red"), "replace": ("~", "yellow")}
 
 
-def kind_of(rec: AnyRecord) -> schemas.Kind:
-    """The record's kind as written in the journal (``step``, ``snapshot`` ...)."""
-    if isinstance(rec, Step):
-        return "step"
-    if isinstance(rec, SnapshotMark):
-        return "snapshot"
-    if isinstance(rec, Fork):
-        return "fork"
-    return "anchor"
+kind_of = record_kind
+"""The record's kind as written in the journal (``step``, ``snapshot`` ...)."""
 
 
 def _details(rec: AnyRecord) -> dict[str, Any]:

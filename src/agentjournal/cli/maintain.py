@@ -330,6 +330,7 @@ def import_cmd(file: str, dry_run: bool, as_json: bool) -> None:
     out; nothing is written then. An agent that already has a journal is never overwritten.
     """
     s = get_settings()
+    s.check_root(must_exist=False)  # a new store is made; a file in its place is refused
     with _seekable(file) as src, s.progress("importing", "bytes") as update:
         if dry_run:
             size = os.fstat(src.fileno()).st_size if src.seekable() else 0
@@ -397,6 +398,7 @@ def demo_cmd(steps: int, crash_at: int) -> None:
         from ..demo import run_demo
     except ImportError:  # the facade's demo is not installed in this build
         raise click.ClickException("the demo is not available in this build") from None
+    s.check_root(must_exist=False)
     try:
         run_demo(s.root, echo=click.echo, steps=steps, crash_at=crash_at)
     except ValueError as e:  # steps / crash-at out of range

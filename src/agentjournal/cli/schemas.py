@@ -11,11 +11,13 @@ from typing import Any, Literal
 
 from typing_extensions import NotRequired, TypedDict
 
+from .. import status
+
 SCHEMA_VERSION = 1
 """Bumped only for an incompatible change (never within a major version)."""
 
-Health = Literal["ok", "empty", "torn_tail", "corrupt", "unreadable"]
-Kind = Literal["step", "snapshot", "fork", "anchor"]
+Health = status.Health
+Kind = status.Kind
 
 
 class ProblemOut(TypedDict):
