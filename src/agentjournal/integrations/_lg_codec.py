@@ -35,7 +35,7 @@ import msgspec
 import ormsgpack
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-__all__ = ["decode", "encode"]
+__all__ = ["Encoded", "decode", "encode", "encode_channel"]
 
 _MARK = b'"$lg:'
 _OPT = ormsgpack.OPT_NON_STR_KEYS
@@ -60,6 +60,64 @@ def encode(serde: SerializerProtocol, value: Any) -> Any:
     elif type_ in ("bytes", "bytearray"):
         return {"$lg:" + type_: _b64(bytes(data))}
     return {"$lg:typed": [type_, _b64(bytes(data))]}
+
+
+class Encoded:
+    """A channel value's JSON form with the serializer bytes it was made from.
+
+    For a list, the bytes of each item: the next checkpoint's list is serialized again (as
+    every LangGraph saver does), but only items whose bytes changed are converted to JSON, so
+    a growing conversation costs one conversion per step and compares equal by identity.
+    """
+
+    __slots__ = ("doc", "parts")
+
+    def __init__(self, parts: Any, doc: Any) -> None:
+        self.parts = parts
+        self.doc = doc
+
+
+def _inner(type_: str, data: bytes) -> Any:
+    """The JSON form of one list item, in the msgpack-tree language (not the top level)."""
+    if type_ == "msgpack":
+        return _from_msgpack(bytes(data))
+    if type_ == "null":
+        return None
+    return {"$lg:bin": _b64(bytes(data))}  # bytes/bytearray: msgpack bin inside a list
+
+
+def encode_channel(serde: SerializerProtocol, value: Any, prev: Encoded | None,
+                   itemwise: bool) -> Encoded:
+    """:func:`encode`, reusing ``prev`` for what serializes to the same bytes.
+
+    ``itemwise`` (for ``JsonPlusSerializer``, whose list encoding is the concatenation of its
+    items' encodings) serializes a list item by item.
+    """
+    if itemwise and type(value) is list:
+        parts = [serde.dumps_typed(v) for v in value]
+        if all(t in ("msgpack", "null", "bytes", "bytearray") for t, _ in parts):
+            old = prev.parts if prev is not None and type(prev.parts) is list else []
+            old_doc = prev.doc if old else []
+            doc = []
+            try:
+                for i, part in enumerate(parts):
+                    doc.append(old_doc[i] if i < len(old) and old[i] == part
+                               else _inner(*part))
+            except (TypeError, ValueError, ormsgpack.MsgpackDecodeError, RecursionError):
+                pass  # an item JSON cannot mirror: encode the whole list as one value
+            else:
+                return Encoded(parts, doc)
+    part = serde.dumps_typed(value)
+    if prev is not None and prev.parts == part:
+        return prev
+    return Encoded(part, encode(serde, value) if part[0] != "msgpack" else _top(part))
+
+
+def _top(part: tuple[str, bytes]) -> Any:
+    try:
+        return _from_msgpack(bytes(part[1]))
+    except (TypeError, ValueError, ormsgpack.MsgpackDecodeError, RecursionError):
+        return {"$lg:typed": [part[0], _b64(bytes(part[1]))]}
 
 
 def decode(serde: SerializerProtocol, doc: Any) -> Any:

@@ -36,7 +36,9 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from .. import delta
 from ..events import Fork, Step
 from ..replay import Journal
-from ._lg_codec import decode, encode
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+from ._lg_codec import Encoded, decode, encode, encode_channel
 
 __all__ = ["Entry", "ThreadJournal", "WriteRow"]
 
@@ -99,6 +101,9 @@ class ThreadJournal:
         self.mirror: dict[str, Any] = {}
         # ns -> (seq, versions): the put whose values ``mirror["ns"][ns]`` holds.
         self.mirror_at: dict[str, tuple[int, dict[str, Any]]] = {}
+        # (ns, channel) -> the last encoding made: its JSON is reused for equal bytes.
+        self.enc: dict[tuple[str, str], Encoded] = {}
+        self.itemwise = isinstance(serde, JsonPlusSerializer)
         with self.lock:
             self._load()
 
@@ -161,7 +166,8 @@ class ThreadJournal:
             cp = dict(checkpoint)
             values: dict[str, Any] = cp.pop("channel_values", None) or {}
             versions = dict(cp.get("channel_versions") or {})
-            new_blobs = {(ch, ver): (encode(self.serde, values[ch]) if ch in values else _MISSING)
+            new_blobs = {(ch, ver): (self._encode(ns, ch, values[ch]) if ch in values
+                                     else _MISSING)
                          for ch, ver in new_versions.items()}
             old_ns = (self.mirror.get("ns") or {}).get(ns)
             new_ns: dict[str, Any] = {}
@@ -177,6 +183,11 @@ class ThreadJournal:
                     "cp": encode(self.serde, cp), "md": encode(self.serde, metadata),
                     "nv": encode(self.serde, dict(new_versions))}
             self._record_put(ns, new_ns, meta)
+
+    def _encode(self, ns: str, ch: str, value: Any) -> Any:
+        e = encode_channel(self.serde, value, self.enc.get((ns, ch)), self.itemwise)
+        self.enc[(ns, ch)] = e
+        return e.doc
 
     def _stored_value(self, ns: str, ch: str, ver: Any, old_ns: dict[str, Any] | None) -> Any:
         """The value a channel had when version ``ver`` of it was recorded (or _MISSING)."""
