@@ -170,8 +170,8 @@ def test_concurrent_put_and_put_writes_from_threads(tmp_path: Path) -> None:
             parent = None
             for i in range(20):
                 c = s.put(parent or cfg("shared", ns=f"ns{w}"),
-                          cp(f"{w:02d}-{i:04d}", {"v": [w, i]}, i + 1), {"source": "loop", "step": i},
-                          {"v": i + 1})
+                          cp(f"{w:02d}-{i:04d}", {"v": [w, i]}, i + 1),
+                          {"source": "loop", "step": i}, {"v": i + 1})
                 s.put_writes(c, [("out", i), ("log", f"w{w}")], f"task-{w}-{i}")
                 parent = c
         except BaseException as e:  # reported below: a thread cannot fail the test itself

@@ -96,8 +96,10 @@ def encode_channel(serde: SerializerProtocol, value: Any, prev: Encoded | None,
     if itemwise and type(value) is list:
         parts = [serde.dumps_typed(v) for v in value]
         if all(t in ("msgpack", "null", "bytes", "bytearray") for t, _ in parts):
-            old = prev.parts if prev is not None and type(prev.parts) is list else []
-            old_doc = prev.doc if old else []
+            old: list[Any] = []
+            old_doc: list[Any] = []
+            if prev is not None and type(prev.parts) is list:
+                old, old_doc = prev.parts, prev.doc
             doc = []
             try:
                 for i, part in enumerate(parts):

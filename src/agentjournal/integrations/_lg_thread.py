@@ -32,12 +32,11 @@ from typing import Any
 
 from langgraph.checkpoint.base import WRITES_IDX_MAP, writes_sort_key
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 from .. import delta
 from ..events import Fork, Step
 from ..replay import Journal
-from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
-
 from ._lg_codec import Encoded, decode, encode, encode_channel
 
 __all__ = ["Entry", "ThreadJournal", "WriteRow"]
