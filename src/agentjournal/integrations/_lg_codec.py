@@ -65,54 +65,65 @@ def encode(serde: SerializerProtocol, value: Any) -> Any:
 class Encoded:
     """A channel value's JSON form with the serializer bytes it was made from.
 
-    For a list, the bytes of each item: the next checkpoint's list is serialized again (as
-    every LangGraph saver does), but only items whose bytes changed are converted to JSON, so
-    a growing conversation costs one conversion per step and compares equal by identity.
+    The next checkpoint's value is serialized again (as every LangGraph saver does); when its
+    bytes are the same, the JSON is reused, and when it is a list whose items so far serialize
+    to the same bytes (a conversation that grew), only the new items are converted: appending
+    a message costs one conversion, and the old items are shared, so they compare equal by
+    identity.
     """
 
-    __slots__ = ("doc", "parts")
+    __slots__ = ("body", "count", "doc", "part")
 
-    def __init__(self, parts: Any, doc: Any) -> None:
-        self.parts = parts
+    def __init__(self, part: tuple[str, bytes], doc: Any, body: bytes | None = None,
+                 count: int = 0) -> None:
+        self.part = part
         self.doc = doc
+        self.body = body  # a msgpack array: its items' bytes (after the header)
+        self.count = count
 
 
-def _inner(type_: str, data: bytes) -> Any:
-    """The JSON form of one list item, in the msgpack-tree language (not the top level)."""
-    if type_ == "msgpack":
-        return _from_msgpack(bytes(data))
-    if type_ == "null":
+def _array_header(data: bytes) -> tuple[int, int] | None:
+    """``(items, header length)`` when ``data`` is a msgpack array, else None."""
+    if not data:
         return None
-    return {"$lg:bin": _b64(bytes(data))}  # bytes/bytearray: msgpack bin inside a list
+    b0 = data[0]
+    if 0x90 <= b0 <= 0x9F:
+        return b0 & 0x0F, 1
+    if b0 == 0xDC and len(data) >= 3:
+        return int.from_bytes(data[1:3], "big"), 3
+    if b0 == 0xDD and len(data) >= 5:
+        return int.from_bytes(data[1:5], "big"), 5
+    return None
 
 
 def encode_channel(serde: SerializerProtocol, value: Any, prev: Encoded | None,
-                   itemwise: bool) -> Encoded:
+                   arrays: bool) -> Encoded:
     """:func:`encode`, reusing ``prev`` for what serializes to the same bytes.
 
-    ``itemwise`` (for ``JsonPlusSerializer``, whose list encoding is the concatenation of its
-    items' encodings) serializes a list item by item.
+    ``arrays`` (for ``JsonPlusSerializer``, whose msgpack array is its items' encodings one
+    after the other) enables the grown-list path.
     """
-    if itemwise and type(value) is list:
-        parts = [serde.dumps_typed(v) for v in value]
-        if all(t in ("msgpack", "null", "bytes", "bytearray") for t, _ in parts):
-            old: list[Any] = []
-            old_doc: list[Any] = []
-            if prev is not None and type(prev.parts) is list:
-                old, old_doc = prev.parts, prev.doc
-            doc = []
-            try:
-                for i, part in enumerate(parts):
-                    doc.append(old_doc[i] if i < len(old) and old[i] == part
-                               else _inner(*part))
-            except (TypeError, ValueError, ormsgpack.MsgpackDecodeError, RecursionError):
-                pass  # an item JSON cannot mirror: encode the whole list as one value
-            else:
-                return Encoded(parts, doc)
     part = serde.dumps_typed(value)
-    if prev is not None and prev.parts == part:
+    if prev is not None and prev.part == part:
         return prev
-    return Encoded(part, encode(serde, value) if part[0] != "msgpack" else _top(part))
+    type_, data = part[0], bytes(part[1])
+    if type_ != "msgpack":
+        return Encoded(part, encode(serde, value))
+    head = _array_header(data) if arrays and type(value) is list else None
+    if head is None:
+        return Encoded(part, _top(part))
+    count, hlen = head
+    body = data[hlen:]
+    if (prev is not None and prev.body is not None and count >= prev.count
+            and type(prev.doc) is list and body.startswith(prev.body)):
+        tail = body[len(prev.body):]
+        try:
+            new = _from_msgpack(b"\xdd" + (count - prev.count).to_bytes(4, "big") + tail)
+        except (TypeError, ValueError, ormsgpack.MsgpackDecodeError, RecursionError):
+            return Encoded(part, _top(part))
+        return Encoded(part, [*prev.doc, *new], body, count)
+    doc = _top(part)
+    return Encoded(part, doc, body if type(doc) is list else None, count)
 
 
 def _top(part: tuple[str, bytes]) -> Any:

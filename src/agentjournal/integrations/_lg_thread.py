@@ -102,7 +102,7 @@ class ThreadJournal:
         self.mirror_at: dict[str, tuple[int, dict[str, Any]]] = {}
         # (ns, channel) -> the last encoding made: its JSON is reused for equal bytes.
         self.enc: dict[tuple[str, str], Encoded] = {}
-        self.itemwise = isinstance(serde, JsonPlusSerializer)
+        self.arrays = isinstance(serde, JsonPlusSerializer)
         with self.lock:
             self._load()
 
@@ -184,7 +184,7 @@ class ThreadJournal:
             self._record_put(ns, new_ns, meta)
 
     def _encode(self, ns: str, ch: str, value: Any) -> Any:
-        e = encode_channel(self.serde, value, self.enc.get((ns, ch)), self.itemwise)
+        e = encode_channel(self.serde, value, self.enc.get((ns, ch)), self.arrays)
         self.enc[(ns, ch)] = e
         return e.doc
 
