@@ -43,7 +43,7 @@ from ..backends import Backend, FilesystemBackend
 from ..backends.filesystem import DEFAULT_ROOT
 from ..replay import Journal
 from ._lg_codec import decode
-from ._lg_thread import Entry, ThreadJournal
+from ._lg_thread import Entry, ThreadJournal, WriteRow
 
 __all__ = ["AGENT_PREFIX", "JournalSaver", "thread_agent_id"]
 
@@ -171,7 +171,8 @@ class JournalSaver(BaseCheckpointSaver[str]):
 
     # --- reading ----------------------------------------------------------------------------
     def _tuple(self, t: ThreadJournal, ns: str, e: Entry, values: dict[str, Any],
-               config: RunnableConfig | None = None) -> CheckpointTuple:
+               config: RunnableConfig | None = None,
+               writes: list[WriteRow] | None = None) -> CheckpointTuple:
         cp: dict[str, Any] = decode(self.serde, e.meta["cp"])
         cp["channel_values"] = {ch: decode(self.serde, v) for ch, v in values.items()}
         parent = e.meta.get("parent")
@@ -182,8 +183,8 @@ class JournalSaver(BaseCheckpointSaver[str]):
             metadata=decode(self.serde, e.meta["md"]),
             parent_config=({"configurable": {"thread_id": t.thread_id, "checkpoint_ns": ns,
                                              "checkpoint_id": parent}} if parent else None),
-            pending_writes=[(task, ch, decode(self.serde, v))
-                            for task, ch, v, _ in t.writes_of(ns, e.id)],
+            pending_writes=[(task, ch, decode(self.serde, v)) for task, ch, v, _ in
+                            (t.writes_of(ns, e.id) if writes is None else writes)],
         )
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
@@ -223,10 +224,13 @@ class JournalSaver(BaseCheckpointSaver[str]):
             with t.lock:
                 picks = t.select(None if ns is None else str(ns), cid, before_id, filter, left)
                 values = t.values_of(picks)
-                tuples = [self._tuple(t, pns, e, values[e.seq]) for pns, e in picks]
+                writes = [t.writes_of(pns, e.id) for pns, e in picks]
+            # Decoded one at a time, outside the lock: the JSON forms are never mutated, and
+            # a long history is not held in memory as Python objects all at once.
             if left is not None:
-                left -= len(tuples)
-            yield from tuples
+                left -= len(picks)
+            for (pns, e), w in zip(picks, writes, strict=True):
+                yield self._tuple(t, pns, e, values[e.seq], writes=w)
 
     # --- writing ----------------------------------------------------------------------------
     def put(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
