@@ -110,7 +110,7 @@ class ThreadJournal:
     def _load(self) -> None:
         idx = _Index.empty()
         saved: _Index | None = None
-        mirror_at: dict[str, tuple[int, dict[str, Any]]] = {}
+        mirror_at: dict[str, tuple[int, dict[str, Any]]] = {}  # ns -> (seq, put meta)
         for rec in self.j.records():
             meta = rec.meta if isinstance(rec, Step) else None
             if not meta or meta.get("lg") != 1:
@@ -120,7 +120,7 @@ class ThreadJournal:
             op = meta.get("op")
             if op == "put":
                 self._index_put(idx, rec.seq, meta)
-                mirror_at[str(meta["ns"])] = (rec.seq, self._versions(meta))
+                mirror_at[str(meta["ns"])] = (rec.seq, meta)
             elif op == "writes":
                 self._index_writes(idx, meta)
             elif op == "reset":
@@ -138,7 +138,7 @@ class ThreadJournal:
                               meta={"lg": 1, "op": "abort"})
         self.idx = idx
         self.mirror = self.j.resume().state
-        self.mirror_at = mirror_at
+        self.mirror_at = {ns: (seq, self._versions(meta)) for ns, (seq, meta) in mirror_at.items()}
 
     def _versions(self, meta: dict[str, Any]) -> dict[str, Any]:
         cp = decode(self.serde, meta["cp"])
