@@ -178,3 +178,24 @@ def test_state_history_and_update_state_time_travel_match_in_memory(tmp_path: Pa
     parent = update.parent_config["configurable"]["checkpoint_id"]  # type: ignore[index]
     ids = [h.config["configurable"]["checkpoint_id"] for h in again]
     assert ids.index(parent) > ids.index(update.config["configurable"]["checkpoint_id"]) + 1
+
+
+def test_ainvoke_uses_the_async_methods(tmp_path: Path) -> None:
+    import asyncio
+
+    cfg = run_config("async", 30)
+    expected = chat_graph(None).invoke(chat_input(30), cfg)
+
+    async def go() -> tuple[Any, Any, int]:
+        async with JournalSaver(tmp_path) as saver:
+            g = chat_graph(saver)
+            out = await g.ainvoke(chat_input(30), cfg)
+            state = await g.aget_state(cfg)
+            n = len([h async for h in g.aget_state_history(cfg)])
+            return out, state.values, n
+
+    out, values, n = asyncio.run(go())
+    assert out == expected and values == expected
+    ref = InMemorySaver()
+    chat_graph(ref).invoke(chat_input(30), cfg)
+    assert n == len(list(ref.list(cfg)))
