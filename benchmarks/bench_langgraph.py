@@ -188,6 +188,13 @@ def child_write(system: str, d: Path, steps: int, repeat: int) -> dict[str, Any]
 
 
 def child_read(system: str, d: Path, steps: int, repeat: int) -> dict[str, Any]:
+    import importlib
+
+    # Imports are not what "a new process" measures: the saver opening the thread is.
+    for mod in ("langgraph.graph", "langchain_core.messages",
+                "langgraph.checkpoint.sqlite" if system.startswith("sqlite")
+                else "agentjournal.integrations.langgraph"):
+        importlib.import_module(mod)
     t0 = time.perf_counter()
     saver, close = open_saver(system, d)
     g = build(system, saver, [])

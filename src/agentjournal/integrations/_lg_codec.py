@@ -35,7 +35,7 @@ import msgspec
 import ormsgpack
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-__all__ = ["Encoded", "decode", "encode", "encode_channel"]
+__all__ = ["Encoded", "ListDecoder", "decode", "encode", "encode_channel"]
 
 _MARK = b'"$lg:'
 _OPT = ormsgpack.OPT_NON_STR_KEYS
@@ -146,6 +146,42 @@ def decode(serde: SerializerProtocol, doc: Any) -> Any:
     return serde.loads_typed(("msgpack", _to_msgpack(doc)))
 
 
+def _header(n: int) -> bytes:
+    if n <= 15:
+        return bytes([0x90 | n])
+    if n <= 0xFFFF:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
+class ListDecoder:
+    """:func:`decode` for many values that share items (a history of a growing list).
+
+    The checkpoints of one listing share their list items (the journal's replay shares
+    unchanged parts), so each item is turned back into msgpack once, by identity, and each
+    checkpoint's list costs one call of the serializer, as in the SQL savers. Keep it for one
+    listing only: it holds the items it has seen.
+    """
+
+    def __init__(self, serde: SerializerProtocol, arrays: bool) -> None:
+        self.serde = serde
+        self.arrays = arrays
+        self._memo: dict[int, tuple[Any, bytes]] = {}
+
+    def decode(self, doc: Any) -> Any:
+        if not self.arrays or type(doc) is not list:
+            return decode(self.serde, doc)
+        parts = [_header(len(doc))]
+        memo = self._memo
+        for item in doc:
+            hit = memo.get(id(item))
+            if hit is None or hit[0] is not item:
+                hit = (item, _to_msgpack(item))
+                memo[id(item)] = hit
+            parts.append(hit[1])
+        return self.serde.loads_typed(("msgpack", b"".join(parts)))
+
+
 # --------------------------------------------------------------------------- msgpack -> JSON
 
 
@@ -212,7 +248,7 @@ def _unwalk(x: Any) -> Any:
     if len(x) == 1:
         (key, arg), = x.items()
         if key == "$lg:ext":
-            return ormsgpack.Ext(int(arg[0]), ormsgpack.packb(_unwalk(arg[1]), option=_OPT))
+            return ormsgpack.Ext(int(arg[0]), _to_msgpack(arg[1]))
         if key == "$lg:bin":
             return base64.b64decode(arg)
         if key == "$lg:map":

@@ -42,7 +42,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from ..backends import Backend, FilesystemBackend
 from ..backends.filesystem import DEFAULT_ROOT
 from ..replay import Journal
-from ._lg_codec import decode
+from ._lg_codec import ListDecoder, decode
 from ._lg_thread import Entry, ThreadJournal, WriteRow
 
 __all__ = ["AGENT_PREFIX", "JournalSaver", "thread_agent_id"]
@@ -171,10 +171,11 @@ class JournalSaver(BaseCheckpointSaver[str]):
 
     # --- reading ----------------------------------------------------------------------------
     def _tuple(self, t: ThreadJournal, ns: str, e: Entry, values: dict[str, Any],
-               config: RunnableConfig | None = None,
-               writes: list[WriteRow] | None = None) -> CheckpointTuple:
+               config: RunnableConfig | None = None, writes: list[WriteRow] | None = None,
+               dec: ListDecoder | None = None) -> CheckpointTuple:
+        dec = dec or ListDecoder(self.serde, t.arrays)
         cp: dict[str, Any] = decode(self.serde, e.meta["cp"])
-        cp["channel_values"] = {ch: decode(self.serde, v) for ch, v in values.items()}
+        cp["channel_values"] = {ch: dec.decode(v) for ch, v in values.items()}
         parent = e.meta.get("parent")
         return CheckpointTuple(
             config=config or {"configurable": {"thread_id": t.thread_id, "checkpoint_ns": ns,
@@ -229,8 +230,9 @@ class JournalSaver(BaseCheckpointSaver[str]):
             # a long history is not held in memory as Python objects all at once.
             if left is not None:
                 left -= len(picks)
+            dec = ListDecoder(self.serde, t.arrays)
             for (pns, e), w in zip(picks, writes, strict=True):
-                yield self._tuple(t, pns, e, values[e.seq], writes=w)
+                yield self._tuple(t, pns, e, values[e.seq], writes=w, dec=dec)
 
     # --- writing ----------------------------------------------------------------------------
     def put(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
