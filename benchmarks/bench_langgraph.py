@@ -20,6 +20,7 @@ back (medians of ``--repeat`` runs). Prints a table, then one JSON line.
 
     python benchmarks/bench_langgraph.py                 # 1000 steps
     python benchmarks/bench_langgraph.py --big           # 10000 steps
+    python benchmarks/bench_langgraph.py --plain         # messages as plain dicts
     python benchmarks/bench_langgraph.py --steps 50 --systems journal-sync,memory   # quick
 
 Reports, does not test: no figure is asserted anywhere.
@@ -97,6 +98,9 @@ if DeltaChannel is not None:
         goal: int
 
 
+PLAIN = "--plain" in sys.argv  # children inherit the flag through their argv
+
+
 def build(system: str, saver: Any, stamps: list[float]) -> Any:
     from langchain_core.messages import AIMessage
     from langgraph.graph import END, START, StateGraph
@@ -106,7 +110,10 @@ def build(system: str, saver: Any, stamps: list[float]) -> Any:
     def speak(s: dict[str, Any]) -> dict[str, Any]:
         stamps.append(time.perf_counter())
         n = s["n"] + 1
-        return {"messages": [AIMessage(f"turn {n} {PAD}", id=f"m{n}")], "n": n}
+        text = f"turn {n} {PAD}"
+        msg: Any = ({"role": "assistant", "content": text, "id": f"m{n}"} if PLAIN
+                    else AIMessage(text, id=f"m{n}"))
+        return {"messages": [msg], "n": n}
 
     b = StateGraph(schema)
     b.add_node("speak", speak)
@@ -239,6 +246,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs per read figure (median)")
     ap.add_argument("--systems", default=",".join(SYSTEMS))
     ap.add_argument("--tmpdir", default=None)
+    ap.add_argument("--plain", action="store_true",
+                    help="messages as plain dicts instead of LangChain AIMessages")
     ap.add_argument("--child", choices=["write", "read"], help=argparse.SUPPRESS)
     ap.add_argument("--system", help=argparse.SUPPRESS)
     ap.add_argument("--dir", help=argparse.SUPPRESS)
@@ -260,7 +269,7 @@ def main() -> None:
             d = base / system
             d.mkdir()
             common = ["--system", system, "--dir", str(d), "--steps", str(steps),
-                      "--repeat", str(args.repeat)]
+                      "--repeat", str(args.repeat), *(["--plain"] if args.plain else [])]
             res = run_child(["--child", "write", *common])
             if system != "memory":
                 res.update(run_child(["--child", "read", *common]))
@@ -281,14 +290,16 @@ def main() -> None:
     for r in results:
         table.append([c[2](r[c[0]]) if c[0] in r else "-" for c in cols])
     widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
-    print(f"LangGraph growing conversation, {steps} steps (~500 B/step), medians; "
+    kind = "plain dict" if args.plain else "LangChain AIMessage"
+    print(f"LangGraph growing conversation, {steps} steps (~500 B/step, {kind}), medians; "
           f"{platform.python_version()} on {platform.machine()}, shared machine")
     for k, row in enumerate(table):
         print("  ".join(v.rjust(widths[i]) if i else v.ljust(widths[i])
                         for i, v in enumerate(row)))
         if k == 0:
             print("  ".join("-" * w for w in widths))
-    print(json.dumps({"bench": "langgraph", "steps": steps, "results": results}))
+    print(json.dumps({"bench": "langgraph", "steps": steps, "messages": kind,
+                      "results": results}))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ def test_bench_langgraph_quick_run(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr[-3000:]
     lines = p.stdout.strip().splitlines()
     assert lines[0].startswith("LangGraph growing conversation, 30 steps")
+    assert "AIMessage" in lines[0]
     doc = json.loads(lines[-1])
     assert doc["bench"] == "langgraph" and doc["steps"] == 30
     by = {r["system"]: r for r in doc["results"]}
