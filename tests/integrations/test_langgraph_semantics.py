@@ -351,3 +351,23 @@ def test_reads_do_not_create_journals(tmp_path: Path) -> None:
     assert FilesystemBackend(tmp_path).list_agents() == []
     with pytest.raises(ValueError, match="strategy"):
         s.prune(["nobody"], strategy="everything")
+
+
+def test_delete_for_runs_leaves_threads_of_other_runs_unlocked(tmp_path: Path) -> None:
+    """A thread another process is writing, with none of the runs, is not even opened."""
+    with JournalSaver(tmp_path) as s:
+        s.put(cfg("busy"), cp("c1", {"v": 1}), {"run_id": "other"}, {"v": 1})
+        s.put(cfg("target"), cp("c1", {"v": 2}), {"run_id": "gone"}, {"v": 1})
+    with Journal(thread_agent_id("busy"), tmp_path):  # holds the writer lock meanwhile
+        with JournalSaver(tmp_path) as s:
+            s.delete_for_runs(["gone"])
+            assert s.get_tuple(cfg("target")) is None
+            # Reading a thread another process writes needs no lock: a read-only view.
+            t = s.get_tuple(cfg("busy"))
+            assert t is not None and t.checkpoint["channel_values"] == {"v": 1}
+            assert [x.checkpoint["id"] for x in s.list(cfg("busy"))] == ["c1"]
+            with pytest.raises(JournalLockedError):
+                s.put(cfg("busy"), cp("c2"), {}, {})
+    with JournalSaver(tmp_path) as s:
+        t = s.get_tuple(cfg("busy"))
+        assert t is not None and t.metadata["run_id"] == "other"

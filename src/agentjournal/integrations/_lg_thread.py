@@ -96,6 +96,7 @@ class ThreadJournal:
         self.thread_id = thread_id
         self.serde = serde
         self.lock = threading.RLock()
+        self.transient = False  # a read-only view, closed after one call (see JournalSaver)
         self.idx = _Index.empty()
         self.mirror: dict[str, Any] = {}
         # ns -> (seq, versions): the put whose values ``mirror["ns"][ns]`` holds.

@@ -41,6 +41,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from ..backends import Backend, FilesystemBackend
 from ..backends.filesystem import DEFAULT_ROOT
+from ..errors import JournalLockedError
 from ..replay import Journal
 from ._lg_codec import ListDecoder, decode
 from ._lg_thread import Entry, ThreadJournal, WriteRow
@@ -129,7 +130,10 @@ class JournalSaver(BaseCheckpointSaver[str]):
             t.close()
 
     # --- threads ----------------------------------------------------------------------------
-    def _thread(self, thread_id: Any, *, create: bool) -> ThreadJournal | None:
+    def _thread(self, thread_id: Any, *, create: bool, read: bool = False
+                ) -> ThreadJournal | None:
+        """The open thread; ``read``: a read-only view when another process writes it
+        (``transient``: the caller closes it after the call)."""
         tid = str(thread_id)
         with self._lock:
             t = self._threads.get(tid)
@@ -138,8 +142,16 @@ class JournalSaver(BaseCheckpointSaver[str]):
             agent = thread_agent_id(tid)
             if not create and not self.backend.exists(agent):
                 return None
-            j = Journal(agent, backend=self.backend, key=self.key,
-                        durability=self.durability, snapshot_every=self.snapshot_every)
+            try:
+                j = Journal(agent, backend=self.backend, key=self.key,
+                            durability=self.durability, snapshot_every=self.snapshot_every)
+            except JournalLockedError:
+                if not read:
+                    raise
+                view = ThreadJournal(Journal(agent, backend=self.backend, key=self.key,
+                                             readonly=True), tid, self.serde)
+                view.transient = True
+                return view
             try:
                 t = ThreadJournal(j, tid, self.serde)
             except BaseException:
@@ -191,17 +203,21 @@ class JournalSaver(BaseCheckpointSaver[str]):
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint ``checkpoint_id`` of the config, or the thread's latest (by id)."""
         c = _conf(config)
-        t = self._thread(c["thread_id"], create=False)
+        t = self._thread(c["thread_id"], create=False, read=True)
         if t is None:
             return None
         ns = str(c.get("checkpoint_ns", ""))
         cid = get_checkpoint_id(config)
-        with t.lock:
-            e = t.entry(ns, cid)
-            if e is None:
-                return None
-            values = t.values_of([(ns, e)])[e.seq]
-            return self._tuple(t, ns, e, values, config if cid else None)
+        try:
+            with t.lock:
+                e = t.entry(ns, cid)
+                if e is None:
+                    return None
+                values = t.values_of([(ns, e)])[e.seq]
+                return self._tuple(t, ns, e, values, config if cid else None)
+        finally:
+            if t.transient:
+                t.close()
 
     def list(self, config: RunnableConfig | None, *, filter: dict[str, Any] | None = None,
              before: RunnableConfig | None = None, limit: int | None = None
@@ -219,13 +235,18 @@ class JournalSaver(BaseCheckpointSaver[str]):
         for tid in thread_ids:
             if left is not None and left <= 0:
                 return
-            t = self._thread(tid, create=False)
+            t = self._thread(tid, create=False, read=True)
             if t is None:
                 continue
-            with t.lock:
-                picks = t.select(None if ns is None else str(ns), cid, before_id, filter, left)
-                values = t.values_of(picks)
-                writes = [t.writes_of(pns, e.id) for pns, e in picks]
+            try:
+                with t.lock:
+                    picks = t.select(None if ns is None else str(ns), cid, before_id, filter,
+                                     left)
+                    values = t.values_of(picks)
+                    writes = [t.writes_of(pns, e.id) for pns, e in picks]
+            finally:
+                if t.transient:
+                    t.close()  # what is listed is in memory now
             # Decoded one at a time, outside the lock: the JSON forms are never mutated, and
             # a long history is not held in memory as Python objects all at once.
             if left is not None:
@@ -293,6 +314,10 @@ class JournalSaver(BaseCheckpointSaver[str]):
         if not runs:
             return
         for tid in self._thread_ids():
+            with self._lock:
+                opened = tid in self._threads
+            if not opened and not self._mentions_runs(tid, runs):
+                continue  # not opened for writing: another process may be running it
             t = self._thread(tid, create=False)
             if t is None:
                 continue
@@ -302,6 +327,18 @@ class JournalSaver(BaseCheckpointSaver[str]):
                         if e.metadata(self.serde).get("run_id") not in runs]
                 if len(keep) < len(every):
                     t.rewrite(keep)
+
+    def _mentions_runs(self, thread_id: str, runs: set[str]) -> bool:
+        """Whether any checkpoint of a thread (read without its lock) has one of ``runs``."""
+        with Journal(thread_agent_id(thread_id), backend=self.backend, key=self.key,
+                     readonly=True) as j:
+            for rec in j.records():
+                meta = getattr(rec, "meta", None)
+                if meta and meta.get("lg") == 1 and meta.get("op") == "put":
+                    md = decode(self.serde, meta["md"])
+                    if isinstance(md, dict) and md.get("run_id") in runs:
+                        return True
+        return False
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Record every checkpoint and write of the source again in the target, ids kept."""
