@@ -199,3 +199,25 @@ def test_ainvoke_uses_the_async_methods(tmp_path: Path) -> None:
     ref = InMemorySaver()
     chat_graph(ref).invoke(chat_input(30), cfg)
     assert n == len(list(ref.list(cfg)))
+
+
+def test_delta_channel_graph_matches_in_memory_saver(tmp_path: Path) -> None:
+    """LangGraph's DeltaChannel works on JournalSaver (through get_delta_channel_history)."""
+    channels = pytest.importorskip("langgraph.channels")
+    if not hasattr(channels, "DeltaChannel"):
+        pytest.skip("this langgraph has no DeltaChannel")
+    sys.path.insert(0, str(HERE.parent.parent / "benchmarks"))
+    import bench_langgraph as bench
+
+    steps = 120  # past the channel's snapshot_frequency (100)
+    cfg = {"configurable": {"thread_id": "delta"}, "recursion_limit": steps + 10}
+    inp = {"messages": [], "n": 0, "goal": steps}
+    ref = bench.build("sqlite-delta", InMemorySaver(), [])
+    want = ref.invoke(inp, cfg)
+    with JournalSaver(tmp_path) as saver:
+        assert bench.build("sqlite-delta", saver, []).invoke(inp, cfg) == want
+    with JournalSaver(tmp_path) as saver:
+        g = bench.build("sqlite-delta", saver, [])
+        assert g.get_state(cfg).values == want
+        ours = [h.values for h in g.get_state_history(cfg, limit=30)]
+        assert ours == [h.values for h in ref.get_state_history(cfg, limit=30)]

@@ -371,3 +371,56 @@ def test_delete_for_runs_leaves_threads_of_other_runs_unlocked(tmp_path: Path) -
     with JournalSaver(tmp_path) as s:
         t = s.get_tuple(cfg("busy"))
         assert t is not None and t.metadata["run_id"] == "other"
+
+
+def test_keyed_threads_verify_with_the_key_only(tmp_path: Path) -> None:
+    from agentjournal import TamperedError
+
+    with JournalSaver(tmp_path, key=b"k" * 32) as s:
+        s.put(cfg("sealed"), cp("c1", {"v": "x"}), {}, {"v": 1})
+    with JournalSaver(tmp_path, key=b"k" * 32) as s:
+        t = s.get_tuple(cfg("sealed"))
+        assert t is not None and t.checkpoint["channel_values"] == {"v": "x"}
+    with Journal(thread_agent_id("sealed"), tmp_path, readonly=True, key=b"k" * 32) as j:
+        assert j.verify().ok
+    with pytest.raises((TamperedError, ValueError)), JournalSaver(tmp_path) as s:
+        s.get_tuple(cfg("sealed"))
+
+
+class _NoDeleteBackend:
+    """A backend without ``delete_agent``: the saver must empty the journal instead."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryBackend()
+
+    def agent(self, agent_id: str, *, create: bool) -> Any:
+        return self.inner.agent(agent_id, create=create)
+
+    def exists(self, agent_id: str) -> bool:
+        return self.inner.exists(agent_id)
+
+    def list_agents(self) -> list[str]:
+        return self.inner.list_agents()
+
+    def describe(self) -> str:
+        return "no-delete"
+
+
+def test_delete_thread_on_a_backend_without_delete_agent_empties_it() -> None:
+    backend = _NoDeleteBackend()
+    with JournalSaver(backend=backend) as s:  # type: ignore[arg-type]
+        s.put(cfg("d"), cp("c1", {"v": "SECRET"}), {}, {"v": 1})
+        s.put(cfg("d", ns="child:1"), cp("c2", {"v": "SECRET2"}), {}, {"v": 1})
+        s.delete_thread("d")
+        assert s.get_tuple(cfg("d")) is None and list(s.list(cfg("d"))) == []
+    with JournalSaver(backend=backend) as s:  # type: ignore[arg-type]
+        assert s.get_tuple(cfg("d")) is None and s.get_tuple(cfg("d", ns="child:1")) is None
+    with Journal(thread_agent_id("d"), backend=backend, readonly=True) as j:  # type: ignore[arg-type]
+        assert j.verify().ok
+        assert all(b"SECRET" not in msgspec_dump(r) for r in j.records())
+
+
+def msgspec_dump(rec: Any) -> bytes:
+    import msgspec
+
+    return msgspec.json.encode(rec)
