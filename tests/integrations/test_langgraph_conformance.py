@@ -53,9 +53,10 @@ SPECS: list[Callable[[Any], Any]] = [
 class ReopeningSaver(JournalSaver):
     """Closes every journal before opening one: each call reads the thread from disk."""
 
-    def _thread(self, thread_id: Any, *, create: bool) -> ThreadJournal | None:
+    def _thread(self, thread_id: Any, *, create: bool, read: bool = False
+                ) -> ThreadJournal | None:
         self.close()
-        return super()._thread(thread_id, create=create)
+        return super()._thread(thread_id, create=create, read=read)
 
 
 def test_validate_reports_full_conformance(tmp_path: Path) -> None:

@@ -167,10 +167,21 @@ class ListDecoder:
         self.serde = serde
         self.arrays = arrays
         self._memo: dict[int, tuple[Any, bytes]] = {}
+        self._marked = False
 
     def decode(self, doc: Any) -> Any:
         if not self.arrays or type(doc) is not list:
             return decode(self.serde, doc)
+        if not self._marked:
+            # Plain JSON lists (no objects in them) go through C in one piece; once a list
+            # with markers is seen, the item by item path is taken directly.
+            try:
+                enc = _json_enc.encode(doc)
+            except (TypeError, ValueError, OverflowError):
+                enc = _MARK
+            if _MARK not in enc:
+                return self.serde.loads_typed(("msgpack", ormsgpack.packb(doc, option=_OPT)))
+            self._marked = True
         parts = [_header(len(doc))]
         memo = self._memo
         for item in doc:
