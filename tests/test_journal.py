@@ -358,7 +358,11 @@ def test_scan_newer_format_and_garbage_tail_with_hash_suffix(tmp_path: Path) -> 
     hdr, rest = data.split(b"\n", 1)
     body = _codec.split_line(hdr)
     assert body is not None
-    newer = _codec.seal_line(body[0].replace(b'"format":2', b'"format":9'), None)[0]
+    from agentjournal import FORMAT_VERSION
+
+    current = b'"format":%d' % FORMAT_VERSION
+    assert current in body[0]
+    newer = _codec.seal_line(body[0].replace(current, b'"format":9'), None)[0]
     sc = scan(newer + rest, first_seq=1, agent_id=AGENT, key=None, where="s")
     assert sc.error is not None and "newer" in sc.error.message
     # a damaged record followed by a line that only looks sealed: still a torn tail

@@ -37,8 +37,10 @@ def run_blocks(blocks: list[str], ns: dict[str, Any], name: str) -> None:
 
     async def main() -> None:
         for i, src in enumerate(blocks):
+            # dont_inherit: this module's `from __future__ import annotations` must not turn
+            # the examples' annotations into strings (LangGraph reads a TypedDict's types).
             code = compile(src, f"<{name} block {i + 1}>", "exec",
-                           flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+                           flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
             result = eval(code, ns)  # noqa: S307 - our own documentation
             if asyncio.iscoroutine(result):
                 await result
@@ -57,7 +59,8 @@ def test_guide_has_the_seed_sections() -> None:
         assert GUIDE_SECTIONS.get(title), title
 
 
-NEEDS = {"Kaizen: agentjournal under Kaizen's own StateManager": "kaizen.core.autonomy.state"}
+NEEDS = {"Kaizen: agentjournal under Kaizen's own StateManager": "kaizen.core.autonomy.state",
+         "LangGraph": "langgraph"}
 
 
 @pytest.mark.parametrize("title", [t for t, blocks in GUIDE_SECTIONS.items() if blocks])

@@ -1,11 +1,12 @@
 """Write the golden journals of the current on-disk format and their manifest.
 
-    python tests/data/make_golden.py            # -> tests/data/golden_v1/, golden_v1.json
+    python tests/data/make_golden.py            # -> tests/data/golden_v<FORMAT>/, .json
 
 The histories are fixed (only timestamps differ between runs). The expected states come from
 this script's own list of states, never from replaying the journal, so the manifest is an
 independent record of what the files must replay to. Commit the output when the format
-version changes (keep the old directory: it is what compatibility is tested against).
+version changes (keep the old directories: they are what compatibility is tested against).
+Format 2 added agent ``golden-meta`` (step records with ``meta``).
 """
 
 from __future__ import annotations
@@ -117,6 +118,21 @@ def build(out: str) -> dict[str, Any]:
             j.append(st)
     expected["golden-pruned"] = {k: st for k, st in enumerate(want, start=1)}
 
+    # 5. (format 2) step records carrying caller metadata, some of them changing no state
+    metas: dict[str, Any] = {}
+    with Journal("golden-meta", out, snapshot_every=4, segment_max_records=5) as j:
+        for k, st in enumerate(want, start=1):
+            meta = {"id": f"cp-{k:04d}", "parent": f"cp-{k - 1:04d}" if k > 1 else None,
+                    "n": k, "ratio": k / 8, "ok": k % 2 == 0, "名前": "メタ ✓",
+                    "nested": {"list": [1, [2, {"deep": None}]], "a/b~c": ""}}
+            rec = j.append(st, step=k, meta=meta)
+            metas[str(rec.seq)] = meta
+            if k % 3 == 0:  # a record with metadata only: the state does not change
+                note = {"writes": [[0, "channel", {"v": k}]], "task": f"task-{k}"}
+                rec = j.append(ops=[], step=k, meta=note)
+                metas[str(rec.seq)] = note
+    expected["golden-meta"] = {k: st for k, st in enumerate(want, start=1)}
+
     keys = {"golden-keyed": "golden-key"}
     for agent, by_step in expected.items():
         key = keys.get(agent)
@@ -143,6 +159,8 @@ def build(out: str) -> dict[str, Any]:
                 "snapshots": j.snapshot_seqs(),
                 "segment_files": sorted(os.listdir(os.path.join(out, agent, "segments"))),
             }
+            if agent == "golden-meta":
+                manifest["agents"][agent]["metas"] = metas
     return manifest
 
 

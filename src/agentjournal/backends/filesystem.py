@@ -434,7 +434,8 @@ class FilesystemBackend:
         out = []
         for name in names:
             p = os.path.join(self.root, name)
-            if not os.path.islink(p) and os.path.isdir(os.path.join(p, "segments")):
+            if (not name.startswith(".") and not os.path.islink(p)
+                    and os.path.isdir(os.path.join(p, "segments"))):
                 out.append(name)
         return sorted(out)
 
@@ -475,3 +476,44 @@ class FilesystemBackend:
     def identity(self) -> tuple[str, str]:
         """Equal for two backends on the same directory (writers in one process share)."""
         return ("fs", os.path.realpath(self.root))
+
+    # --- removing a whole journal (added for integrations/langgraph.py: delete_thread) -----
+    def delete_agent(self, agent_id: str) -> bool:
+        """Remove an agent's journal (segments, snapshots, quarantine) from the disk.
+
+        Refused while a writer holds its lock (this process's own open writers included).
+        The directory is first renamed to ``.deleted.<agent_id>.<ns>`` (one atomic rename,
+        so a crash never leaves half a journal under the agent's name), then removed;
+        leftovers of an interrupted removal are removed by the next call. Returns whether
+        there was a journal.
+
+        Raises:
+            JournalLockedError: a writer has the journal open.
+        """
+        import shutil
+
+        validate_agent_id(agent_id)
+        try:
+            root = self._open_root(False)
+        except FileNotFoundError:
+            return False
+        try:
+            for name in os.listdir(root.path):
+                if name.startswith(".deleted."):
+                    shutil.rmtree(root.join(name), ignore_errors=True)
+            try:
+                store = FileAgentStore(root, agent_id, create=False)
+            except FileNotFoundError:
+                return False
+            try:
+                store.lock()  # raises JournalLockedError while a writer holds it
+                trash = f".deleted.{agent_id}.{time.time_ns()}"
+                os.rename(agent_id, trash, src_dir_fd=root.fd, dst_dir_fd=root.fd)
+                root.fsync()
+            finally:
+                store.close()
+            shutil.rmtree(root.join(trash), ignore_errors=True)
+            root.fsync()
+            return True
+        finally:
+            root.close()

@@ -230,3 +230,21 @@ class MemoryBackend:
 
     def identity(self) -> tuple[str, int]:
         return ("memory", id(self))
+
+    # --- removing a whole journal (added for integrations/langgraph.py: delete_thread) -----
+    def delete_agent(self, agent_id: str) -> bool:
+        """Forget an agent's journal; refused while a writer holds it. Returns whether it was.
+
+        Raises:
+            JournalLockedError: a writer has the journal open.
+        """
+        validate_agent_id(agent_id)
+        data = self._agents.get(agent_id)
+        if data is None:
+            return False
+        if data.locked:
+            raise JournalLockedError(
+                f"journal of agent {agent_id!r} is open for writing",
+                hint="close the Journal (or the saver) that writes it first")
+        del self._agents[agent_id]
+        return True

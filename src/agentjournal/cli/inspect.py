@@ -16,6 +16,7 @@ from rich.text import Text
 
 from .. import delta, status
 from ..errors import JournalError, PathNotFoundError, StepNotFoundError
+from ..events import Step
 from ..query import record_at_time
 from ..replay.journal import Journal
 from . import schemas
@@ -163,8 +164,43 @@ def _record_step(j: Journal, seq: int) -> int:
     return rec.step
 
 
-def state_for(j: Journal, step: int | None, seq: int | None) -> tuple[Any, int, int]:
-    """``(state, step, seq)`` at a step, at a seq, or (neither) the latest."""
+class StepOrId(click.ParamType):  # type: ignore[type-arg]
+    """``--at``: an agent step (a number), or the ``id`` in a step record's ``meta``."""
+
+    name = "STEP|ID"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int | str:
+        if isinstance(value, int):
+            return value
+        text = str(value)
+        if text.isdigit():
+            return int(text)
+        if not text or text.startswith("-"):
+            self.fail(f"{text!r} is neither a step (0 or more) nor a checkpoint id", param, ctx)
+        return text
+
+
+def seq_of_id(j: Journal, ident: str) -> int:
+    """Seq of the last step record whose ``meta.id`` is ``ident`` (a LangGraph checkpoint id).
+
+    Raises:
+        StepNotFoundError: no record has that id.
+    """
+    found = None
+    for rec in j.records():
+        if isinstance(rec, Step) and rec.meta and rec.meta.get("id") == ident:
+            found = rec.seq
+    if found is None:
+        raise StepNotFoundError(f"no step record has id {ident!r}",
+                                hint="ids are listed by 'agentjournal log AGENT'")
+    return found
+
+
+def state_for(j: Journal, step: int | str | None, seq: int | None) -> tuple[Any, int, int]:
+    """``(state, step, seq)`` at a step, a checkpoint id, a seq, or (none) the latest."""
+    if isinstance(step, str):
+        seq, step = seq_of_id(j, step), None
     if seq is not None:
         state = j.state_at_seq(seq)
         return state, _record_step(j, seq), seq
@@ -194,8 +230,9 @@ Examples:
   $ agentjournal show researcher --at-time 2030-01-01T00:00Z --path /status
 """)
 @click.argument("agent")
-@click.option("--at", "step", type=click.IntRange(min=0), metavar="STEP",
-              help="Agent step (default: the latest).")
+@click.option("--at", "step", type=StepOrId(), metavar="STEP|ID",
+              help="Agent step, or the id a step record's meta carries (a LangGraph "
+                   "checkpoint id); default: the latest.")
 @click.option("--seq", type=click.IntRange(min=0), help="A record seq instead of a step.")
 @click.option("--at-time", "at_time", type=TIME, metavar="TIME",
               help="The state as of a time: after the last step written at or before it "
@@ -205,7 +242,7 @@ Examples:
 @click.option("--compact", is_flag=True, help="JSON on one line.")
 @store_options
 @json_option
-def show_cmd(agent: str, step: int | None, seq: int | None, at_time: float | None,
+def show_cmd(agent: str, step: int | str | None, seq: int | None, at_time: float | None,
              pointer: str, compact: bool, as_json: bool) -> None:
     """The full state of AGENT after a step (default: the latest), or one part of it.
 

@@ -21,7 +21,15 @@ from ..replay.journal import Journal
 from ..status import record_kind
 from ..summary import UNKNOWN, summarize
 from . import schemas
-from ._app import Settings, get_settings, iso_utc, json_option, local_time, store_options
+from ._app import (
+    Settings,
+    get_settings,
+    iso_utc,
+    json_option,
+    local_time,
+    short_json,
+    store_options,
+)
 from .query import TIME
 
 KIND_STYLE = {"step": "cyan", "snapshot": "magenta", "fork": "bold green", "anchor": "red"}
@@ -32,7 +40,18 @@ kind_of = record_kind
 """The record's kind as written in the journal (``step``, ``snapshot`` ...)."""
 
 
+def meta_hint(meta: dict[str, Any]) -> str:
+    """A few words about a step's ``meta``: its ``op``, ``ns`` and ``id`` when it has them
+    (what an integration such as the LangGraph saver records), else its start as JSON."""
+    named = [f"{k}={short_json(meta[k], 40)}" for k in ("ns", "id", "task") if k in meta]
+    if "op" in meta or named:
+        return " ".join([str(meta.get("op", "meta")), *named])
+    return "meta " + short_json(meta, 60)
+
+
 def _details(rec: AnyRecord) -> dict[str, Any]:
+    if isinstance(rec, Step) and rec.meta is not None:
+        return {"meta": rec.meta}
     if isinstance(rec, SnapshotMark):
         return {"at": rec.at, "digest": rec.digest}
     if isinstance(rec, Fork):
@@ -77,6 +96,8 @@ class Annotator:
             self.started = True
             self.state = self._before(rec.seq)
         text = summarize(rec, self.state)
+        if isinstance(rec, Step) and rec.meta:
+            text = f"[{meta_hint(rec.meta)}] {text}"
         if isinstance(rec, (Step, Fork)) and self.state is not UNKNOWN:
             try:
                 # The record's own op values must stay untouched: apply a copy.

@@ -72,7 +72,8 @@ class LogEntry(TypedDict):
     """The record's RFC 6902 ops (``step`` and ``fork`` records), else null."""
     details: dict[str, Any]
     """Fields of the other kinds: ``at``/``digest`` (snapshot), ``parent``/``parent_seq``/
-    ``parent_step``/``parent_hash`` (fork), ``first_seq``/``first_prev``/``removed`` (anchor)."""
+    ``parent_step``/``parent_hash`` (fork), ``first_seq``/``first_prev``/``removed`` (anchor),
+    ``meta`` (a step carrying caller metadata, format 2)."""
     prev: str
     h: str
 
