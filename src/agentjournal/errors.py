@@ -152,3 +152,19 @@ class CheckpointNotFoundError(JournalNotFoundError, StepNotFoundError):
 
 class RedactionError(JournalError, RuntimeError):
     """A redaction hook failed, so the state was not recorded (nothing unredacted is written)."""
+
+
+# --- the web viewer (agentjournal serve, issue 14) ---------------------------------------------
+
+
+class NoValueAtPathError(JournalError, LookupError):
+    """The state holds no value at the JSON Pointer asked for."""
+
+
+class BadRequestError(JournalError, ValueError):
+    """A viewer request with a missing or malformed parameter."""
+
+
+class ForbiddenRequestError(JournalError, PermissionError):
+    """A viewer request the server refuses: cross-origin, wrong host, or a change the server
+    was not started to allow (``--allow-fork``)."""

@@ -397,3 +397,36 @@ class FilesystemBackend:
 
     def describe(self) -> str:
         return self.root
+
+    # --- writer presence (added for the viewer, issue 14) -----------------------------------
+    def writer_pids(self, agent_ids: list[str] | None = None) -> dict[str, int]:
+        """Agents whose writer lock is held now, with the holder's pid.
+
+        Reads ``/proc/locks`` once for all the agents asked about (default: every agent), and
+        never touches the locks themselves, so a writer starting at that moment is not
+        disturbed. Empty on systems without ``/proc/locks``.
+        """
+        ids = self.list_agents() if agent_ids is None else agent_ids
+        try:
+            with open("/proc/locks", encoding="ascii", errors="replace") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return {}
+        held: dict[str, int] = {}
+        for line in lines:
+            parts = line.split()
+            if "->" in parts or len(parts) < 6 or parts[1] not in ("FLOCK", "OFDLCK", "POSIX"):
+                continue
+            if parts[4].isdigit():
+                held[parts[5]] = int(parts[4])
+        out: dict[str, int] = {}
+        for agent_id in ids:
+            validate_agent_id(agent_id)
+            try:
+                st = os.stat(os.path.join(self.root, agent_id, "LOCK"), follow_symlinks=False)
+            except OSError:
+                continue
+            pid = held.get(f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}")
+            if pid is not None:
+                out[agent_id] = pid
+        return out

@@ -196,3 +196,9 @@ class MemoryBackend:
 
     def describe(self) -> str:
         return "memory://"
+
+    # --- writer presence (added for the viewer, issue 14) -----------------------------------
+    def writer_pids(self, agent_ids: list[str] | None = None) -> dict[str, int]:
+        """Agents with an open writer in this process (all of them live here), with our pid."""
+        ids = self.list_agents() if agent_ids is None else agent_ids
+        return {a: os.getpid() for a in ids if a in self._agents and self._agents[a].locked}

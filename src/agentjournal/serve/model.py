@@ -1,0 +1,428 @@
+"""What the viewer shows, as plain JSON-ready data, over the public :class:`Journal` API.
+
+No web framework here: :mod:`agentjournal.serve.api` turns requests into calls of
+:class:`Viewer` and its results into responses, so the data layer is testable on its own.
+
+Memory stays bounded whatever the history length: journals are opened read-only and kept in
+a small LRU pool; a page of the step list is at most :data:`MAX_PAGE` records; and the only
+state held between requests is one *cursor* per recently viewed agent (the state after one
+seq), which lets the slider step forward by applying one step's ops instead of replaying.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .. import delta
+from ..backends.base import Backend
+import msgspec
+
+from ..errors import (
+    CorruptRecordError,
+    JournalError,
+    NoValueAtPathError,
+    StepNotFoundError,
+    TamperedError,
+)
+from ..events import AnyRecord, Fork, Step
+from ..replay.journal import Journal
+from ..summary import summarize
+from . import engine
+
+MAX_PAGE = 1000
+"""Most records one page of the step list returns."""
+
+POOL_SIZE = 16
+"""Read-only journals kept open between requests."""
+
+CURSORS = 4
+"""Agents whose last viewed state is kept for the slider (each holds one full state)."""
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def _encode(doc: Any) -> bytes:
+    return _encoder.encode(doc)
+
+
+def kind_of(rec: AnyRecord) -> str:
+    """``step``, ``snapshot``, ``fork`` or ``anchor``."""
+    return rec.kind
+
+
+def row_of(rec: AnyRecord, prev_ts: float | None) -> dict[str, Any]:
+    """One line of the step list."""
+    ops = rec.ops if isinstance(rec, (Step, Fork)) else []
+    row: dict[str, Any] = {
+        "seq": rec.seq, "step": rec.step, "ts": rec.ts, "kind": rec.kind,
+        "dt": None if prev_ts is None else round(rec.ts - prev_ts, 6),
+        "summary": summarize(rec), "nops": len(ops),
+    }
+    if isinstance(rec, Step) and rec.meta:
+        row["meta"] = rec.meta
+    if isinstance(rec, Fork):
+        row["parent"] = {"agent_id": rec.parent, "seq": rec.parent_seq, "step": rec.parent_step}
+    return row
+
+
+def is_key_needed(err: BaseException) -> bool:
+    """Whether reading failed only because the journal is keyed and no (right) key was given."""
+    return isinstance(err, TamperedError) and "key is needed" in str(err)
+
+
+def lookup(state: Any, tokens: list[str]) -> tuple[bool, Any]:
+    """``(found, value)`` at the pointer ``tokens`` of ``state``."""
+    node = state
+    for t in tokens:
+        if isinstance(node, dict):
+            if t not in node:
+                return False, None
+            node = node[t]
+        elif isinstance(node, list):
+            if not t.isdigit() or int(t) >= len(node) or (len(t) > 1 and t[0] == "0"):
+                return False, None
+            node = node[int(t)]
+        else:
+            return False, None
+    return True, node
+
+
+def apply_tracking(state: Any, ops: list[dict[str, Any]]) -> tuple[Any, list[dict[str, Any]]]:
+    """Apply ``ops`` to ``state`` in place, returning the new root and each op annotated.
+
+    Each annotated op has ``at`` (its path with ``-`` resolved to the index it landed at) and,
+    when the op replaced or removed a value, ``old``: what the viewer strikes through, and what
+    lets the browser step backwards by undoing the ops instead of downloading a state.
+    """
+    out: list[dict[str, Any]] = []
+    for op in ops:
+        name, path = op.get("op"), op.get("path", "")
+        tokens = delta.parse_pointer(path)
+        item: dict[str, Any] = {"op": name, "path": path, "at": path}
+        if "value" in op:
+            item["value"] = op["value"]
+        if tokens:
+            found_parent, parent = lookup(state, tokens[:-1])
+            last = tokens[-1]
+            if found_parent and isinstance(parent, list) and name == "add" and last == "-":
+                item["at"] = delta.pointer([*tokens[:-1], str(len(parent))])
+            elif found_parent and not (isinstance(parent, list) and name == "add"):
+                found, old = lookup(parent, [last])
+                if found:
+                    item["old"] = old
+        elif name in ("replace", "remove"):
+            item["old"] = state
+        out.append(item)
+        state = delta.apply_in_place(state, [op])
+    return state, out
+
+
+@dataclass
+class _Cursor:
+    seq: int
+    state: Any
+
+
+class Viewer:
+    """Read-only access to every journal of a backend, shaped for the web viewer.
+
+    Args:
+        backend: the store (any backend).
+        key: the chain key of keyed journals (one for the whole store, like the CLI's).
+    """
+
+    def __init__(self, backend: Backend, key: bytes | str | None = None) -> None:
+        self.backend = backend
+        self.key = key.encode() if isinstance(key, str) else key
+        self._lock = threading.Lock()
+        self._pool: collections.OrderedDict[str, Journal] = collections.OrderedDict()
+        self._agent_locks: dict[str, threading.Lock] = {}
+        self._cursors: collections.OrderedDict[str, _Cursor] = collections.OrderedDict()
+        self._first_records: dict[tuple[str, int], AnyRecord | None] = {}
+        self._snap_steps: dict[tuple[str, int], int | None] = {}
+        self.verified: dict[str, tuple[int, bool]] = {}
+        """Last full verify per agent: ``(last_seq verified, ok)``."""
+
+    # --- journals ------------------------------------------------------------------------------
+    def strict(self, agent_id: str) -> Journal:
+        """A fresh read-only journal that raises on any damage (verify, health)."""
+        return Journal(agent_id, backend=self.backend, key=self.key, readonly=True)
+
+    @contextlib.contextmanager
+    def journal(self, agent_id: str) -> Iterator[Journal]:
+        """The pooled read-only journal of ``agent_id``, used by one request at a time.
+
+        It reads the valid prefix of a damaged journal, so its history can still be browsed.
+        """
+        with self._lock:
+            lock = self._agent_locks.setdefault(agent_id, threading.Lock())
+        with lock:
+            with self._lock:
+                j = self._pool.pop(agent_id, None)
+            if j is None:
+                j = Journal(agent_id, backend=self.backend, key=self.key, readonly=True,
+                            valid_prefix=True)
+            try:
+                yield j
+            finally:
+                with self._lock:
+                    self._pool[agent_id] = j
+                    while len(self._pool) > POOL_SIZE:
+                        _, old = self._pool.popitem(last=False)
+                        old.close()
+
+    def close(self) -> None:
+        """Close every pooled journal."""
+        with self._lock:
+            for j in self._pool.values():
+                j.close()
+            self._pool.clear()
+            self._cursors.clear()
+
+    # --- agents --------------------------------------------------------------------------------
+    def _first_record(self, j: Journal, first_seg: int) -> AnyRecord | None:
+        key = (j.agent_id, first_seg)
+        if key not in self._first_records:
+            self._first_records[key] = next(iter(j.records(first_seg, first_seg)), None)
+        return self._first_records[key]
+
+    def agents(self, match: str = "") -> list[dict[str, Any]]:
+        """Every agent's row: steps, activity, writer, snapshots, bytes, health, parent."""
+        ids = [a for a in self.backend.list_agents() if match.lower() in a.lower()]
+        writers = engine.writer_pids(self.backend, ids)
+        return [self._agent_row(a, writers.get(a)) for a in ids]
+
+    def _agent_row(self, agent_id: str, pid: int | None) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "agent_id": agent_id, "steps": 0, "records": 0, "first_seq": 0, "last_ts": None,
+            "live": pid is not None, "writer_pid": pid, "snapshots": 0, "bytes": 0,
+            "health": "empty", "problem": None, "parent": None}
+        try:
+            with self.journal(agent_id) as j:
+                segs = j.segment_seqs()
+                row["snapshots"], row["bytes"] = len(j.snapshot_seqs()), j.disk_usage()
+                if not segs:
+                    return row
+                row["first_seq"] = segs[0]
+                first = self._first_record(j, segs[0])
+                if isinstance(first, Fork):
+                    row["parent"] = {"agent_id": first.parent, "step": first.parent_step,
+                                     "seq": first.parent_seq}
+            last = None
+            with self.strict(agent_id) as sj:
+                for rec in sj.records(segs[-1]):
+                    last = rec
+            if last is not None:
+                row["steps"], row["records"], row["last_ts"] = last.step, last.seq, last.ts
+                done = self.verified.get(agent_id)
+                row["health"] = ("damaged" if done and not done[1] else
+                                 "verified" if done and done[0] == last.seq else "ok")
+        except (JournalError, OSError) as e:
+            row["health"] = "key_needed" if is_key_needed(e) else "damaged"
+            row["problem"] = str(e)
+        return row
+
+    def agent(self, agent_id: str) -> dict[str, Any]:
+        """One agent's header: range of steps and seqs, slider marks, keyed, fork parent."""
+        with self.journal(agent_id) as j:
+            segs = j.segment_seqs()
+            last_seq, last_step = j.last_seq, j.last_step
+            if segs and not last_seq:
+                with self.strict(agent_id) as sj:  # raises what keeps it from being read
+                    for _ in sj.records(segs[-1]):
+                        pass
+            if not segs or not last_seq:
+                raise StepNotFoundError(f"agent {agent_id!r} has no readable steps",
+                                        hint="check the agent's health (key needed?)")
+            first = self._first_record(j, segs[0])
+            snaps = j.snapshot_seqs()
+            marks = []
+            seg_set = set(segs)
+            for s in snaps:
+                k = (agent_id, s)
+                if k not in self._snap_steps:
+                    # Segments roll at snapshots: the one right after snapshot s starts with
+                    # its mark, whose header holds the step without reading any record.
+                    self._snap_steps[k] = (j.first_step_of_segment(s + 1) if s + 1 in seg_set
+                                           else None)
+                step = self._snap_steps[k]
+                if step is not None:
+                    marks.append({"seq": s, "step": step})
+            first_step = j.first_step_of_segment(segs[0])
+        # Other agents are opened only after this one is released: holding two agents'
+        # locks at once could deadlock with a request doing the same the other way round.
+        children = []
+        for other in self.backend.list_agents():
+            if other == agent_id:
+                continue
+            with contextlib.suppress(JournalError, OSError), self.journal(other) as oj:
+                osegs = oj.segment_seqs()
+                rec = self._first_record(oj, osegs[0]) if osegs else None
+                if isinstance(rec, Fork) and rec.parent == agent_id:
+                    children.append({"agent_id": other, "step": rec.parent_step})
+        return {
+            "agent_id": agent_id, "first_seq": segs[0], "first_step": first_step,
+            "last_seq": last_seq, "last_step": last_step, "snapshots": marks,
+            "forks": children, "keyed": self.key is not None,
+            "parent": ({"agent_id": first.parent, "step": first.parent_step,
+                        "seq": first.parent_seq} if isinstance(first, Fork) else None),
+        }
+
+    # --- steps ---------------------------------------------------------------------------------
+    def rows(self, agent_id: str, *, before: int | None = None, after: int | None = None,
+             limit: int = 200) -> dict[str, Any]:
+        """A page of the step list, by seq: the ``limit`` records before ``before`` (default:
+        the last ones), or the ones from ``after`` on."""
+        limit = max(1, min(limit, MAX_PAGE))
+        with self.journal(agent_id) as j:
+            segs = j.segment_seqs()
+            last = j.last_seq
+            lo = segs[0] if segs else 1
+            if after is not None:
+                start, end = max(after, lo), min(after + limit - 1, last)
+            else:
+                end = min(last, (before - 1) if before is not None else last)
+                start = max(lo, end - limit + 1)
+            rows: list[dict[str, Any]] = []
+            prev_ts: float | None = None
+            if end >= start:
+                for rec in j.records(max(start - 1, lo), end):
+                    if rec.seq >= start:
+                        rows.append(row_of(rec, prev_ts))
+                    prev_ts = rec.ts
+            return {"agent_id": agent_id, "first_seq": lo, "last_seq": last, "rows": rows}
+
+    def seq_of_step(self, agent_id: str, step: int) -> int:
+        """Seq of the last record of ``step`` (or of the last step before it)."""
+        with self.journal(agent_id) as j:
+            return j.seq_of_step(step)
+
+    # --- state and changes ---------------------------------------------------------------------
+    def _cursor_state(self, j: Journal, seq: int) -> Any:
+        """The state after record ``seq``: from the agent's cursor when it is there (or just
+        before), else snapshot + replay. The caller holds the agent's lock and owns the cursor
+        afterwards (it may advance it in place)."""
+        cur = self._cursors.get(j.agent_id)
+        if cur is not None and cur.seq <= seq and seq - cur.seq <= 200:
+            state = cur.state
+            if seq > cur.seq:
+                for rec in j.records(cur.seq + 1, seq):
+                    if isinstance(rec, (Step, Fork)):
+                        state = delta.apply_in_place(state, rec.ops)
+            cur.seq, cur.state = seq, state
+        else:
+            state = j.state_at_seq(seq) if seq > 0 else {}
+            cur = _Cursor(seq, state)
+        with self._lock:
+            self._cursors[j.agent_id] = cur
+            self._cursors.move_to_end(j.agent_id)
+            while len(self._cursors) > CURSORS:
+                self._cursors.popitem(last=False)
+        return cur.state
+
+    def state(self, agent_id: str, step: int, path: str = "") -> bytes:
+        """The state (or the value at ``path`` in it) at agent step ``step``, as JSON.
+
+        Encoded here, under the agent's lock, because it is the cursor's own state, which
+        the next request on this agent advances in place.
+        """
+        tokens = delta.parse_pointer(path)
+        with self.journal(agent_id) as j:
+            seq = j.seq_of_step(step)
+            found, value = lookup(self._cursor_state(j, seq), tokens)
+            if not found:
+                raise NoValueAtPathError(f"no value at {path!r} at step {step}",
+                                        hint="pick a path from the state tree")
+            return _encode({"agent_id": agent_id, "step": step, "seq": seq, "path": path,
+                            "state": value})
+
+    def changes(self, agent_id: str, step: int) -> bytes:
+        """The records of ``step`` with their ops annotated (``at``, ``old``), as JSON
+        (encoded under the lock: the op values now live in the cursor's state)."""
+        with self.journal(agent_id) as j:
+            recs = list(j.history(step, step))
+            if not recs:
+                j.seq_of_step(step)  # raises for a step out of range
+                return _encode({"agent_id": agent_id, "step": step, "records": [], "ops": []})
+            before = recs[0].seq - 1
+            state = self._cursor_state(j, before) if before >= 1 else {}
+            out_recs, all_ops = [], []
+            for rec in recs:
+                ops: list[dict[str, Any]] = []
+                if isinstance(rec, (Step, Fork)):
+                    state, ops = apply_tracking(state, rec.ops)
+                    all_ops.extend(ops)
+                out_recs.append({**row_of(rec, None), "ops": ops})
+            cur = self._cursors.get(agent_id)
+            if cur is not None:
+                cur.seq, cur.state = recs[-1].seq, state
+            return _encode({"agent_id": agent_id, "step": step, "seq": recs[-1].seq,
+                            "records": out_recs, "ops": all_ops})
+
+    def compare(self, agent_id: str, a: int, b: int, a_agent: str | None = None
+                ) -> dict[str, Any]:
+        """The ops turning the state at step ``a`` (of ``a_agent``, default the same agent)
+        into the state at step ``b``, annotated like :meth:`changes`."""
+        src = a_agent or agent_id
+        with self.journal(src) as ja:
+            old = ja.state_at(a)
+        with self.journal(agent_id) as jb:
+            new = jb.state_at(b)
+        ops = delta.diff(old, new)
+        _, annotated = apply_tracking(old, [dict(op) for op in ops])
+        return {"agent_id": agent_id, "a": a, "b": b, "a_agent": src, "ops": annotated}
+
+    # --- integrity -----------------------------------------------------------------------------
+    def verify(self, agent_id: str, from_seq: int | None = None, to_seq: int | None = None
+               ) -> dict[str, Any]:
+        """Verify the whole journal, or check the records of a seq range."""
+        with self.strict(agent_id) as j:
+            if from_seq is None and to_seq is None:
+                rep = j.verify()
+                bad = [p.seq for p in rep.problems if p.seq is not None]
+                self.verified[agent_id] = (rep.last_seq, rep.ok)
+                return {"agent_id": agent_id, "ok": rep.ok, "records": rep.records,
+                        "first_seq": rep.first_seq, "last_seq": rep.last_seq,
+                        "first_bad_seq": min(bad) if bad else None,
+                        "problems": [vars(p) for p in rep.problems[:50]]}
+            n, problem = 0, None
+            try:
+                for _ in j.records(from_seq or 1, to_seq):
+                    n += 1
+            except CorruptRecordError as e:
+                problem = {"kind": "key_needed" if is_key_needed(e) else "corrupt",
+                           "message": e.message, "path": e.path, "offset": e.offset,
+                           "seq": e.seq}
+            return {"agent_id": agent_id, "ok": problem is None, "records": n,
+                    "first_seq": from_seq, "last_seq": to_seq,
+                    "first_bad_seq": problem["seq"] if problem else None,
+                    "problems": [problem] if problem else []}
+
+    def integrity(self, agent_id: str) -> dict[str, Any]:
+        """Snapshots with sizes, the retained-history watermark, anchors, last verify."""
+        with self.journal(agent_id) as j:
+            segs = j.segment_seqs()
+            snaps = j.snapshot_seqs()
+            sizes = engine.snapshot_sizes(self.backend, agent_id, snaps)
+        info = self.agent(agent_id) if segs else None
+        steps = {m["seq"]: m["step"] for m in (info["snapshots"] if info else [])}
+        done = self.verified.get(agent_id)
+        return {
+            "agent_id": agent_id,
+            "snapshots": [{"seq": s, "step": steps.get(s), "bytes": sizes.get(s)}
+                          for s in snaps],
+            "segments": len(segs),
+            "watermark": {"first_seq": segs[0] if segs else None,
+                          "first_step": info["first_step"] if info else None,
+                          "pruned": bool(segs and segs[0] > 1)},
+            # The engine has no anchored head yet (an externally kept copy of the last hash);
+            # the field is here so the page can show one when it does.
+            "anchored_head": None,
+            "verified": None if done is None else {"last_seq": done[0], "ok": done[1]},
+        }
