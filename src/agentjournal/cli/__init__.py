@@ -36,6 +36,7 @@ from .maintain import (
     verify_cmd,
 )
 from .repair import repair_cmd
+from .serve import serve_cmd
 
 __all__ = [
     "EXIT_CORRUPT",
@@ -57,6 +58,7 @@ Examples:
   $ agentjournal log researcher --limit 5
   $ agentjournal show researcher --at 12 --path /status
   $ agentjournal diff researcher 11 12
+  $ agentjournal serve --open
 
 \b
 Environment:
@@ -106,7 +108,7 @@ def cli(ctx: click.Context, color: str) -> None:
 
 
 for _cmd in (ls_cmd, log_cmd, show_cmd, diff_cmd, stats_cmd, verify_cmd, repair_cmd, fork_cmd,
-             compact_cmd, export_cmd, import_cmd, demo_cmd, schema_cmd):
+             compact_cmd, export_cmd, import_cmd, demo_cmd, schema_cmd, serve_cmd):
     cli.add_command(_cmd)
 
 

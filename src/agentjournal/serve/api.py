@@ -31,8 +31,8 @@ from ..errors import (
     JournalLockedError,
     JournalNotFoundError,
     LimitExceededError,
-    NoValueAtPathError,
     NotJSONEncodableError,
+    NoValueAtPathError,
     StepNotFoundError,
     StepPrunedError,
 )

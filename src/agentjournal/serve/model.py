@@ -18,10 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .. import delta
-from ..backends.base import Backend
 import msgspec
 
+from .. import delta
+from ..backends.base import Backend
 from ..errors import (
     CorruptRecordError,
     JournalError,
