@@ -40,6 +40,9 @@ MAX_PAGE = 1000
 POOL_SIZE = 16
 """Read-only journals kept open between requests."""
 
+AUTO_VERIFY_BYTES = 4 << 20
+"""Idle journals up to this size are verified in full when the agents are listed."""
+
 CURSORS = 4
 """Agents whose last viewed state is kept for the slider (each holds one full state)."""
 
@@ -146,19 +149,49 @@ class Viewer:
         self._cursors: collections.OrderedDict[str, _Cursor] = collections.OrderedDict()
         self._first_records: dict[tuple[str, int], AnyRecord | None] = {}
         self._snap_steps: dict[tuple[str, int], int | None] = {}
+        self._keys: dict[str, bytes | None] = {}
         self.verified: dict[str, tuple[int, bool]] = {}
         """Last full verify per agent: ``(last_seq verified, ok)``."""
 
     # --- journals ------------------------------------------------------------------------------
+    def _key_for(self, agent_id: str) -> bytes | None:
+        """The store's key if this agent's journal is keyed with it, else None.
+
+        One key is given for the whole store, as with the CLI, but a store may hold both
+        keyed and unkeyed journals: an unkeyed one does not read with a key. Whichever reads
+        the agent's last segment is remembered (the key first; if neither does, the key, so
+        that the real problem is reported).
+        """
+        if self.key is None:
+            return None
+        if agent_id in self._keys:
+            return self._keys[agent_id]
+        chosen: bytes | None = self.key
+        for key in (self.key, None):
+            with Journal(agent_id, backend=self.backend, key=key, readonly=True) as j:
+                segs = j.segment_seqs()
+                if not segs:
+                    return self.key  # nothing written yet: decide later
+                try:
+                    next(iter(j.records(segs[-1], segs[-1])), None)
+                except CorruptRecordError:
+                    continue
+                chosen = key
+                break
+        self._keys[agent_id] = chosen
+        return chosen
+
     def strict(self, agent_id: str) -> Journal:
         """A fresh read-only journal that raises on any damage (verify, health)."""
-        return Journal(agent_id, backend=self.backend, key=self.key, readonly=True)
+        return Journal(agent_id, backend=self.backend, key=self._key_for(agent_id),
+                       readonly=True)
 
     @contextlib.contextmanager
     def journal(self, agent_id: str) -> Iterator[Journal]:
         """The pooled read-only journal of ``agent_id``, used by one request at a time.
 
-        It reads the valid prefix of a damaged journal, so its history can still be browsed.
+        It raises on damage (a 409 naming the file and offset); the parts of a damaged journal
+        that do not depend on the damaged records (states from a later snapshot) still show.
         """
         with self._lock:
             lock = self._agent_locks.setdefault(agent_id, threading.Lock())
@@ -166,8 +199,7 @@ class Viewer:
             with self._lock:
                 j = self._pool.pop(agent_id, None)
             if j is None:
-                j = Journal(agent_id, backend=self.backend, key=self.key, readonly=True,
-                            valid_prefix=True)
+                j = self.strict(agent_id)
             try:
                 yield j
             finally:
@@ -221,6 +253,13 @@ class Viewer:
             if last is not None:
                 row["steps"], row["records"], row["last_ts"] = last.step, last.seq, last.ts
                 done = self.verified.get(agent_id)
+                if (done is None or done[0] != last.seq) and pid is None \
+                        and row["bytes"] <= AUTO_VERIFY_BYTES:
+                    # Small and idle: verify it all now (once per last seq) so that damage
+                    # before the last segment shows in the listing. Larger journals are
+                    # verified on demand, from the agent's page.
+                    self.verify(agent_id)
+                    done = self.verified.get(agent_id)
                 row["health"] = ("damaged" if done and not done[1] else
                                  "verified" if done and done[0] == last.seq else "ok")
         except (JournalError, OSError) as e:

@@ -283,10 +283,10 @@ function buildAgentPage(a, main) {
     info.forks.length ? el("span", { class: "dim" }, " forks: ", info.forks.map(c => el("a", { href: "/agents/" + enc(c.agent_id) }, c.agent_id + "@" + c.step + " "))) : null);
   const timeline = el("div", { id: "timeline" }, el("div", { class: "slider-wrap" }, a.slider, a.marks),
     el("div", { class: "controls" }, a.stepLabel, a.jump, a.play,
-      el("button", { onclick: () => goto(a, a.info.first_step, { scroll: true }), title: "Home" }, "⏮"),
-      el("button", { onclick: () => goto(a, a.step - 1, { scroll: true }), title: "←" }, "◀"),
-      el("button", { onclick: () => goto(a, a.step + 1, { scroll: true }), title: "→" }, "▶"),
-      el("button", { onclick: () => goto(a, a.info.last_step, { scroll: true }), title: "End" }, "⏭"),
+      el("button", { onclick: () => goto(a, a.info.first_step, { scroll: true }), title: "first step (Home)" }, "first"),
+      el("button", { onclick: () => goto(a, a.step - 1, { scroll: true }), title: "previous step (←)" }, "◀"),
+      el("button", { onclick: () => goto(a, a.step + 1, { scroll: true }), title: "next step (→)" }, "▶"),
+      el("button", { onclick: () => goto(a, a.info.last_step, { scroll: true }), title: "last step (End)" }, "last"),
       el("label", {}, a.followBox, " follow"), a.newBadge));
   const exportBox = el("div", { id: "export" },
     el("a", { id: "export-all", href: base(a) + "/export", download: "" }, "export journal"), " · ",
@@ -377,7 +377,12 @@ function ensurePage(a, p) {
     const m = new Map(r.rows.map(row => [row.seq, row]));
     a.pages.set(p, m);
     drawList(a);
-  }).catch(() => a.pages.delete(p));
+  }).catch(e => {
+    a.pages.set(p, new Map());
+    a.pageErrors = a.pageErrors || new Map();
+    a.pageErrors.set(p, e.message);
+    drawList(a);
+  });
 }
 function drawList(a) {
   if (!a.list || a.filtered) return;
@@ -392,7 +397,9 @@ function drawList(a) {
     ensurePage(a, p);
     const page = a.pages.get(p);
     const row = page ? page.get(seq) : null;
-    rows.push(stepRow(a, row, seq, i * ROW_H));
+    const bad = !row && a.pageErrors && a.pageErrors.get(p);
+    rows.push(bad ? el("div", { class: "row damaged", style: "top:" + i * ROW_H + "px", title: bad }, el("span", { class: "c-step" }, "!"), el("span", { class: "c-sum" }, "seq " + seq + ": " + bad))
+      : stepRow(a, row, seq, i * ROW_H));
   }
   a.spacer.replaceChildren(...rows);
 }
@@ -467,7 +474,7 @@ function renderDiff(a) {
       el("span", { class: "op-name" }, o.op), " ", el("code", { class: "op-path" }, o.path || "(root)"),
       "old" in o ? el("del", { class: "old" }, short(o.old)) : null, " ",
       "value" in o ? el("ins", { class: "new" }, short(o.value)) : null))),
-    ops.length > 500 ? el("div", { class: "dim" }, (ops.length - 500) + " more ops not shown") : null);
+    ops.length > 500 ? el("div", { class: "dim" }, (ops.length - 500) + " more ops not shown") : "");
 }
 function setCompare(a) {
   const v = a.vsInput.value.trim();
@@ -547,7 +554,7 @@ function node(a, label, v, tokens, h) {
     if (o && !built) { built = true; fill(KIDS_MAX); kids.append(more); }
   };
   toggle.addEventListener("click", ev => { ev.stopPropagation(); setOpen(!li.classList.contains("open")); });
-  li.append(toggle, key, ": ", old, summary, tools, kids);
+  li.append(...[toggle, key, ": ", old, summary, tools, kids].filter(x => x !== null));
   setOpen(h.open.has(path) || tokens.length === 0);
   return li;
 }
