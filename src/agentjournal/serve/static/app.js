@@ -312,7 +312,9 @@ function buildAgentPage(a, main) {
   loadIntegrity(a);
   a.onKey = ev => {
     if (ev.target && (ev.target.tagName === "INPUT" || ev.target.tagName === "TEXTAREA" || ev.target.tagName === "SELECT")) return;
-    const keys = { ArrowLeft: () => a.step - 1, ArrowRight: () => a.step + 1, Home: () => a.info.first_step, End: () => a.info.last_step };
+    // Relative to the step last asked for, so quick repeated keys add up while loading.
+    const at = a.want !== undefined ? a.want : a.step;
+    const keys = { ArrowLeft: () => at - 1, ArrowRight: () => at + 1, Home: () => a.info.first_step, End: () => a.info.last_step };
     if (keys[ev.key]) { ev.preventDefault(); goto(a, keys[ev.key](), { scroll: true }); }
   };
   document.addEventListener("keydown", a.onKey);
@@ -333,6 +335,7 @@ function drawMarks(a) {
 
 // --- moving between steps: serialised so the client state never interleaves
 function goto(a, n, opts) {
+  a.want = Math.min(Math.max(Math.round(n), a.info.first_step), a.info.last_step);
   a.busy = a.busy.then(() => gotoNow(a, n, opts || {})).catch(e => { a.diffBox.replaceChildren(errorBox(e)); });
   return a.busy;
 }
@@ -445,10 +448,12 @@ async function loadResults(a, before) {
   if (a.f.regex) q.set("regex", "1");
   if (before) q.set("before", before);
   q.set("limit", PAGE);
+  const f = a.filtered;
   try {
     const r = await api(base(a) + "/steps?" + q.toString());
-    a.filtered.rows = r.rows.concat(a.filtered.rows);
-    a.filtered.next = r.next_before;
+    if (a.filtered !== f) return;  // a newer search replaced this one meanwhile
+    f.rows = r.rows.concat(f.rows);
+    f.next = r.next_before;
     drawResults(a);
   } catch (e) { a.filteredBox.replaceChildren(errorBox(e)); }
 }
