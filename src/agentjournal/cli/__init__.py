@@ -58,7 +58,6 @@ Examples:
   $ agentjournal log researcher --limit 5
   $ agentjournal show researcher --at 12 --path /status
   $ agentjournal diff researcher 11 12
-  $ agentjournal serve --open
 
 \b
 Environment:

@@ -25,9 +25,9 @@ def is_loopback(host: str) -> bool:
 @click.command("serve", epilog="""
 \b
 Examples:
-  $ agentjournal serve --open
-  $ agentjournal --root /var/lib/agents serve --port 9000
-  $ agentjournal serve --allow-fork
+  agentjournal serve --open           (serve ./.agentjournal, open a browser)
+  agentjournal serve --allow-fork --port 9000
+  $ agentjournal serve --dry-run
 \b
 Then open http://127.0.0.1:8765/ (or /agents/AGENT?step=N for one step).
 """)
@@ -39,10 +39,12 @@ Then open http://127.0.0.1:8765/ (or /agents/AGENT?step=N for one step).
 @click.option("--open", "open_browser", is_flag=True, help="Open the viewer in a browser.")
 @click.option("--allow-fork", is_flag=True,
               help="Allow 'fork from here' (writes new journals; never runs agent code).")
+@click.option("--dry-run", is_flag=True,
+              help="Check the options and the extra, print the address, and exit.")
 @click.option("--allow-remote", is_flag=True,
               help="Allow binding to a non-loopback address (anyone who reaches it can "
                    "read every journal).")
-def serve_cmd(host: str, port: int, open_browser: bool, allow_fork: bool,
+def serve_cmd(host: str, port: int, open_browser: bool, allow_fork: bool, dry_run: bool,
               allow_remote: bool) -> None:
     """Browse the journals of the store in a web page: agents, steps, state at any step,
     diffs, search, live tail, integrity; read-only unless started with --allow-fork.
@@ -67,13 +69,18 @@ def serve_cmd(host: str, port: int, open_browser: bool, allow_fork: bool,
         s.err.print(f"warning: serving {s.root} on {host}:{port}, reachable from other "
                     "machines, with no authentication and no TLS.", style="bold yellow",
                     markup=False, highlight=False)
+    shown = "[" + host + "]" if ":" in host else host
+    mode = "fork allowed" if allow_fork else "read-only"
+    if dry_run:
+        s.out.print(f"would serve {s.root} on http://{shown}:{port}/ ({mode})",
+                    markup=False, highlight=False)
+        return
     backend = FilesystemBackend(s.root)
     app = create_app(backend, key=s.key, allow_fork=allow_fork,
                      hosts=None if remote else ("127.0.0.1", "localhost", "::1"))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                             server_header=False, date_header=False)
     server = uvicorn.Server(config)
-    shown = "[" + host + "]" if ":" in host else host
 
     def announce() -> None:
         while not server.started:
@@ -85,8 +92,7 @@ def serve_cmd(host: str, port: int, open_browser: bool, allow_fork: bool,
             for sock in srv.sockets:
                 bound = sock.getsockname()[1]
         url = f"http://{shown}:{bound}/"
-        s.err.print(f"agentjournal viewer on {url} (store {s.root}"
-                    f"{', fork allowed' if allow_fork else ', read-only'}); Ctrl-C to stop",
+        s.err.print(f"agentjournal viewer on {url} (store {s.root}, {mode}); Ctrl-C to stop",
                     markup=False, highlight=False)
         if open_browser:
             webbrowser.open(url)

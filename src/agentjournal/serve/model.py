@@ -43,6 +43,9 @@ POOL_SIZE = 16
 AUTO_VERIFY_BYTES = 4 << 20
 """Idle journals up to this size are verified in full when the agents are listed."""
 
+SEGMENTS = 8
+"""Sealed segments whose decoded records are kept (bounded by the segment size limit)."""
+
 CURSORS = 4
 """Agents whose last viewed state is kept for the slider (each holds one full state)."""
 
@@ -122,6 +125,10 @@ def apply_tracking(state: Any, ops: list[dict[str, Any]]) -> tuple[Any, list[dic
         elif name in ("replace", "remove"):
             item["old"] = state
         out.append(item)
+        # A copy of the value goes into the state: the op may be a cached record's, and
+        # later ops change the state in place.
+        if "value" in op:
+            op = {**op, "value": delta.copy_containers(op["value"])}
         state = delta.apply_in_place(state, [op])
     return state, out
 
@@ -148,6 +155,8 @@ class Viewer:
         self._agent_locks: dict[str, threading.Lock] = {}
         self._cursors: collections.OrderedDict[str, _Cursor] = collections.OrderedDict()
         self._first_records: dict[tuple[str, int], AnyRecord | None] = {}
+        self._segments: collections.OrderedDict[tuple[str, int, int], list[AnyRecord]] = (
+            collections.OrderedDict())
         self._snap_steps: dict[tuple[str, int], int | None] = {}
         self._keys: dict[str, bytes | None] = {}
         self.verified: dict[str, tuple[int, bool]] = {}
@@ -381,11 +390,56 @@ class Viewer:
             return _encode({"agent_id": agent_id, "step": step, "seq": seq, "path": path,
                             "state": value})
 
+    def _segment_records(self, j: Journal, segs: list[int], k: int) -> list[AnyRecord]:
+        """Every record of segment ``k``; kept (a few segments in all) once it is sealed.
+
+        Reading one record means scanning its whole segment, so the slider, which asks for
+        neighbouring steps one by one, reads each sealed segment once instead of per step.
+        """
+        first = segs[k]
+        if k == len(segs) - 1:
+            return list(j.records(first))  # the segment being written: always read afresh
+        key = (j.agent_id, first, segs[k + 1])
+        with self._lock:
+            hit = self._segments.get(key)
+            if hit is not None:
+                self._segments.move_to_end(key)
+                return hit
+        recs = list(j.records(first, segs[k + 1] - 1))
+        with self._lock:
+            self._segments[key] = recs
+            while len(self._segments) > SEGMENTS:
+                self._segments.popitem(last=False)
+        return recs
+
+    def _step_records(self, j: Journal, step: int) -> list[AnyRecord]:
+        """The records of agent step ``step``, in order (none if it recorded nothing)."""
+        segs = j.segment_seqs()
+        lo, hi = 0, len(segs)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if j.first_step_of_segment(segs[mid]) <= step:
+                lo = mid + 1
+            else:
+                hi = mid
+        k = lo - 1
+        if k < 0:
+            return []
+        # A step's records may begin in earlier segments (its snapshot mark starts a new one).
+        while k > 0 and j.first_step_of_segment(segs[k]) == step:
+            k -= 1
+        out: list[AnyRecord] = []
+        for i in range(k, len(segs)):
+            if i > k and j.first_step_of_segment(segs[i]) > step:
+                break
+            out.extend(r for r in self._segment_records(j, segs, i) if r.step == step)
+        return out
+
     def changes(self, agent_id: str, step: int) -> bytes:
         """The records of ``step`` with their ops annotated (``at``, ``old``), as JSON
         (encoded under the lock: the op values now live in the cursor's state)."""
         with self.journal(agent_id) as j:
-            recs = list(j.history(step, step))
+            recs = self._step_records(j, step)
             if not recs:
                 j.seq_of_step(step)  # raises for a step out of range
                 return _encode({"agent_id": agent_id, "step": step, "records": [], "ops": []})
