@@ -122,3 +122,13 @@ def test_scale_workload(peers_doc: dict[str, Any]) -> None:
         assert s["resume_fresh_process"]["verified"]
         assert s["history"]["records_median"] > 0 and s["bytes_per_step"] > 0
     assert "ratios_largest_vs_smallest" in sc
+
+
+def test_query_benchmark_runs() -> None:
+    p = _run([str(BENCH / "bench_query.py"), "--quick"], timeout=120)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    doc = json.loads(p.stdout.strip().splitlines()[-1])
+    assert doc["benchmark"] == "query" and doc["rows"]
+    by_name = {r["name"]: r for r in doc["rows"]}
+    assert any(r.get("materializations") for r in by_name.values())
+    assert all(r["ms"] > 0 for r in doc["rows"])

@@ -13,7 +13,10 @@ __all__ = [
     "CorruptRecordError",
     "CorruptSnapshotError",
     "InvalidAgentIdError",
+    "InvalidExpressionError",
     "InvalidPatchError",
+    "InvalidPointerError",
+    "InvalidTimeError",
     "JournalClosedError",
     "JournalError",
     "JournalExistsError",
@@ -22,10 +25,13 @@ __all__ = [
     "JournalPoisonedError",
     "LimitExceededError",
     "NotJSONEncodableError",
+    "PathNotFoundError",
+    "QueryError",
     "RedactionError",
     "StepNotFoundError",
     "StepPrunedError",
     "TamperedError",
+    "TimeNotFoundError",
     "UnsafePathError",
 ]
 
@@ -154,11 +160,45 @@ class RedactionError(JournalError, RuntimeError):
     """A redaction hook failed, so the state was not recorded (nothing unredacted is written)."""
 
 
+# --- history queries (agentjournal.query) ------------------------------------------------
+
+
+class QueryError(JournalError, ValueError):
+    """A history query that cannot be run as written (a usage error, not damage)."""
+
+
+class InvalidPointerError(QueryError):
+    """A JSON Pointer argument of a query that is not RFC 6901 syntax."""
+
+
+class InvalidExpressionError(QueryError):
+    """A ``bisect`` predicate that does not parse or cannot be evaluated.
+
+    Attributes:
+        expression: the expression as given.
+        position: 0-based character offset of the problem, when known.
+    """
+
+    def __init__(self, message: str, *, expression: str = "", position: int | None = None,
+                 **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.expression = expression
+        self.position = position
+
+
+class InvalidTimeError(QueryError):
+    """A timestamp that is not ISO 8601 (``2026-11-26T10:00Z``) or Unix seconds."""
+
+
+class TimeNotFoundError(StepNotFoundError):
+    """No step at or before the requested time (it is before the history starts)."""
+
+
+class PathNotFoundError(JournalError, LookupError):
+    """A JSON Pointer that does not exist in the state (and, for blame, was never written)."""
+
+
 # --- the web viewer (agentjournal serve, issue 14) ---------------------------------------------
-
-
-class NoValueAtPathError(JournalError, LookupError):
-    """The state holds no value at the JSON Pointer asked for."""
 
 
 class BadRequestError(JournalError, ValueError):

@@ -41,6 +41,7 @@ from .errors import (
 from .events import Anchor, AnyRecord, Fork, SnapshotMark, Step
 from .hooks import HookEvent, HookManager, Redactor, apply_redactor
 from .journal.writer import Durability
+from .query import BisectResult, Blame, When
 from .replay.journal import Journal
 from .replay.verify import VerifyReport
 from .retention import CompactReport
@@ -530,6 +531,27 @@ class StateManager:
             StepNotFoundError: a step outside the recorded history.
         """
         return await self._read(agent_id, lambda j: j.diff(step_a, step_b))
+
+    # --- history queries (agentjournal.query) --------------------------------------------
+    async def state_at_time(self, agent_id: str, when: When) -> AgentState:
+        """The agent's state as of a wall-clock time (after the last step at or before it).
+
+        Raises:
+            JournalNotFoundError: unknown agent.
+            TimeNotFoundError: ``when`` is before the first step.
+        """
+        return AgentState.from_dict(
+            (await self._read(agent_id, lambda j: j.state_at_time(when)))[1])
+
+    async def blame(self, agent_id: str, pointer: str, *, all: bool = False) -> Blame:
+        """Which step last wrote ``pointer`` in the agent's state (see
+        :func:`agentjournal.query.blame`)."""
+        return await self._read(agent_id, lambda j: j.blame(pointer, all=all))
+
+    async def bisect(self, agent_id: str, expr: str, *, monotone: bool | None = None
+                     ) -> BisectResult:
+        """The first step at which ``expr`` holds (see :func:`agentjournal.query.bisect`)."""
+        return await self._read(agent_id, lambda j: j.bisect(expr, monotone=monotone))
 
     async def verify(self, agent_id: str) -> VerifyReport:
         """Check every record, the hash chain and every snapshot (never raises for damage).

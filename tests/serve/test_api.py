@@ -109,7 +109,7 @@ def test_steps_filters(client: TestClient) -> None:
     assert [r["step"] for r in touching] == [1, 7, 30]
     text = get(client, "/api/agents/chat/steps?text=turn%2013")["rows"]
     assert [r["step"] for r in text] == [13]
-    rx = get(client, "/api/agents/chat/steps?text=turn%20(1|2)0%22&regex=1")["rows"]
+    rx = get(client, "/api/agents/chat/steps?text=turn%20(1|2)0$&regex=1")["rows"]
     assert [r["step"] for r in rx] == [10, 20]
     snaps = get(client, "/api/agents/chat/steps?kind=snapshot")["rows"]
     assert [r["step"] for r in snaps] == [10, 20, 30, 40]
@@ -182,8 +182,9 @@ def test_blame(client: TestClient) -> None:
     got = get(client, "/api/agents/chat/blame?path=/status")
     assert got["last"]["step"] == 30
     every = get(client, "/api/agents/chat/blame?path=/status&all=1")["changes"]
-    assert [c["step"] for c in every] == [1, 7, 30]
-    assert get(client, "/api/agents/chat/blame?path=/nothing")["last"] is None
+    assert [c["step"] for c in every] == [30, 7, 1]  # newest first
+    assert error(client, "/api/agents/chat/blame?path=/nothing", 404)["error"] == "not_found"
+    assert get(client, "/api/agents/chat/blame?path=/notes/n3")["last"]["step"] == 3
 
 
 # --- integrity, export -------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from .maintain import (
     schema_cmd,
     verify_cmd,
 )
+from .query import bisect_cmd, blame_cmd, grep_cmd
 from .repair import repair_cmd
 from .serve import serve_cmd
 
@@ -58,6 +59,7 @@ Examples:
   $ agentjournal log researcher --limit 5
   $ agentjournal show researcher --at 12 --path /status
   $ agentjournal diff researcher 11 12
+  $ agentjournal blame researcher /budget_spent_usd
 
 \b
 Environment:
@@ -107,7 +109,8 @@ def cli(ctx: click.Context, color: str) -> None:
 
 
 for _cmd in (ls_cmd, log_cmd, show_cmd, diff_cmd, stats_cmd, verify_cmd, repair_cmd, fork_cmd,
-             compact_cmd, export_cmd, import_cmd, demo_cmd, schema_cmd, serve_cmd):
+             compact_cmd, export_cmd, import_cmd, demo_cmd, schema_cmd,
+             blame_cmd, grep_cmd, bisect_cmd, serve_cmd):
     cli.add_command(_cmd)
 
 

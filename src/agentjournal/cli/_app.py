@@ -32,6 +32,8 @@ from ..errors import (
     JournalLockedError,
     JournalNotFoundError,
     LimitExceededError,
+    PathNotFoundError,
+    QueryError,
     StepNotFoundError,
     UnsafePathError,
 )
@@ -57,10 +59,6 @@ ENV_ROOT = "AGENTJOURNAL_ROOT"
 ENV_KEY = "AGENTJOURNAL_KEY"
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class PathNotFoundError(JournalError, LookupError):
-    """A JSON Pointer that does not exist in the state."""
 
 
 class _Console(Console):
@@ -242,7 +240,7 @@ def exit_code_for(e: BaseException) -> int:
         return EXIT_EXISTS
     if isinstance(e, (JournalNotFoundError, StepNotFoundError, PathNotFoundError)):
         return EXIT_NOT_FOUND
-    if isinstance(e, InvalidAgentIdError):
+    if isinstance(e, (InvalidAgentIdError, QueryError)):
         return EXIT_USAGE
     if isinstance(e, (CorruptRecordError, CorruptSnapshotError, LimitExceededError,
                       InvalidPatchError, UnsafePathError)):

@@ -19,12 +19,12 @@ from rich.text import Text
 
 from .. import delta
 from ..backends.filesystem import FilesystemBackend
-from ..errors import JournalError, StepNotFoundError
+from ..errors import JournalError, PathNotFoundError, StepNotFoundError
 from ..events import SnapshotMark
+from ..query import record_at_time
 from ..replay.journal import Journal
 from . import schemas
 from ._app import (
-    PathNotFoundError,
     Settings,
     get_settings,
     human_bytes,
@@ -36,6 +36,7 @@ from ._app import (
     store_options,
 )
 from .log import OP_STYLE, kind_of
+from .query import TIME
 
 # --------------------------------------------------------------------------------- ls
 
@@ -231,18 +232,22 @@ Examples:
   $ agentjournal show researcher
   $ agentjournal show researcher --at 12 --path /budget_spent_usd
   $ agentjournal show researcher --at 12 --path /conversation_history/0 --json
+  $ agentjournal show researcher --at-time 2030-01-01T00:00Z --path /status
 """)
 @click.argument("agent")
 @click.option("--at", "step", type=click.IntRange(min=0), metavar="STEP",
               help="Agent step (default: the latest).")
 @click.option("--seq", type=click.IntRange(min=0), help="A record seq instead of a step.")
+@click.option("--at-time", "at_time", type=TIME, metavar="TIME",
+              help="The state as of a time: after the last step written at or before it "
+                   "(ISO 8601, e.g. 2026-11-26T10:00Z; local time without a zone).")
 @click.option("--path", "pointer", default="", metavar="POINTER",
               help="JSON Pointer to one part of the state, e.g. /conversation_history/0.")
 @click.option("--compact", is_flag=True, help="JSON on one line.")
 @store_options
 @json_option
-def show_cmd(agent: str, step: int | None, seq: int | None, pointer: str, compact: bool,
-             as_json: bool) -> None:
+def show_cmd(agent: str, step: int | None, seq: int | None, at_time: float | None,
+             pointer: str, compact: bool, as_json: bool) -> None:
     """The full state of AGENT after a step (default: the latest), or one part of it.
 
     The state is rebuilt from the nearest snapshot and the records after it. Without --json
@@ -250,10 +255,14 @@ def show_cmd(agent: str, step: int | None, seq: int | None, pointer: str, compac
     agent, step, seq and path.
     """
     s = get_settings()
-    if step is not None and seq is not None:
-        raise click.UsageError("give --at or --seq, not both")
+    if sum(x is not None for x in (step, seq, at_time)) > 1:
+        raise click.UsageError("give one of --at, --seq and --at-time")
     with s.journal(agent) as j:
-        state, at_step, at_seq = state_for(j, step, seq)
+        if at_time is not None:
+            rec = record_at_time(j, at_time)
+            state, at_step, at_seq = j.state_at_seq(rec.seq), rec.step, rec.seq
+        else:
+            state, at_step, at_seq = state_for(j, step, seq)
     value = resolve_pointer(state, pointer)
     if as_json:
         doc: schemas.ShowOut = {"agent_id": agent, "step": at_step, "seq": at_seq,

@@ -15,11 +15,13 @@ from rich.text import Text
 from .. import delta
 from ..errors import InvalidPatchError, JournalNotFoundError, StepNotFoundError
 from ..events import Anchor, AnyRecord, Fork, SnapshotMark, Step
+from ..query import records_in_range, touching
 from ..replay.journal import Journal
 from ..summary import UNKNOWN, summarize
 from . import schemas
 from ._app import Settings, get_settings, iso_utc, json_option, local_time, store_options
 from .follow import Tail
+from .query import TIME
 
 KIND_STYLE = {"step": "cyan", "snapshot": "magenta", "fork": "bold green", "anchor": "red"}
 OP_STYLE = {"add": ("+", "green"), "remove": ("-", "red"), "replace": ("~", "yellow")}
@@ -167,6 +169,8 @@ Examples:
   $ agentjournal log researcher --reverse --limit 5
   $ agentjournal log researcher --json --limit 2
   $ agentjournal log researcher --follow --timeout 0.5
+  $ agentjournal log researcher --touching /memory_contents
+  $ agentjournal log researcher --since 2026-11-26T10:00Z --limit 3
 """
 
 
@@ -188,11 +192,19 @@ Examples:
               help="Stop after printing N records.")
 @click.option("--interval", type=click.FloatRange(min=0.001), default=0.2, show_default=True,
               metavar="SECONDS", help="With --follow: how often to look for new records.")
+@click.option("--touching", metavar="PATH",
+              help="Only records with an op at, under or above this JSON Pointer "
+                   "(/conversation_history matches its appends).")
+@click.option("--since", type=TIME, metavar="TIME",
+              help="Only records written at or after TIME (ISO 8601, e.g. 2026-11-26T10:00Z).")
+@click.option("--until", type=TIME, metavar="TIME",
+              help="Only records written at or before TIME.")
 @store_options
 @json_option
 def log_cmd(agent: str, start: int | None, end: int | None, limit: int | None, reverse: bool,
             patch: bool, follow: bool, timeout: float | None, max_records: int | None,
-            interval: float, as_json: bool) -> None:
+            interval: float, touching: str | None, since: float | None, until: float | None,
+            as_json: bool) -> None:
     """One line per record of AGENT: step, seq, time, kind and what changed.
 
     A step's summary names what changed in seed-style states (messages with their roles,
@@ -207,14 +219,25 @@ def log_cmd(agent: str, start: int | None, end: int | None, limit: int | None, r
         raise click.UsageError("--timeout needs --follow")
     if start is not None and end is not None and end < start:
         raise click.UsageError(f"--to {end} is before --from {start}")
+    if follow and (touching is not None or since is not None or until is not None):
+        raise click.UsageError("--follow cannot be combined with --touching, --since or --until")
     printer = Printer(s, agent, as_json=as_json, patch=patch)
+    if touching is not None:
+        _log_touching(s, agent, printer, touching, start=start, end=end, since=since,
+                      until=until, limit=limit, reverse=reverse, max_records=max_records)
+        return
     if follow:
         _follow(s, agent, printer, start=start, end=end, limit=limit, timeout=timeout,
                 max_records=max_records, interval=interval)
         return
     with s.journal(agent) as j:
         ann = Annotator(j)
-        chosen = _select(j.history(start, end), start, limit)
+        if since is None and until is None:
+            chosen = _select(j.history(start, end), start, limit)
+        else:
+            chosen = _select(records_in_range(j, start=start, end=end, since=since,
+                                              until=until), 0 if since is not None else start,
+                             limit)
         entries: Iterator[tuple[AnyRecord, str]] = ((r, ann(r)) for r in chosen)
         if reverse:
             entries = reversed(list(entries))
@@ -225,6 +248,32 @@ def log_cmd(agent: str, start: int | None, end: int | None, limit: int | None, r
     if printer.count == 0 and not as_json:
         s.note("no records" + (" in that range" if start is not None or end is not None
                                else ""))
+
+
+def _log_touching(s: Settings, agent: str, printer: Printer, prefix: str, *,
+                  start: int | None, end: int | None, since: float | None,
+                  until: float | None, limit: int | None, reverse: bool,
+                  max_records: int | None) -> None:
+    """``log --touching``: the records whose ops touch ``prefix``, streamed (no replay), so
+    their summaries carry no old values."""
+    with s.journal(agent) as j:
+        if limit is not None and start is None and since is None:
+            # The newest N, like log --limit: read from the end, print in the order asked.
+            found = list(touching(j, prefix, end=end, until=until, limit=limit,
+                                  reverse=True))
+            recs: Iterable[AnyRecord] = [m.record for m in (found if reverse
+                                                            else reversed(found))
+                                         if m.record is not None]
+        else:
+            recs = (m.record for m in touching(j, prefix, start=start, end=end, since=since,
+                                               until=until, limit=limit, reverse=reverse)
+                    if m.record is not None)
+        for rec in recs:
+            printer(rec, summarize(rec))
+            if max_records is not None and printer.count >= max_records:
+                break
+    if printer.count == 0 and not printer.as_json:
+        s.note(f"no records touching {prefix}")
 
 
 def _follow(s: Settings, agent: str, printer: Printer, *, start: int | None, end: int | None,

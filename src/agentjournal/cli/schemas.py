@@ -249,6 +249,100 @@ class StatsOut(TypedDict):
     resume: ResumeCost
 
 
+# --- history queries (blame, grep, bisect) -------------------------------------------------
+
+
+class WriteOut(TypedDict):
+    """One write found by ``blame``: an op that changed the value at the pointer."""
+
+    agent_id: str
+    """The journal holding the record (a parent agent once a fork was followed)."""
+    seq: int
+    step: int
+    ts: float
+    time: str
+    kind: Literal["step", "fork"]
+    op_index: int
+    """Position of the op in the record's ops."""
+    op: Literal["add", "remove", "replace"]
+    path: str
+    """The op's path as recorded (an append's index is ``-``)."""
+    relation: Literal["self", "parent", "child", "shift"]
+    value: Any
+    """What the write left there (null when ``has_value`` is false: a removal)."""
+    has_value: bool
+    previous: Any
+    """What was there before (null when ``had_previous`` is false)."""
+    had_previous: bool
+
+
+class HistoryStartOut(TypedDict):
+    """Where a pruned journal's retained history starts."""
+
+    agent_id: str
+    seq: int
+    step: int
+
+
+class BlameChild(TypedDict):
+    """The blame of one member of a container, one level down."""
+
+    pointer: str
+    last: WriteOut | None
+    history_starts_at: HistoryStartOut | None
+
+
+class BlameOut(TypedDict):
+    """``blame --json``."""
+
+    agent_id: str
+    pointer: str
+    exists: bool
+    value: Any
+    """The value in the latest state (null when ``exists`` is false)."""
+    last: WriteOut | None
+    earlier: list[WriteOut]
+    """With ``--all``: every earlier write, newest first (else empty)."""
+    children: list[BlameChild]
+    history_starts_at: HistoryStartOut | None
+    """Set when the search reached the start of a pruned history."""
+    forks: list[str]
+    """Parent agents whose history was followed, nearest first."""
+
+
+class GrepMatch(TypedDict):
+    """One line of ``grep --json`` (JSON Lines: one object per matching record)."""
+
+    agent_id: str
+    seq: int
+    step: int
+    ts: float
+    time: str
+    kind: Kind
+    pointers: list[str]
+    """Where the pattern was found: the op's path, then the path inside its value."""
+    ops: list[dict[str, Any]]
+    """The record's ops that matched."""
+
+
+class BisectOut(TypedDict):
+    """``bisect --json``."""
+
+    agent_id: str
+    where: str
+    found: bool
+    step: int | None
+    seq: int | None
+    ts: float | None
+    time: str | None
+    mode: Literal["monotone", "linear"]
+    materializations: int
+    """States rebuilt from a snapshot (``state_at`` calls) to answer."""
+    evaluations: int
+    first_step: int
+    last_step: int
+
+
 SCHEMAS: dict[str, Any] = {
     "ls": LsOut,
     "log": LogEntry,
@@ -261,6 +355,9 @@ SCHEMAS: dict[str, Any] = {
     "import": ImportOut,
     "stats": StatsOut,
     "repair": RepairOut,
+    "blame": BlameOut,
+    "grep": GrepMatch,
+    "bisect": BisectOut,
 }
 """The type of each command's ``--json`` output (``log`` prints one ``LogEntry`` per line)."""
 
@@ -268,7 +365,8 @@ SCHEMAS: dict[str, Any] = {
 _STRICT = {"extra": "forbid", "strict": True}
 _TYPED_DICTS = (ProblemOut, LsAgent, LsOut, LogEntry, ShowOut, PatchOp, VerifyAgent, VerifyOut,
                 ForkOut, CompactOut, ExportOut, ImportOut, ResumeCost, StatsOut, RepairCut,
-                RepairOut)
+                RepairOut, WriteOut, HistoryStartOut, BlameChild, BlameOut, GrepMatch,
+                BisectOut)
 
 
 def _adapter(command: str) -> Any:

@@ -40,6 +40,7 @@ from .results import Appended, Resumed, SnapshotSkippedWarning
 from .verify import VerifyReport, verify_journal
 
 if TYPE_CHECKING:
+    from ..query import BisectResult, Blame, Match, When
     from ..retention import CompactReport
 
 log = logging.getLogger("agentjournal")
@@ -622,6 +623,51 @@ class Journal:
 
     def first_step_of_segment(self, first_seq: int) -> int:
         return self._header(first_seq).first_step
+
+    # --- history queries (agentjournal.query) ------------------------------------------------
+    # Thin wrappers: the query package sits above replay (it uses only this class's public
+    # API), so each method imports it when called.
+
+    def blame(self, pointer: str, *, all: bool = False, children: bool = True) -> Blame:
+        """Which step last wrote ``pointer`` (see :func:`agentjournal.query.blame`)."""
+        from ..query import blame
+
+        return blame(self, pointer, all=all, children=children)
+
+    def touching(self, prefix: str, *, start: int | None = None, end: int | None = None,
+                 since: When | None = None, until: When | None = None,
+                 limit: int | None = None, reverse: bool = False) -> Iterator[Match]:
+        """Records with an op at, under or above ``prefix``
+        (see :func:`agentjournal.query.touching`)."""
+        from ..query import touching
+
+        return touching(self, prefix, start=start, end=end, since=since, until=until,
+                        limit=limit, reverse=reverse)
+
+    def grep(self, pattern: str, *, regex: bool = False, ignore_case: bool = False,
+             under: str | None = None, start: int | None = None, end: int | None = None,
+             since: When | None = None, until: When | None = None, limit: int | None = None,
+             reverse: bool = False) -> Iterator[Match]:
+        """Records whose op values hold ``pattern`` (see :func:`agentjournal.query.grep`)."""
+        from ..query import grep
+
+        return grep(self, pattern, regex=regex, ignore_case=ignore_case, under=under,
+                    start=start, end=end, since=since, until=until, limit=limit,
+                    reverse=reverse)
+
+    def state_at_time(self, when: When) -> tuple[int, Any]:
+        """``(step, state)`` as of a wall-clock time
+        (see :func:`agentjournal.query.state_at_time`)."""
+        from ..query import state_at_time
+
+        return state_at_time(self, when)
+
+    def bisect(self, expr: str, *, monotone: bool | None = None,
+               progress: Callable[[int, int], None] | None = None) -> BisectResult:
+        """The first step at which a predicate holds (see :func:`agentjournal.query.bisect`)."""
+        from ..query import bisect
+
+        return bisect(self, expr, monotone=monotone, progress=progress)
 
 
 class _ChainMismatch(Exception):

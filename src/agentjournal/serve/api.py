@@ -7,7 +7,6 @@ an unexpected one is a 500 with no traceback in the body (it goes to the server 
 
 from __future__ import annotations
 
-import datetime
 import logging
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
@@ -26,13 +25,15 @@ from ..errors import (
     ForbiddenRequestError,
     InvalidAgentIdError,
     InvalidPatchError,
+    InvalidPointerError,
     JournalError,
     JournalExistsError,
     JournalLockedError,
     JournalNotFoundError,
     LimitExceededError,
     NotJSONEncodableError,
-    NoValueAtPathError,
+    PathNotFoundError,
+    QueryError,
     StepNotFoundError,
     StepPrunedError,
 )
@@ -47,13 +48,15 @@ Handler = Callable[[Request], Awaitable[Response]]
 _STATUS: list[tuple[type[BaseException], int, str]] = [
     (InvalidAgentIdError, 400, "bad_agent_id"),
     (InvalidPatchError, 400, "bad_path"),
+    (InvalidPointerError, 400, "bad_path"),
+    (QueryError, 400, "bad_request"),
     (BadRequestError, 400, "bad_request"),
     (NotJSONEncodableError, 400, "bad_state"),
     (ForbiddenRequestError, 403, "forbidden"),
     (StepPrunedError, 410, "pruned"),
     (JournalNotFoundError, 404, "not_found"),
     (StepNotFoundError, 404, "not_found"),
-    (NoValueAtPathError, 404, "not_found"),
+    (PathNotFoundError, 404, "not_found"),
     (JournalExistsError, 409, "exists"),
     (JournalLockedError, 409, "locked"),
     (LimitExceededError, 413, "too_large"),
@@ -98,25 +101,6 @@ def _need_int(request: Request, name: str, *, lo: int = 0) -> int:
     if value is None:
         raise BadRequestError(f"parameter {name} is required")
     return value
-
-
-def _time(request: Request, name: str) -> float | None:
-    """A time as Unix seconds or ISO 8601 (naive times are UTC)."""
-    raw = request.query_params.get(name)
-    if not raw:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        pass
-    try:
-        when = datetime.datetime.fromisoformat(raw)
-    except ValueError:
-        raise BadRequestError(f"{name} must be Unix seconds or an ISO 8601 time",
-                              hint="e.g. 2026-12-01T12:00:00") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.timezone.utc)
-    return when.timestamp()
 
 
 def _agent(request: Request) -> str:
@@ -164,7 +148,8 @@ def _filters(r: Request) -> search.Filters:
     touching = q.get("touching")
     return search.Filters(touching=touching if touching else None, text=q.get("text") or None,
                           regex=q.get("regex") in ("1", "true"), kinds=kinds,
-                          since=_time(r, "since"), until=_time(r, "until"))
+                          since=search.parse_time(q.get("since"), "since"),
+                          until=search.parse_time(q.get("until"), "until"))
 
 
 @endpoint
@@ -214,7 +199,6 @@ def blame(v: Viewer, r: Request) -> Any:
     path = r.query_params.get("path")
     if path is None:
         raise BadRequestError("parameter path is required", hint="a JSON Pointer like /a/0")
-    delta.parse_pointer(path)
     with v.journal(_agent(r)) as j:
         return search.blame(j, path, all_changes=r.query_params.get("all") in ("1", "true"))
 

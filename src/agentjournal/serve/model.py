@@ -25,7 +25,7 @@ from ..backends.base import Backend
 from ..errors import (
     CorruptRecordError,
     JournalError,
-    NoValueAtPathError,
+    PathNotFoundError,
     StepNotFoundError,
     TamperedError,
 )
@@ -385,7 +385,7 @@ class Viewer:
             seq = j.seq_of_step(step)
             found, value = lookup(self._cursor_state(j, seq), tokens)
             if not found:
-                raise NoValueAtPathError(f"no value at {path!r} at step {step}",
+                raise PathNotFoundError(f"no value at {path!r} at step {step}",
                                         hint="pick a path from the state tree")
             return _encode({"agent_id": agent_id, "step": step, "seq": seq, "path": path,
                             "state": value})

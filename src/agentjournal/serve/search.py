@@ -1,24 +1,20 @@
-"""Search and filters of the step list, and blame of a path.
+"""Search and filters of the step list, and blame of a path, over :mod:`agentjournal.query`.
 
-The filters are those of the CLI's history queries: the JSON path an op touched
-(``log --touching``), text in the ops' values (``grep``), the record kind, and a time range
-(``--since/--until``). Results stream over :meth:`Journal.records`: memory is bounded by the
-page size, not by the history.
+The filters are the CLI's history queries: the JSON path an op touched (``log --touching``),
+text in the ops' values (``grep``), the record kind, and a time range (``--since/--until``).
+Matches are read newest first, so the last page of a long history costs only the segments it
+comes from; memory is bounded by a segment and the page size, not by the history.
 """
 
 from __future__ import annotations
 
-import collections
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-
-from .. import delta
-from ..errors import BadRequestError
-from ..events import AnyRecord, Fork, Step
+from .. import query
+from ..errors import BadRequestError, InvalidTimeError
+from ..events import AnyRecord
 from ..replay.journal import Journal
 from .model import MAX_PAGE, row_of
 
@@ -30,9 +26,9 @@ class Filters:
     """What the step list is filtered by (every field optional; all must hold)."""
 
     touching: str | None = None
-    """A JSON Pointer: records with an op at it, under it, or replacing a parent of it."""
+    """A JSON Pointer: records with an op at it, under it, or on an ancestor of it."""
     text: str | None = None
-    """Text (or, with ``regex``, a pattern) in an op's path or JSON-encoded value."""
+    """Text (or, with ``regex``, a pattern) in an op's values (under ``touching`` if given)."""
     regex: bool = False
     kinds: frozenset[str] = frozenset()
     since: float | None = None
@@ -44,49 +40,34 @@ class Filters:
                     or self.since is not None or self.until is not None)
 
 
-def _touches(op_path: str, prefix: list[str]) -> bool:
-    tokens = delta.parse_pointer(op_path)
-    n = min(len(tokens), len(prefix))
-    return tokens[:n] == prefix[:n]
+def parse_time(text: str | None, name: str) -> float | None:
+    """Unix seconds of ``text`` (ISO 8601 or seconds; without a zone, local time, as in the
+    CLI), None for none."""
+    if not text:
+        return None
+    try:
+        return query.parse_time(text)
+    except InvalidTimeError as e:
+        raise BadRequestError(f"{name}: {e.message}", hint=e.hint) from None
 
 
-def _matcher(f: Filters) -> Any:
-    """A predicate on records for ``f`` (checked once, so a bad pattern fails fast)."""
-    prefix = delta.parse_pointer(f.touching) if f.touching is not None else None
+def _newest_first(j: Journal, f: Filters) -> Iterator[AnyRecord]:
     bad = sorted(set(f.kinds) - set(KINDS))
     if bad:
         raise BadRequestError(f"unknown kind {bad[0]!r}", hint=f"kinds are {', '.join(KINDS)}")
-    pattern: re.Pattern[str] | None = None
+    window: dict[str, Any] = {"since": f.since, "until": f.until, "reverse": True}
+    matches: Iterator[query.Match] | None = None
     if f.text:
-        try:
-            pattern = re.compile(f.text if f.regex else re.escape(f.text), re.IGNORECASE)
-        except re.error as e:
-            raise BadRequestError(f"bad regular expression: {e}",
-                                  hint="escape special characters or untick 'regex'") from None
-
-    def ok(rec: AnyRecord) -> bool:
-        if f.kinds and rec.kind not in f.kinds:
-            return False
-        if f.since is not None and rec.ts < f.since:
-            return False
-        if f.until is not None and rec.ts > f.until:
-            return False
-        if prefix is None and pattern is None:
-            return True
-        if not isinstance(rec, (Step, Fork)):
-            return False
-        for op in rec.ops:
-            path = op.get("path", "")
-            if prefix is not None and not _touches(path, prefix):
-                continue
-            if pattern is None:
-                return True
-            text = path + " " + msgspec.json.encode(op.get("value")).decode()
-            if pattern.search(text):
-                return True
-        return False
-
-    return ok
+        matches = query.grep(j, f.text, regex=f.regex, ignore_case=True, under=f.touching,
+                             **window)
+    elif f.touching is not None:
+        matches = query.touching(j, f.touching, **window)
+    if matches is None:
+        yield from query.records_in_range(j, **window)
+        return
+    for m in matches:
+        if m.record is not None:
+            yield m.record
 
 
 def search(j: Journal, f: Filters, *, before: int | None = None, limit: int = 200
@@ -96,36 +77,35 @@ def search(j: Journal, f: Filters, *, before: int | None = None, limit: int = 20
     ``next_before`` is the ``before`` of the previous (older) page, or None at the start.
     """
     limit = max(1, min(limit, MAX_PAGE))
-    ok = _matcher(f)
-    page: collections.deque[dict[str, Any]] = collections.deque(maxlen=limit)
+    page: list[dict[str, Any]] = []
     older = False
-    prev_ts: float | None = None
-    for rec in j.records(1, None if before is None else before - 1):
-        if ok(rec):
-            if len(page) == limit:
-                older = True
-            page.append(row_of(rec, prev_ts))
-        prev_ts = rec.ts
-    rows = list(page)
-    return {"agent_id": j.agent_id, "rows": rows,
-            "next_before": rows[0]["seq"] if older and rows else None}
+    for rec in _newest_first(j, f):
+        if before is not None and rec.seq >= before:
+            continue
+        if f.kinds and rec.kind not in f.kinds:
+            continue
+        if len(page) == limit:
+            older = True
+            break
+        page.append(row_of(rec, None))
+    page.reverse()
+    return {"agent_id": j.agent_id, "rows": page,
+            "next_before": page[0]["seq"] if older and page else None}
+
+
+def _write(w: query.Write) -> dict[str, Any]:
+    return {"seq": w.seq, "step": w.step, "ts": w.ts, "kind": w.kind, "op": w.op,
+            "path": w.path, "relation": w.relation}
 
 
 def blame(j: Journal, path: str, *, all_changes: bool = False) -> dict[str, Any]:
-    """The record that last set the value at ``path`` (or, ``all_changes``, every one)."""
-    prefix = delta.parse_pointer(path)
-    hits: collections.deque[dict[str, Any]] = collections.deque(
-        maxlen=MAX_PAGE if all_changes else 1)
-    for rec in _state_records(j):
-        ops = [op for op in rec.ops if _touches(op.get("path", ""), prefix)]
-        if ops:
-            hits.append({"seq": rec.seq, "step": rec.step, "ts": rec.ts, "kind": rec.kind,
-                         "ops": ops[:20]})
-    return {"agent_id": j.agent_id, "path": path, "changes": list(hits),
-            "last": hits[-1] if hits else None}
-
-
-def _state_records(j: Journal) -> Iterator[Step | Fork]:
-    for rec in j.records():
-        if isinstance(rec, (Step, Fork)):
-            yield rec
+    """The write that set the value at ``path`` last (and, ``all_changes``, every earlier one,
+    newest first, at most :data:`MAX_PAGE`)."""
+    b = query.blame(j, path, all=all_changes, children=False)
+    writes = ([b.last] if b.last else []) + (b.earlier if all_changes else [])
+    start = b.history_starts_at
+    return {"agent_id": j.agent_id, "path": path, "exists": b.exists,
+            "last": _write(b.last) if b.last else None,
+            "changes": [_write(w) for w in writes[:MAX_PAGE]],
+            "history_starts_at": None if start is None else {"seq": start.seq,
+                                                             "step": start.step}}
