@@ -112,9 +112,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "agentjournal.cli", "--root", str(work), "serve",
              "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True)
+        assert proc.stderr is not None
         try:
-            assert proc.stderr is not None
-            proc.stderr.readline()  # "agentjournal viewer on ..." once it listens
+            deadline = time.monotonic() + 60
+            while True:  # until it listens
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the server exited: {proc.communicate()[1]}")
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
             rng = random.Random(7)
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as c:
                 last_seq = c.get("/api/agents/agent").json()["last_seq"]

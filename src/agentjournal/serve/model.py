@@ -159,6 +159,7 @@ class Viewer:
             collections.OrderedDict())
         self._snap_steps: dict[tuple[str, int], int | None] = {}
         self._keys: dict[str, bytes | None] = {}
+        self._stash: dict[str, tuple[int, int, bytes]] = {}
         self.verified: dict[str, tuple[int, bool]] = {}
         """Last full verify per agent: ``(last_seq verified, ok)``."""
 
@@ -367,12 +368,16 @@ class Viewer:
         else:
             state = j.state_at_seq(seq) if seq > 0 else {}
             cur = _Cursor(seq, state)
-        with self._lock:
-            self._cursors[j.agent_id] = cur
-            self._cursors.move_to_end(j.agent_id)
-            while len(self._cursors) > CURSORS:
-                self._cursors.popitem(last=False)
+        self._set_cursor(j.agent_id, cur)
         return cur.state
+
+    def _set_cursor(self, agent_id: str, cur: _Cursor) -> None:
+        with self._lock:
+            self._cursors[agent_id] = cur
+            self._cursors.move_to_end(agent_id)
+            while len(self._cursors) > CURSORS:
+                gone, _ = self._cursors.popitem(last=False)
+                self._stash.pop(gone, None)
 
     def state(self, agent_id: str, step: int, path: str = "") -> bytes:
         """The state (or the value at ``path`` in it) at agent step ``step``, as JSON.
@@ -382,7 +387,12 @@ class Viewer:
         """
         tokens = delta.parse_pointer(path)
         with self.journal(agent_id) as j:
-            seq = j.seq_of_step(step)
+            recs = self._step_records(j, step)
+            cur = self._cursors.get(agent_id)
+            if recs and (cur is None or cur.seq != recs[-1].seq):
+                # Through the state before the step, so that its changes come for free.
+                self._advance(j, step, recs)
+            seq = recs[-1].seq if recs else j.seq_of_step(step)
             found, value = lookup(self._cursor_state(j, seq), tokens)
             if not found:
                 raise PathNotFoundError(f"no value at {path!r} at step {step}",
@@ -435,28 +445,39 @@ class Viewer:
             out.extend(r for r in self._segment_records(j, segs, i) if r.step == step)
         return out
 
+    def _advance(self, j: Journal, step: int, recs: list[AnyRecord]) -> bytes:
+        """Bring the cursor to the end of ``step`` (whose records are ``recs``) from the state
+        before it, annotating the ops on the way; the encoded changes are kept for the
+        ``changes`` request that comes with a ``state`` request (a jump costs one replay)."""
+        before = recs[0].seq - 1
+        state = self._cursor_state(j, before) if before >= 1 else {}
+        out_recs, all_ops = [], []
+        for rec in recs:
+            ops: list[dict[str, Any]] = []
+            if isinstance(rec, (Step, Fork)):
+                state, ops = apply_tracking(state, rec.ops)
+                all_ops.extend(ops)
+            out_recs.append({**row_of(rec, None), "ops": ops})
+        self._set_cursor(j.agent_id, _Cursor(recs[-1].seq, state))
+        doc = _encode({"agent_id": j.agent_id, "step": step, "seq": recs[-1].seq,
+                       "records": out_recs, "ops": all_ops})
+        with self._lock:
+            self._stash[j.agent_id] = (step, recs[-1].seq, doc)
+        return doc
+
     def changes(self, agent_id: str, step: int) -> bytes:
         """The records of ``step`` with their ops annotated (``at``, ``old``), as JSON
         (encoded under the lock: the op values now live in the cursor's state)."""
         with self.journal(agent_id) as j:
+            stash, cur = self._stash.get(agent_id), self._cursors.get(agent_id)
+            if stash is not None and stash[0] == step and cur is not None \
+                    and cur.seq == stash[1]:
+                return stash[2]
             recs = self._step_records(j, step)
             if not recs:
                 j.seq_of_step(step)  # raises for a step out of range
                 return _encode({"agent_id": agent_id, "step": step, "records": [], "ops": []})
-            before = recs[0].seq - 1
-            state = self._cursor_state(j, before) if before >= 1 else {}
-            out_recs, all_ops = [], []
-            for rec in recs:
-                ops: list[dict[str, Any]] = []
-                if isinstance(rec, (Step, Fork)):
-                    state, ops = apply_tracking(state, rec.ops)
-                    all_ops.extend(ops)
-                out_recs.append({**row_of(rec, None), "ops": ops})
-            cur = self._cursors.get(agent_id)
-            if cur is not None:
-                cur.seq, cur.state = recs[-1].seq, state
-            return _encode({"agent_id": agent_id, "step": step, "seq": recs[-1].seq,
-                            "records": out_recs, "ops": all_ops})
+            return self._advance(j, step, recs)
 
     def compare(self, agent_id: str, a: int, b: int, a_agent: str | None = None
                 ) -> dict[str, Any]:
