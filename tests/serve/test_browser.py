@@ -239,6 +239,7 @@ def test_live_writer_steps_appear_without_reload(page: Page, server: Server,
     page.goto(server.url + "/agents/live")
     expect(page.locator("#step-label")).to_have_text("step 8 / 8")
     expect(page.locator("#live")).to_have_text("live tail")
+    expect(page.locator("#writer")).to_contain_text("writer live (pid")
     page.evaluate("() => { window.__same_page = true; }")
     added = writer.append({"i": 9, "log": [f"line {k}" for k in range(9)], "note": "fresh"})
     expect(page.locator("#step-label")).to_have_text("step 9 / 9")  # followed to the end

@@ -304,6 +304,7 @@ class Viewer:
                 if step is not None:
                     marks.append({"seq": s, "step": step})
             first_step = j.first_step_of_segment(segs[0])
+        pid = engine.writer_pids(self.backend, [agent_id]).get(agent_id)
         # Other agents are opened only after this one is released: holding two agents'
         # locks at once could deadlock with a request doing the same the other way round.
         children = []
@@ -318,7 +319,8 @@ class Viewer:
         return {
             "agent_id": agent_id, "first_seq": segs[0], "first_step": first_step,
             "last_seq": last_seq, "last_step": last_step, "snapshots": marks,
-            "forks": children, "keyed": self.key is not None,
+            "forks": children, "keyed": self._key_for(agent_id) is not None,
+            "live": pid is not None, "writer_pid": pid,
             "parent": ({"agent_id": first.parent, "step": first.parent_step,
                         "seq": first.parent_seq} if isinstance(first, Fork) else None),
         }

@@ -278,7 +278,8 @@ function buildAgentPage(a, main) {
   a.forkBox = el("div", { id: "fork" });
 
   const header = el("div", { id: "agent-head" },
-    el("h1", {}, info.agent_id), a.liveBadge,
+    el("h1", {}, info.agent_id),
+    el("span", { id: "writer", class: "badge " + (info.live ? "live" : "idle") }, info.live ? "writer live (pid " + info.writer_pid + ")" : "no writer"), " ", a.liveBadge,
     info.parent ? el("span", { class: "dim" }, " forked from ", el("a", { href: "/agents/" + enc(info.parent.agent_id) + "?step=" + info.parent.step }, info.parent.agent_id), " at step " + info.parent.step) : null,
     info.forks.length ? el("span", { class: "dim" }, " forks: ", info.forks.map(c => el("a", { href: "/agents/" + enc(c.agent_id) }, c.agent_id + "@" + c.step + " "))) : null);
   const timeline = el("div", { id: "timeline" }, el("div", { class: "slider-wrap" }, a.slider, a.marks),
@@ -640,7 +641,7 @@ function startTail(a) {
   const src = new EventSource(base(a) + "/events?from_seq=" + (a.info.last_seq + 1));
   a.source = src;
   let pending = 0;
-  src.addEventListener("open", () => { a.liveBadge.textContent = "live tail"; a.liveBadge.className = "badge live"; });
+  src.addEventListener("open", () => { a.liveBadge.textContent = "live tail"; a.liveBadge.className = "badge tail"; });
   src.addEventListener("error", () => { a.liveBadge.textContent = "reconnecting"; a.liveBadge.className = "badge idle"; });
   src.addEventListener("record", ev => {
     if (view.agent !== a) return;
