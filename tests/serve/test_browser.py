@@ -256,6 +256,16 @@ def test_live_writer_steps_appear_without_reload(page: Page, server: Server,
     assert page.evaluate("() => window.__same_page") is True
 
 
+def test_verify_from_the_page(page: Page, server: Server) -> None:
+    page.goto(server.url + "/agents/chat?step=3")
+    page.click("#verify")
+    expect(page.locator("#verify-result")).to_contain_text("verified:")
+    page.fill("#verify-from", "2")
+    page.fill("#verify-to", "9")
+    page.click("#verify-range")
+    expect(page.locator("#verify-result")).to_contain_text("verified: 8 records")
+
+
 def test_fork_from_here(page: Page, server: Server, root: Path) -> None:
     page.goto(server.url + "/agents/chat?step=12")
     expect(page.locator("#step-label")).to_have_text("step 12 / 40")

@@ -304,7 +304,9 @@ function buildAgentPage(a, main) {
     el("h2", {}, "State ", el("button", { id: "pretty", onclick: () => { a.raw = false; writeUrl(a); renderState(a); } }, "Pretty"),
       el("button", { id: "raw", onclick: () => { a.raw = true; writeUrl(a); renderState(a); } }, "Raw")),
     a.pinBox, a.treeBox, a.blameBox,
-    el("h2", {}, "Integrity ", el("button", { id: "verify", onclick: () => runVerify(a) }, "verify")), a.integrityBox,
+    el("h2", {}, "Integrity ", el("button", { id: "verify", onclick: () => runVerify(a) }, "verify all"), " seqs ",
+      el("input", { id: "verify-from", type: "number", min: 1, placeholder: "from" }), el("input", { id: "verify-to", type: "number", min: 1, placeholder: "to" }),
+      el("button", { id: "verify-range", onclick: () => runVerify(a, $("#verify-from").value, $("#verify-to").value) }, "verify range")), a.integrityBox,
     el("h2", {}, "Export"), exportBox,
     config.allow_fork ? el("h2", {}, "Fork") : null, config.allow_fork ? a.forkBox : null);
   main.replaceChildren(header, timeline, el("div", { id: "panes" }, left, right));
@@ -599,11 +601,12 @@ async function loadIntegrity(a) {
           r.snapshots.slice(-200).map(s => el("tr", {}, el("td", {}, s.seq), el("td", {}, s.step === null ? "–" : s.step), el("td", {}, fmtBytes(s.bytes)))))));
   } catch (e) { a.integrityBox.replaceChildren(errorBox(e)); }
 }
-async function runVerify(a) {
+async function runVerify(a, from, to) {
   const box = $("#verify-result") || a.integrityBox;
   box.textContent = "verifying…";
+  const range = from || to ? "?from=" + enc(from || 1) + (to ? "&to=" + enc(to) : "") : "";
   try {
-    const r = await api(base(a) + "/verify");
+    const r = await api(base(a) + "/verify" + range);
     box.replaceChildren(el("span", { class: "health " + (r.ok ? "verified" : "damaged") }, r.ok ? "verified: " + r.records + " records, chain intact" : "damaged: first bad seq " + (r.first_bad_seq === null ? "?" : r.first_bad_seq)),
       ...r.problems.slice(0, 5).map(p => el("div", { class: "problem" }, p.kind + ": " + p.message + (p.path ? " (" + p.path + (p.offset !== null ? ", byte " + p.offset : "") + ")" : ""))));
   } catch (e) { box.replaceChildren(errorBox(e)); }
