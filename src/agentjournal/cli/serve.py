@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import threading
 import webbrowser
+from types import FrameType
 
 import click
 
@@ -78,9 +79,19 @@ def serve_cmd(host: str, port: int, open_browser: bool, allow_fork: bool, dry_ru
     backend = FilesystemBackend(s.root)
     app = create_app(backend, key=s.key, allow_fork=allow_fork,
                      hosts=None if remote else ("127.0.0.1", "localhost", "::1"))
+    # A browser tab keeps its live-tail stream open: without a grace limit, Ctrl-C would
+    # wait for every tab to go away.
     config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                            server_header=False, date_header=False)
-    server = uvicorn.Server(config)
+                            server_header=False, date_header=False,
+                            timeout_graceful_shutdown=2)
+    viewer = app.state.viewer
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            viewer.closing.set()  # so that open live tails end and the shutdown is quick
+            super().handle_exit(sig, frame)
+
+    server = Server(config)
 
     def announce() -> None:
         while not server.started:
@@ -98,4 +109,9 @@ def serve_cmd(host: str, port: int, open_browser: bool, allow_fork: bool, dry_ru
             webbrowser.open(url)
 
     threading.Thread(target=announce, daemon=True).start()
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        # uvicorn re-raises the Ctrl-C it handled; stopping is how serve ends (exit 0, as
+        # 'log --follow').
+        pass

@@ -52,7 +52,8 @@ async def stream(viewer: Viewer, request: Request, agent_id: str, from_seq: int,
             if now - last_beat >= HEARTBEAT_SECONDS:
                 yield b": keep-alive\n\n"
                 last_beat = now
-            if now - started >= max_seconds or await request.is_disconnected():
+            if (now - started >= max_seconds or viewer.closing.is_set()
+                    or await request.is_disconnected()):
                 return
             await anyio.sleep(POLL_SECONDS)
     finally:

@@ -158,6 +158,8 @@ class Viewer:
         self._segments: collections.OrderedDict[tuple[str, int, int], list[AnyRecord]] = (
             collections.OrderedDict())
         self._snap_steps: dict[tuple[str, int], int | None] = {}
+        self.closing = threading.Event()
+        """Set when the server shuts down: open live-tail streams end at their next poll."""
         self._keys: dict[str, bytes | None] = {}
         self._stash: dict[str, tuple[int, int, bytes]] = {}
         self.verified: dict[str, tuple[int, bool]] = {}
