@@ -47,6 +47,12 @@ SEGMENTS = 8
 """Sealed segments whose decoded records are kept (bounded by the segment size limit)."""
 
 CURSORS = 4
+
+BACK_WALK = 32
+"""Steps rebuilt at once when the slider moves left past what was kept (one replay each)."""
+
+STASH_STEPS, STASH_BYTES = 256, 4 << 20
+"""Annotated changes kept per agent with a cursor: at most this many steps and bytes."""
 """Agents whose last viewed state is kept for the slider (each holds one full state)."""
 
 
@@ -137,6 +143,8 @@ def apply_tracking(state: Any, ops: list[dict[str, Any]]) -> tuple[Any, list[dic
 class _Cursor:
     seq: int
     state: Any
+    step: int = -1
+    """The agent step the cursor is at the end of (-1: not known)."""
 
 
 class Viewer:
@@ -161,7 +169,9 @@ class Viewer:
         self.closing = threading.Event()
         """Set when the server shuts down: open live-tail streams end at their next poll."""
         self._keys: dict[str, bytes | None] = {}
-        self._stash: dict[str, tuple[int, int, bytes]] = {}
+        self._stash: dict[str, collections.OrderedDict[int, bytes]] = {}
+        """Per agent (with a cursor), the encoded changes of recently walked steps."""
+        self._last_doc: dict[str, tuple[int, bytes]] = {}
         self.verified: dict[str, tuple[int, bool]] = {}
         """Last full verify per agent: ``(last_seq verified, ok)``."""
 
@@ -368,7 +378,7 @@ class Viewer:
                 for rec in j.records(cur.seq + 1, seq):
                     if isinstance(rec, (Step, Fork)):
                         state = delta.apply_in_place(state, rec.ops)
-            cur.seq, cur.state = seq, state
+            cur.seq, cur.state, cur.step = seq, state, -1
         else:
             state = j.state_at_seq(seq) if seq > 0 else {}
             cur = _Cursor(seq, state)
@@ -382,22 +392,28 @@ class Viewer:
             while len(self._cursors) > CURSORS:
                 gone, _ = self._cursors.popitem(last=False)
                 self._stash.pop(gone, None)
+                self._last_doc.pop(gone, None)
 
     def state(self, agent_id: str, step: int, path: str = "") -> bytes:
         """The state (or the value at ``path`` in it) at agent step ``step``, as JSON.
 
         Encoded here, under the agent's lock, because it is the cursor's own state, which
-        the next request on this agent advances in place.
+        the next request on this agent advances in place. The cursor gets there through the
+        state before the step, so that the ``changes`` request the page sends with it is
+        already answered.
         """
         tokens = delta.parse_pointer(path)
         with self.journal(agent_id) as j:
-            recs = self._step_records(j, step)
             cur = self._cursors.get(agent_id)
-            if recs and (cur is None or cur.seq != recs[-1].seq):
-                # Through the state before the step, so that its changes come for free.
-                self._advance(j, step, recs)
-            seq = recs[-1].seq if recs else j.seq_of_step(step)
-            found, value = lookup(self._cursor_state(j, seq), tokens)
+            if cur is None or cur.step != step:
+                self._walk(j, step, step)
+            cur = self._cursors.get(agent_id)
+            if cur is not None and cur.step == step:
+                seq, state = cur.seq, cur.state
+            else:  # the step recorded nothing: the state of the last step before it
+                seq = j.seq_of_step(step)
+                state = self._cursor_state(j, seq)
+            found, value = lookup(state, tokens)
             if not found:
                 raise PathNotFoundError(f"no value at {path!r} at step {step}",
                                         hint="pick a path from the state tree")
@@ -426,62 +442,97 @@ class Viewer:
                 self._segments.popitem(last=False)
         return recs
 
-    def _step_records(self, j: Journal, step: int) -> list[AnyRecord]:
-        """The records of agent step ``step``, in order (none if it recorded nothing)."""
+    def _range_records(self, j: Journal, lo: int, hi: int) -> tuple[list[AnyRecord], int]:
+        """The records of agent steps ``lo..hi`` in order, and the first seq of the segment
+        being written (records from it may still be joined by more of their step)."""
         segs = j.segment_seqs()
-        lo, hi = 0, len(segs)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if j.first_step_of_segment(segs[mid]) <= step:
-                lo = mid + 1
+        if not segs:
+            return [], 1
+        a, b = 0, len(segs)
+        while a < b:
+            mid = (a + b) // 2
+            if j.first_step_of_segment(segs[mid]) <= lo:
+                a = mid + 1
             else:
-                hi = mid
-        k = lo - 1
-        if k < 0:
-            return []
+                b = mid
+        k = max(a - 1, 0)
         # A step's records may begin in earlier segments (its snapshot mark starts a new one).
-        while k > 0 and j.first_step_of_segment(segs[k]) == step:
+        while k > 0 and j.first_step_of_segment(segs[k]) >= lo:
             k -= 1
         out: list[AnyRecord] = []
         for i in range(k, len(segs)):
-            if i > k and j.first_step_of_segment(segs[i]) > step:
+            if i > k and j.first_step_of_segment(segs[i]) > hi:
                 break
-            out.extend(r for r in self._segment_records(j, segs, i) if r.step == step)
-        return out
+            out.extend(r for r in self._segment_records(j, segs, i) if lo <= r.step <= hi)
+        return out, segs[-1]
 
-    def _advance(self, j: Journal, step: int, recs: list[AnyRecord]) -> bytes:
-        """Bring the cursor to the end of ``step`` (whose records are ``recs``) from the state
-        before it, annotating the ops on the way; the encoded changes are kept for the
-        ``changes`` request that comes with a ``state`` request (a jump costs one replay)."""
+    def _walk(self, j: Journal, lo: int, hi: int) -> None:
+        """Bring the cursor to the end of step ``hi`` from the state before step ``lo``,
+        annotating the ops of every step on the way and keeping them (:meth:`changes`).
+
+        Walking a stretch instead of one step is what makes moving *left* cheap: the state
+        before a step can only be rebuilt by replay from a snapshot, so one replay serves the
+        next :data:`BACK_WALK` steps to the left.
+        """
+        recs, live = self._range_records(j, lo, hi)
+        if not recs:
+            return
         before = recs[0].seq - 1
         state = self._cursor_state(j, before) if before >= 1 else {}
-        out_recs, all_ops = [], []
-        for rec in recs:
-            ops: list[dict[str, Any]] = []
-            if isinstance(rec, (Step, Fork)):
-                state, ops = apply_tracking(state, rec.ops)
-                all_ops.extend(ops)
-            out_recs.append({**row_of(rec, None), "ops": ops})
-        self._set_cursor(j.agent_id, _Cursor(recs[-1].seq, state))
-        doc = _encode({"agent_id": j.agent_id, "step": step, "seq": recs[-1].seq,
-                       "records": out_recs, "ops": all_ops})
-        with self._lock:
-            self._stash[j.agent_id] = (step, recs[-1].seq, doc)
-        return doc
+        stash = self._stash.setdefault(j.agent_id, collections.OrderedDict())
+        k = 0
+        while k < len(recs):
+            step = recs[k].step
+            out_recs, all_ops = [], []
+            while k < len(recs) and recs[k].step == step:
+                rec = recs[k]
+                ops: list[dict[str, Any]] = []
+                if isinstance(rec, (Step, Fork)):
+                    state, ops = apply_tracking(state, rec.ops)
+                    all_ops.extend(ops)
+                out_recs.append({**row_of(rec, None), "ops": ops})
+                k += 1
+            doc = _encode({"agent_id": j.agent_id, "step": step, "seq": recs[k - 1].seq,
+                           "records": out_recs, "ops": all_ops})
+            if recs[k - 1].seq < live or step < hi:
+                # Complete: a later step exists. (The last step of a live journal may still
+                # get its snapshot record, so it is not kept.)
+                stash[step] = doc
+                stash.move_to_end(step)
+            else:
+                stash.pop(step, None)
+                self._last_doc[j.agent_id] = (step, doc)
+        while len(stash) > STASH_STEPS or sum(map(len, stash.values())) > STASH_BYTES:
+            stash.popitem(last=False)
+        self._set_cursor(j.agent_id, _Cursor(recs[-1].seq, state, recs[-1].step))
+
+    def _kept(self, agent_id: str, step: int) -> bytes | None:
+        stash = self._stash.get(agent_id)
+        return None if stash is None else stash.get(step)
 
     def changes(self, agent_id: str, step: int) -> bytes:
         """The records of ``step`` with their ops annotated (``at``, ``old``), as JSON
         (encoded under the lock: the op values now live in the cursor's state)."""
         with self.journal(agent_id) as j:
-            stash, cur = self._stash.get(agent_id), self._cursors.get(agent_id)
-            if stash is not None and stash[0] == step and cur is not None \
-                    and cur.seq == stash[1]:
-                return stash[2]
-            recs = self._step_records(j, step)
-            if not recs:
-                j.seq_of_step(step)  # raises for a step out of range
-                return _encode({"agent_id": agent_id, "step": step, "records": [], "ops": []})
-            return self._advance(j, step, recs)
+            kept = self._kept(agent_id, step)
+            if kept is not None:
+                return kept
+            cur = self._cursors.get(agent_id)
+            last = self._last_doc.get(agent_id)
+            if last is not None and last[0] == step and cur is not None and cur.step == step:
+                return last[1]
+            lo = step
+            if cur is not None and cur.step > step:  # moving left: walk a stretch at once
+                lo = max(step - BACK_WALK + 1, j.first_step_of_segment(j.segment_seqs()[0]))
+            self._walk(j, lo, step)
+            kept = self._kept(agent_id, step)
+            if kept is not None:
+                return kept
+            last = self._last_doc.get(agent_id)
+            if last is not None and last[0] == step:
+                return last[1]
+            j.seq_of_step(step)  # raises for a step out of range
+            return _encode({"agent_id": agent_id, "step": step, "records": [], "ops": []})
 
     def compare(self, agent_id: str, a: int, b: int, a_agent: str | None = None
                 ) -> dict[str, Any]:
