@@ -11,6 +11,7 @@ header (the server's own time, no network):
 - slider step: ``changes`` of step N+1 after step N (what the page asks for moving right;
   it applies the ops itself, no state is sent), and of N-1 (moving left);
 - jump: state + changes of a random far step;
+- moving left from a fresh deep link (nothing there walked before);
 - the peak RSS of the server process (VmHWM) at the end.
 
 Prints a table and, last, one JSON line. Not part of the unit tests.
@@ -42,7 +43,8 @@ from agentjournal import Journal
 TARGETS = {"first_paint_ms": 300.0, "slider_step_ms": 50.0}
 
 
-def build(root: Path, steps: int, messages: int, msg_bytes: int) -> dict[str, Any]:
+def build(root: Path, steps: int, messages: int, msg_bytes: int, snapshot_every: int
+          ) -> dict[str, Any]:
     rng = random.Random(14)
     words = [w * rng.randint(1, 4) for w in ("agent", "tool", "plan", "call", "result", "ok")]
 
@@ -55,7 +57,7 @@ def build(root: Path, steps: int, messages: int, msg_bytes: int) -> dict[str, An
         return f"#{i} " + " ".join(out)[:msg_bytes]
 
     t0 = time.perf_counter()
-    with Journal("agent", root=root, durability="none", snapshot_every=1000) as j:
+    with Journal("agent", root=root, durability="none", snapshot_every=snapshot_every) as j:
         j.append({"counter": 0, "status": "running",
                   "messages": [{"role": "user" if k % 2 else "assistant", "content": text(k)}
                                for k in range(messages)]})
@@ -106,7 +108,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     steps, messages = (2000, 100) if args.quick else (args.steps, 1000)
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     try:
-        info = build(work, steps, messages, 500)
+        info = build(work, steps, messages, 500, args.snapshot_every)
         port = free_port()
         env = dict(os.environ)
         proc = subprocess.Popen(
@@ -140,6 +142,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 end = start + args.moves
                 left = [server_ms(c.get("/api/agents/agent/changes", params={"step": n}))
                         for n in range(end - 1, max(1, end - 1 - args.moves // 4), -1)]
+                # Moving left from a fresh deep link: no step there was walked before.
+                start = rng.randint(args.moves + 2, steps)
+                c.get("/api/agents/agent/state", params={"step": start})
+                c.get("/api/agents/agent/changes", params={"step": start})
+                fresh_left = [server_ms(c.get("/api/agents/agent/changes", params={"step": n}))
+                              for n in range(start - 1, start - 1 - args.moves, -1)]
                 jumps = []
                 for _ in range(args.paints):
                     n = rng.randint(2, steps)
@@ -171,10 +179,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "first_paint_ms": med(paints), "first_paint_p95_ms": p95(paints),
         "slider_step_ms": med(right), "slider_step_p95_ms": p95(right),
         "slider_back_ms": med(left), "slider_back_p95_ms": p95(left),
+        "slider_left_fresh_ms": med(fresh_left), "slider_left_fresh_p95_ms": p95(fresh_left),
+        "slider_left_fresh_max_ms": round(max(fresh_left), 2),
+        "snapshot_every": args.snapshot_every,
         "jump_ms": med(jumps), "jump_p95_ms": p95(jumps),
         "state_response_bytes": state_wire, "step_response_bytes": step_wire,
         "server_peak_rss_mib": round(rss / 1024, 1),
-        "samples": {"paints": len(paints), "right": len(right), "left": len(left)},
+        "samples": {"paints": len(paints), "right": len(right), "left": len(left),
+                    "left_fresh": len(fresh_left)},
     }
 
 
@@ -184,6 +196,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=100_000)
     ap.add_argument("--paints", type=int, default=15, help="deep links measured")
     ap.add_argument("--moves", type=int, default=200, help="slider steps measured")
+    ap.add_argument("--snapshot-every", type=int, default=1000,
+                    help="snapshot interval of the journal (the engine's default is 100)")
     args = ap.parse_args()
     if args.quick:
         args.paints, args.moves = 3, 20
@@ -199,12 +213,18 @@ def main() -> None:
         ("slider step left (changes of N-1), median ms", r["slider_back_ms"],
          f"<= {TARGETS['slider_step_ms']:.0f}"),
         ("slider step left, p95 ms", r["slider_back_p95_ms"], ""),
+        ("slider step left from a fresh deep link, median ms", r["slider_left_fresh_ms"],
+         f"<= {TARGETS['slider_step_ms']:.0f}"),
+        ("slider step left from a fresh deep link, p95 ms", r["slider_left_fresh_p95_ms"], ""),
+        ("slider step left from a fresh deep link, max ms", r["slider_left_fresh_max_ms"],
+         ""),
         ("jump to a random step (state + changes), median ms", r["jump_ms"], ""),
         ("bytes sent for one slider step", r["step_response_bytes"], ""),
         ("bytes of one whole state", r["state_response_bytes"], ""),
         ("server peak RSS (MiB)", r["server_peak_rss_mib"], ""),
     ]
-    print(f"viewer on {r['steps']} steps, state {r['state_bytes'] / 1024:.0f} KiB, "
+    print(f"viewer on {r['steps']} steps (a snapshot every {r['snapshot_every']}), "
+          f"state {r['state_bytes'] / 1024:.0f} KiB, "
           f"journal {r['journal_bytes'] / 2**20:.0f} MiB on disk (built in {r['build_s']} s)")
     w = max(len(x[0]) for x in rows)
     print(f"{'figure':<{w}}  {'value':>10}  target")
