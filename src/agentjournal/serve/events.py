@@ -19,7 +19,8 @@ from starlette.requests import Request
 
 from ..errors import JournalError
 from .engine import LiveTail
-from .model import Viewer, row_of
+from .model import Viewer
+from .rows import row_of
 
 POLL_SECONDS = 0.25
 HEARTBEAT_SECONDS = 10.0

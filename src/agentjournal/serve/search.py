@@ -16,7 +16,7 @@ from .. import query
 from ..errors import BadRequestError, InvalidTimeError
 from ..events import AnyRecord
 from ..replay.journal import Journal
-from .model import MAX_PAGE, row_of
+from .rows import MAX_PAGE, row_of
 
 KINDS = ("step", "snapshot", "fork", "anchor")
 
