@@ -275,6 +275,7 @@ function buildAgentPage(a, main) {
   a.pinBox = el("div", { id: "pins" });
   a.blameBox = el("div", { id: "blame" });
   a.integrityBox = el("div", { id: "integrity" });
+  a.verifyBox = el("div", { id: "verify-result" });
   a.forkBox = el("div", { id: "fork" });
 
   const header = el("div", { id: "agent-head" },
@@ -306,7 +307,7 @@ function buildAgentPage(a, main) {
     a.pinBox, a.treeBox, a.blameBox,
     el("h2", {}, "Integrity ", el("button", { id: "verify", onclick: () => runVerify(a) }, "verify all"), " seqs ",
       el("input", { id: "verify-from", type: "number", min: 1, placeholder: "from" }), el("input", { id: "verify-to", type: "number", min: 1, placeholder: "to" }),
-      el("button", { id: "verify-range", onclick: () => runVerify(a, $("#verify-from").value, $("#verify-to").value) }, "verify range")), a.integrityBox,
+      el("button", { id: "verify-range", onclick: () => runVerify(a, $("#verify-from").value, $("#verify-to").value) }, "verify range")), a.verifyBox, a.integrityBox,
     el("h2", {}, "Export"), exportBox,
     config.allow_fork ? el("h2", {}, "Fork") : null, config.allow_fork ? a.forkBox : null);
   main.replaceChildren(header, timeline, el("div", { id: "panes" }, left, right));
@@ -595,14 +596,14 @@ async function loadIntegrity(a) {
     a.integrityBox.replaceChildren(
       el("div", {}, "history kept from step " + r.watermark.first_step + " (seq " + r.watermark.first_seq + ")" + (r.watermark.pruned ? ", older steps pruned" : ", nothing pruned")),
       el("div", {}, "anchored head: " + (r.anchored_head ? r.anchored_head : "none")),
-      el("div", { id: "verify-result" }, r.verified ? (r.verified.ok ? "verified up to seq " + r.verified.last_seq : "damaged") : "not verified yet"),
+      el("div", { id: "verified-status" }, r.verified ? (r.verified.ok ? "verified up to seq " + r.verified.last_seq : "damaged") : "not verified yet"),
       el("details", {}, el("summary", {}, r.snapshots.length + " snapshots, " + r.segments + " segments"),
         el("table", { class: "grid small" }, el("tr", {}, el("th", {}, "seq"), el("th", {}, "step"), el("th", {}, "bytes")),
           r.snapshots.slice(-200).map(s => el("tr", {}, el("td", {}, s.seq), el("td", {}, s.step === null ? "–" : s.step), el("td", {}, fmtBytes(s.bytes)))))));
   } catch (e) { a.integrityBox.replaceChildren(errorBox(e)); }
 }
 async function runVerify(a, from, to) {
-  const box = $("#verify-result") || a.integrityBox;
+  const box = a.verifyBox;
   box.textContent = "verifying…";
   const range = from || to ? "?from=" + enc(from || 1) + (to ? "&to=" + enc(to) : "") : "";
   try {
@@ -652,6 +653,7 @@ function startTail(a) {
     if (row.seq <= a.info.last_seq) return;
     const wasBottom = atBottom(a);
     const wasLast = a.step === a.info.last_step;
+    const newStep = row.step > a.info.last_step;
     a.info.last_seq = row.seq;
     a.info.last_step = Math.max(a.info.last_step, row.step);
     if (row.kind === "snapshot") a.info.snapshots.push({ seq: row.seq, step: row.step });
@@ -663,8 +665,8 @@ function startTail(a) {
     if (a.follow && wasLast && wasBottom && !a.filtered) {
       goto(a, a.info.last_step).then(() => { a.list.scrollTop = a.list.scrollHeight; drawList(a); });
     } else {
-      pending++;
-      a.newBadge.hidden = false; a.newBadge.textContent = pending + " new";
+      if (newStep) pending++;  // counted in steps: a step's snapshot record is not another
+      a.newBadge.hidden = !pending; a.newBadge.textContent = pending + " new";
       drawList(a);  // the list grows below; the view does not jump
     }
     if (atBottom(a)) { pending = 0; a.newBadge.hidden = true; }
