@@ -253,6 +253,9 @@ def test_live_writer_steps_appear_without_reload(page: Page, server: Server,
     added = writer.append({"i": 10, "log": [], "note": "later"})
     expect(page.locator("#step-label")).to_have_text("step 1 / 10")
     expect(page.locator("#new-steps")).to_have_text("1 new")
+    page.keyboard.press("End")
+    expect(page.locator("#step-label")).to_have_text("step 10 / 10")
+    expect(page.locator("#new-steps")).to_be_hidden()
     assert page.evaluate("() => window.__same_page") is True
 
 

@@ -359,6 +359,7 @@ async function gotoNow(a, n, opts) {
     a.state = st.state; changes = ch;
   }
   a.step = n; a.changes = changes;
+  if (n === a.info.last_step && a.pending) { a.pending = 0; a.newBadge.hidden = true; }
   a.slider.value = n;
   a.stepLabel.textContent = "step " + n + " / " + a.info.last_step;
   writeUrl(a, !!opts.push);
@@ -644,7 +645,6 @@ function togglePlay(a) {
 function startTail(a) {
   const src = new EventSource(base(a) + "/events?from_seq=" + (a.info.last_seq + 1));
   a.source = src;
-  let pending = 0;
   src.addEventListener("open", () => { a.liveBadge.textContent = "live tail"; a.liveBadge.className = "badge tail"; });
   src.addEventListener("error", () => { a.liveBadge.textContent = "reconnecting"; a.liveBadge.className = "badge idle"; });
   src.addEventListener("record", ev => {
@@ -665,10 +665,9 @@ function startTail(a) {
     if (a.follow && wasLast && wasBottom && !a.filtered) {
       goto(a, a.info.last_step).then(() => { a.list.scrollTop = a.list.scrollHeight; drawList(a); });
     } else {
-      if (newStep) pending++;  // counted in steps: a step's snapshot record is not another
-      a.newBadge.hidden = !pending; a.newBadge.textContent = pending + " new";
+      if (newStep) a.pending = (a.pending || 0) + 1;  // in steps: a snapshot record is no step
+      a.newBadge.hidden = !a.pending; a.newBadge.textContent = a.pending + " new";
       drawList(a);  // the list grows below; the view does not jump
     }
-    if (atBottom(a)) { pending = 0; a.newBadge.hidden = true; }
   });
 }
