@@ -57,6 +57,7 @@ class Viewer:
         self._pool: collections.OrderedDict[str, Journal] = collections.OrderedDict()
         self._agent_locks: dict[str, threading.Lock] = {}
         self._first_records: dict[tuple[str, int], AnyRecord | None] = {}
+        self._parents: dict[str, tuple[str, int] | None] = {}
         self._snap_steps: dict[tuple[str, int], int | None] = {}
         self.closing = threading.Event()
         """Set when the server shuts down: open live-tail streams end at their next poll."""
@@ -136,6 +137,24 @@ class Viewer:
             self._first_records[key] = next(iter(j.records(first_seg, first_seg)), None)
         return self._first_records[key]
 
+    def _parent_of(self, agent_id: str) -> tuple[str, int] | None:
+        """``(parent, step)`` when ``agent_id`` was forked from another agent, else None.
+
+        Read once per agent and kept: where a journal was forked from never changes, so an
+        agent page lists its forks without opening every other journal each time.
+        """
+        if agent_id not in self._parents:
+            found: tuple[str, int] | None = None
+            with contextlib.suppress(JournalError, OSError), self.journal(agent_id) as j:
+                segs = j.segment_seqs()
+                if not segs:
+                    return None  # nothing written yet: look again next time
+                rec = self._first_record(j, segs[0])
+                if isinstance(rec, Fork):
+                    found = (rec.parent, rec.parent_step)
+            self._parents[agent_id] = found
+        return self._parents[agent_id]
+
     def agents(self, match: str = "") -> list[dict[str, Any]]:
         """Every agent's row: steps, activity, writer, snapshots, bytes, health, parent."""
         ids = [a for a in self.backend.list_agents() if match.lower() in a.lower()]
@@ -213,11 +232,9 @@ class Viewer:
         for other in self.backend.list_agents():
             if other == agent_id:
                 continue
-            with contextlib.suppress(JournalError, OSError), self.journal(other) as oj:
-                osegs = oj.segment_seqs()
-                rec = self._first_record(oj, osegs[0]) if osegs else None
-                if isinstance(rec, Fork) and rec.parent == agent_id:
-                    children.append({"agent_id": other, "step": rec.parent_step})
+            parent = self._parent_of(other)
+            if parent is not None and parent[0] == agent_id:
+                children.append({"agent_id": other, "step": parent[1]})
         return {
             "agent_id": agent_id, "first_seq": segs[0], "first_step": first_step,
             "last_seq": last_seq, "last_step": last_step, "snapshots": marks,
