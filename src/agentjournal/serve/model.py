@@ -260,13 +260,34 @@ class Viewer:
                 end = min(last, (before - 1) if before is not None else last)
                 start = max(lo, end - limit + 1)
             rows: list[dict[str, Any]] = []
+            problems: list[dict[str, Any]] = []
             prev_ts: float | None = None
-            if end >= start:
-                for rec in j.records(max(start - 1, lo), end):
-                    if rec.seq >= start:
-                        rows.append(row_of(rec, prev_ts))
-                    prev_ts = rec.ts
-            return {"agent_id": agent_id, "first_seq": lo, "last_seq": last, "rows": rows}
+            # Segment by segment, so that damage in one hides only that segment's records:
+            # the others still list (each segment's header carries the chain hash it starts
+            # from).
+            bounds = [*segs, last + 1]
+            for k, first in enumerate(segs):
+                seg_end = bounds[k + 1] - 1
+                if seg_end < start - 1 or first > end:
+                    continue
+                a, b = max(first, start - 1, lo), min(seg_end, end)
+                done = a - 1
+                try:
+                    for rec in j.records(a, b):
+                        if rec.seq >= start:
+                            rows.append(row_of(rec, prev_ts))
+                        prev_ts, done = rec.ts, rec.seq
+                except CorruptRecordError as e:
+                    if len(segs) == 1:
+                        raise
+                    problems.append({"from_seq": max(done + 1, start), "to_seq": b,
+                                     "message": str(e)})
+                    prev_ts = None
+            if problems and not rows:
+                raise CorruptRecordError(problems[0]["message"],
+                                         hint="run 'agentjournal verify' on this agent")
+            return {"agent_id": agent_id, "first_seq": lo, "last_seq": last, "rows": rows,
+                    "problems": problems}
 
     def seq_of_step(self, agent_id: str, step: int) -> int:
         """Seq of the last record of ``step`` (or of the last step before it)."""

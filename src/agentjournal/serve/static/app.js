@@ -384,6 +384,10 @@ function ensurePage(a, p) {
   api(base(a) + "/steps?after=" + from + "&limit=" + PAGE).then(r => {
     const m = new Map(r.rows.map(row => [row.seq, row]));
     a.pages.set(p, m);
+    if (r.problems && r.problems.length) {
+      a.rowErrors = a.rowErrors || [];
+      a.rowErrors.push(...r.problems);
+    }
     drawList(a);
   }).catch(e => {
     a.pages.set(p, new Map());
@@ -405,7 +409,8 @@ function drawList(a) {
     ensurePage(a, p);
     const page = a.pages.get(p);
     const row = page ? page.get(seq) : null;
-    const bad = !row && a.pageErrors && a.pageErrors.get(p);
+    const hit = !row && page && a.rowErrors && a.rowErrors.find(e => e.from_seq <= seq && seq <= e.to_seq);
+    const bad = hit ? hit.message : (!row && a.pageErrors && a.pageErrors.get(p));
     rows.push(bad ? el("div", { class: "row damaged", style: "top:" + i * ROW_H + "px", title: bad }, el("span", { class: "c-step" }, "!"), el("span", { class: "c-sum" }, "seq " + seq + ": " + bad))
       : stepRow(a, row, seq, i * ROW_H));
   }
