@@ -363,9 +363,9 @@ async function gotoNow(a, n, opts) {
   a.slider.value = n;
   a.stepLabel.textContent = "step " + n + " / " + a.info.last_step;
   writeUrl(a, !!opts.push);
-  drawList(a);
+  // Scroll first: drawing the list at the old position would fetch a page nobody sees.
+  if (opts.scroll) await scrollToStep(a); else drawList(a);
   if (a.filtered) drawResults(a);
-  if (opts.scroll) scrollToStep(a);
   if (a.vs !== null) await loadCompare(a); else { a.compareOps = null; renderDiff(a); }
   renderState(a);
 }
@@ -434,6 +434,7 @@ async function scrollToStep(a) {
   if (!seq) { try { seq = (await api(base(a) + "/steps?around_step=" + a.step + "&limit=1")).around_seq; } catch (e) { return; } }
   const y = (seq - a.info.first_seq) * ROW_H;
   const h = a.list.clientHeight || 400;
+  a.spacer.style.height = totalRows(a) * ROW_H + "px";  // so that the scroll can get there
   if (y < a.list.scrollTop || y > a.list.scrollTop + h - ROW_H) a.list.scrollTop = Math.max(0, y - h / 2);
   drawList(a);
 }
