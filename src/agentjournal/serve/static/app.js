@@ -554,12 +554,24 @@ function node(a, label, v, tokens, h) {
   const entries = Array.isArray(v) ? v.map((x, i) => [String(i), x]) : Object.entries(v);
   const kids = el("ul", {});
   let shown = 0;
-  const more = el("li", { class: "dim" });
+  // The first `limit` children, plus any further child on the way to a change (so that every
+  // change of the step is visible however long the list), plus what the step removed here.
   const fill = limit => {
-    const upto = Math.min(entries.length, limit);
-    for (; shown < upto; shown++) kids.append(node(a, entries[shown][0], entries[shown][1], tokens.concat(entries[shown][0]), h));
-    more.replaceChildren(shown < entries.length ? el("button", { class: "more", onclick: () => { fill(shown + KIDS_MAX * 10); } }, "show more (" + (entries.length - shown) + " more)") : "");
-    for (const [t, ov] of h.ghosts.get(path) || []) if (upto === entries.length || shown >= entries.length) kids.append(el("li", { class: "node ghost ch-remove" }, el("span", { class: "key" }, t), ": ", el("del", { class: "old" }, short(ov))));
+    shown = Math.min(entries.length, limit);
+    const rows = [];
+    let prev = -1;
+    entries.forEach(([k, x], i) => {
+      if (i >= shown) {
+        const p = ptr(tokens.concat(k));
+        if (!h.open.has(p) && !h.marks.has(p)) return;
+      }
+      if (i > prev + 1) rows.push(el("li", { class: "dim gap" }, "… " + (i - prev - 1) + " not shown"));
+      rows.push(node(a, k, x, tokens.concat(k), h));
+      prev = i;
+    });
+    if (shown < entries.length) rows.push(el("li", { class: "dim" }, el("button", { class: "more", onclick: () => fill(shown + KIDS_MAX * 10) }, "show more (" + (entries.length - shown) + " more)")));
+    for (const [t, ov] of h.ghosts.get(path) || []) rows.push(el("li", { class: "node ghost ch-remove" }, el("span", { class: "key" }, t), ": ", el("del", { class: "old" }, short(ov))));
+    kids.replaceChildren(...rows);
   };
   const li = el("li", { class: cls + " branch", dataset: { path } });
   const summary = el("span", { class: "sum dim" }, Array.isArray(v) ? "[" + v.length + "]" : "{" + entries.length + "}");
@@ -567,7 +579,7 @@ function node(a, label, v, tokens, h) {
   let built = false;
   const setOpen = o => {
     li.classList.toggle("open", o); toggle.textContent = o ? "▾" : "▸";
-    if (o && !built) { built = true; fill(KIDS_MAX); kids.append(more); }
+    if (o && !built) { built = true; fill(KIDS_MAX); }
   };
   toggle.addEventListener("click", ev => { ev.stopPropagation(); setOpen(!li.classList.contains("open")); });
   li.append(...[toggle, key, ": ", old, summary, tools, kids].filter(x => x !== null));
