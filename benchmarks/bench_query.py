@@ -8,7 +8,8 @@ Data are deterministic. The journal is built with ``durability="none"`` and
 ``snapshot_every=100`` (the files are the same as in ``sync`` mode; it is only faster to make).
 
 Measured, each as the median of ``--repeat`` runs in this process (and, for touching and grep,
-also as the CLI command run as a whole process, interpreter start-up included):
+also as the CLI command run as a whole process, interpreter start-up included), next to the
+floor of any scan: reading every record (decode and chain check) through ``Journal.records()``:
 
 * ``touching``: every record with an op under ``/tool_results_cache`` (a full scan).
 * ``grep``: a string that is in no record (a full scan), and a regular expression.
@@ -104,6 +105,8 @@ def measure(root: Path, steps: int, repeat: int) -> list[dict[str, Any]]:
 
     recent_key = f"/tool_results_cache/k{(steps // CACHE_EVERY) * CACHE_EVERY}"
     with Journal(AGENT, root, readonly=True) as j:
+        ms, n = _median_ms(lambda: sum(1 for _ in j.records()), repeat)
+        row("floor: read every record (decode + chain check)", ms, "", records=n)
         ms, n = _median_ms(lambda: sum(1 for _ in touching(j, "/tool_results_cache")), repeat)
         row("touching /tool_results_cache (in-process)", ms, "<= 2000", matches=n)
         ms, n = _median_ms(lambda: sum(1 for _ in touching(j, "/budget_spent_usd")), repeat)

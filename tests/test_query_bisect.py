@@ -177,3 +177,26 @@ def test_bisect_100k_steps_in_at_most_20_materializations(big: Path, target: int
         assert r.materializations <= 20, r
     with Journal("big", big, readonly=True) as j:
         assert j.bisect("/spent > 2000").materializations <= 20
+
+
+def test_hostile_expressions_only_raise_the_typed_error() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    with pytest.raises(InvalidExpressionError, match="longer than"):
+        compile_predicate("/a == 1 or " * 2000 + "/a == 1")
+    alphabet = st.sampled_from(list("/()=!<>&|'\"`~ -.0123456789eanotrulsxyz") + [
+        " and ", " or ", " not ", "len(", "exists(", "type(", " contains ", " matches "])
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(alphabet, max_size=40).map("".join))
+    def check(text: str) -> None:
+        try:
+            pred = compile_predicate(text)
+        except InvalidExpressionError as e:
+            assert e.position is not None or not text.strip()
+            return
+        assert pred(STATE) in (True, False)
+        assert pred({}) in (True, False)
+
+    check()

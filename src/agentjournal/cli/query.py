@@ -11,6 +11,7 @@ from typing import Any
 import click
 from rich.text import Text
 
+from .. import delta
 from ..errors import InvalidTimeError
 from ..query import (
     MISSING,
@@ -23,6 +24,7 @@ from ..query import (
     grep,
     parse_time,
 )
+from ..query.pointers import lookup
 from . import schemas
 from ._app import (
     get_settings,
@@ -172,6 +174,20 @@ def grep_entry(agent_id: str, m: Match) -> schemas.GrepMatch:
             "pointers": list(m.pointers), "ops": m.ops}
 
 
+def _value_at(m: Match, pointer: str) -> Any:
+    """The value a match points at, read from the op that holds it (MISSING if none)."""
+    for op in m.ops:
+        path = str(op.get("path", ""))
+        if "value" not in op:
+            continue
+        if pointer == path:
+            return op["value"]
+        if pointer.startswith(path + "/"):
+            rest = pointer[len(path):]
+            return lookup(op["value"], [delta.unescape(t) for t in rest[1:].split("/")])
+    return MISSING
+
+
 @click.command("grep", epilog="""
 \b
 Examples:
@@ -219,10 +235,13 @@ def grep_cmd(agent: str, pattern: str, regex: bool, ignore_case: bool, under: st
                 continue
             where = ", ".join(m.pointers[:3]) + (f" (+{len(m.pointers) - 3})"
                                                  if len(m.pointers) > 3 else "")
-            line = f"{m.step:>6} #{m.seq:<6} {local_time(m.ts)}  {where}"
+            found = _value_at(m, m.pointers[0]) if m.pointers else MISSING
+            shown = "" if found is MISSING else "  " + short_json(found, 80)
+            line = f"{m.step:>6} #{m.seq:<6} {local_time(m.ts)}  {where}{shown}"
             if s.tty:
                 t = Text.assemble((f"{m.step:>6}", "bold yellow"), " ", (f"#{m.seq:<6}", "dim"),
-                                  " ", (local_time(m.ts), "green"), "  ", where)
+                                  " ", (local_time(m.ts), "green"), "  ", where,
+                                  (shown, "dim"))
                 t.truncate(s.out.width, overflow="ellipsis")
                 s.out.print(t)
             else:

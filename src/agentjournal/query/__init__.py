@@ -1,10 +1,15 @@
 """Ask the history: ``blame``, ``touching``, ``grep``, ``state_at_time`` and ``bisect``.
 
 Queries over one agent's journal, built on the public :class:`~agentjournal.Journal` API only
-(records, segments, ``state_at``). ``touching`` and ``grep`` stream the records without
-replaying any state; ``blame`` replays segment by segment from the newest; ``bisect``
-binary-searches the steps for a monotone predicate. The same functions are methods of
-:class:`~agentjournal.Journal` (``journal.blame(...)`` ...) and commands of the CLI.
+(records, segments, ``state_at``). The journal is passed in: this package imports the replay
+layer for type checking only (a forked journal's parent is opened as ``type(journal)(...)``), so
+it depends on nothing above ``errors``, ``events`` and ``delta`` and may sit below ``replay``,
+which then delegates to it without an upward import.
+
+``touching`` and ``grep`` stream the records without replaying any state; ``blame`` replays
+segment by segment from the newest; ``bisect`` binary-searches the steps for a monotone
+predicate. The same functions are methods of :class:`~agentjournal.Journal`
+(``journal.blame(...)`` ...) and commands of the CLI.
 """
 
 from .bisect import BisectResult, bisect

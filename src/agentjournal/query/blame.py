@@ -5,9 +5,11 @@ A write to P is an op that changes the value at P: an op on P itself, on an ance
 (which moves another element to P). Appends (``/list/-``) and shifts are resolved against the
 state, so the history is replayed — one segment at a time, newest first: the state at a
 segment's start is a snapshot load (segments begin after a snapshot), then the segment's
-records are applied at the cost of their changes. A path written recently is found in the last
-segments; once :data:`BACKWARD_SEGMENTS` segments found nothing, one forward pass replays the
-rest, so blaming an old path costs one scan of the history.
+records are applied at the cost of their changes. A segment none of whose ops can reach the
+pointer (a string test on the ops' paths) is skipped without rebuilding anything. A path written
+recently is found in the last segments; an old one costs one read of the older records (the
+string test) plus the replay of the segments that may hold a write, at most one replay of the
+history.
 
 Forks are followed: a value that came in with a journal's ``fork`` record is blamed in the
 parent journal at the fork's seq (opened read-only on the same backend, with the same key).
@@ -19,14 +21,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import delta
 from ..errors import JournalNotFoundError, PathNotFoundError
 from ..events import Fork, Step
-from ..replay.journal import Journal
 from . import pointers
 from .pointers import MISSING, Relation
+
+if TYPE_CHECKING:
+    from ..replay.journal import Journal
 
 __all__ = ["BACKWARD_SEGMENTS", "Blame", "HistoryStart", "Write", "blame"]
 
@@ -127,26 +131,73 @@ def _candidate(path: str, pointer: str, inside: str) -> bool:
     """Whether an op at ``path`` may write ``pointer`` (``inside`` is ``pointer + "/"``); a
     string test, the exact one is :func:`pointers.state_relation`."""
     if path == pointer or path.startswith(inside):
-        return True
+        return True  # the pointer itself, or inside it
     i = path.rfind("/")
     if i < 0:
         return True  # the root: it replaces everything
-    # The op's parent is the pointer or one of its ancestors: the op is on an ancestor, or
-    # an insert/remove/append in a list above the pointer that may shift it.
     parent = path[:i]
-    return pointer == parent or pointer.startswith(parent + "/")
+    if not (pointer == parent or pointer.startswith(parent + "/")):
+        return False
+    if pointer.startswith(path + "/"):
+        return True  # an ancestor of the pointer
+    # A sibling of an ancestor: it matters only as an insert/remove/append in a list, which
+    # may move another item to the pointer.
+    last = path[i + 1:]
+    return last == "-" or last.isdigit()
+
+
+def _head(pointer: str) -> str:
+    """The pointer's first token with its slash (``/a`` of ``/a/b/c``; ``""`` for the root):
+    every op that may write the pointer starts with it, or is the root or a top-level index."""
+    i = pointer.find("/", 1)
+    return pointer if i < 0 else pointer[:i]
+
+
+def _may_write(rec: Any, pointer: str, inside: str, head: str) -> bool:
+    if not isinstance(rec, (Step, Fork)):
+        return False
+    for op in rec.ops:
+        path = op.get("path", "")
+        if not isinstance(path, str):
+            continue
+        # Cheap first: most ops are elsewhere in the state.
+        if (path.startswith(head) or path == "" or path[1:] == "-" or path[1:].isdigit()) and \
+                _candidate(path, pointer, inside):
+            return True
+    return False
+
+
+def _touched(journal: Journal, first: int, last: int, pointer: str, inside: str) -> bool:
+    """Whether any op of records ``first..last`` may write ``pointer`` (no state needed)."""
+    head = _head(pointer)
+    return any(_may_write(rec, pointer, inside, head) for rec in journal.records(first, last))
+
+
+def _touched_ranges(journal: Journal, ranges: list[tuple[int, int]], pointer: str,
+                    inside: str) -> list[int]:
+    """Indexes of the ``ranges`` holding an op that may write ``pointer``, in one read."""
+    hits: list[int] = []
+    k = 0
+    head = _head(pointer)
+    for rec in journal.records(ranges[0][0], ranges[-1][1]):
+        while rec.seq > ranges[k][1]:
+            k += 1
+        if (not hits or hits[-1] != k) and _may_write(rec, pointer, inside, head):
+            hits.append(k)
+    return hits
 
 
 def _replay(journal: Journal, first: int, last: int, p: list[str], pointer: str,
             every: bool) -> _Pass:
     out = _Pass()
     inside = pointer + "/"
+    head = _head(pointer)
     state: Any = journal.state_at_seq(first - 1) if first > 1 else {}
     for rec in journal.records(first, last):
         if not isinstance(rec, (Step, Fork)):
             continue
         ops = rec.ops
-        if not any(_candidate(str(op.get("path", "")), pointer, inside) for op in ops):
+        if not _may_write(rec, pointer, inside, head):
             state = delta.apply_in_place(state, delta.copy_containers(ops))
             continue
         for k, op in enumerate(ops):
@@ -170,13 +221,12 @@ def _inspect(journal: Journal, rec: Step | Fork, k: int, op: dict[str, Any], pat
     if relation == "child":
         value = op.get("value", MISSING)
     elif relation == "shift":
-        value = MISSING  # filled below from the element that moves in
-    else:
-        value = (pointers.lookup(op.get("value"), p[len(q):]) if name != "remove" else MISSING)
-    if relation == "shift":
+        # The item that moves to P: from the index before it (an insert) or after it (a removal).
         i = len(q) - 1
         moved = int(p[i]) + (-1 if name == "add" else 1)
         value = delta.copy_containers(pointers.lookup(state, [*p[:i], str(moved), *p[i + 1:]]))
+    else:
+        value = (pointers.lookup(op.get("value"), p[len(q):]) if name != "remove" else MISSING)
     w = Write(journal.agent_id, rec.seq, rec.step, rec.ts, rec.kind, k, name, path, relation,
               value, delta.copy_containers(previous))
     if every or not out.writes:
@@ -209,16 +259,38 @@ def _child_keys(value: Any) -> list[str]:
     return []
 
 
-def _passes(ranges: list[tuple[int, int]], every: bool) -> Iterator[tuple[int, int]]:
-    """Seq ranges to replay, newest first: single segments, then the rest in one pass."""
+def _passes(journal: Journal, ranges: list[tuple[int, int]], every: bool, pointer: str
+            ) -> Iterator[tuple[int, int]]:
+    """Seq ranges to replay, newest first (the caller stops once it has its answer).
+
+    The newest segment always (it gives the current value); then each older segment with an
+    op that may write the pointer, checked one by one for the newest few; then one read of the
+    rest finds the segments that may hold a write (the others cannot: they are never replayed);
+    the newest :data:`BACKWARD_SEGMENTS` of those are replayed one by one, and the older ones in
+    one forward pass from the oldest of them.
+    """
     if every:
         yield ranges[0][0], ranges[-1][1]
         return
-    back = ranges[-BACKWARD_SEGMENTS:]
-    yield from reversed(back)
-    rest = ranges[:-BACKWARD_SEGMENTS]
-    if rest:
-        yield rest[0][0], rest[-1][1]
+    yield ranges[-1]
+    inside = pointer + "/"
+    replayed = 1
+    k = len(ranges) - 2
+    checked = 0
+    while k >= 0 and checked < BACKWARD_SEGMENTS and replayed < BACKWARD_SEGMENTS:
+        checked += 1
+        if _touched(journal, *ranges[k], pointer, inside):
+            replayed += 1
+            yield ranges[k]
+        k -= 1
+    if k < 0:
+        return
+    hits = _touched_ranges(journal, ranges[:k + 1], pointer, inside)
+    while hits and replayed < BACKWARD_SEGMENTS:
+        replayed += 1
+        yield ranges[hits.pop()]
+    if hits:
+        yield ranges[hits[0]][0], ranges[hits[-1]][1]
 
 
 def blame(journal: Journal, pointer: str, *, all: bool = False, children: bool = True,
@@ -257,7 +329,7 @@ def _blame(journal: Journal, pointer: str, p: list[str], *, every: bool, childre
     settled: dict[str, Write] = {}
     pending: list[str] = []
     reached_start = False
-    for first, last in _passes(ranges, every):
+    for first, last in _passes(journal, ranges, every, pointer):
         res = _replay(journal, first, last, p, pointer, every)
         if keys is None:
             value = res.end_value
@@ -273,9 +345,10 @@ def _blame(journal: Journal, pointer: str, p: list[str], *, every: bool, childre
             else:
                 settled[key] = w
         pending = still
-        reached_start = first == ranges[0][0]
         if writes and not pending and not every:
             break
+    else:
+        reached_start = True  # every segment was replayed or had nothing for the pointer
     start = None
     if reached_start and ranges[0][0] > 1 and (every or not writes or pending):
         start = HistoryStart(journal.agent_id, ranges[0][0],
@@ -298,8 +371,10 @@ def _follow_fork(journal: Journal, out: Blame, p: list[str], *, every: bool) -> 
     if not isinstance(rec, Fork):
         return out
     try:
-        parent = Journal(rec.parent, backend=journal.backend, key=journal.key, readonly=True,
-                          create=False)
+        # The journal's own class: this package needs no import of the replay layer, only
+        # the public methods of the journal it is given.
+        parent = type(journal)(rec.parent, backend=journal.backend, key=journal.key,
+                               readonly=True, create=False)
     except JournalNotFoundError:
         return out  # the parent is gone: the fork record is where the value came from
     with parent:

@@ -201,9 +201,16 @@ def _prefilter(pattern: str, regex: bool, ignore_case: bool) -> Callable[[AnyRec
 
 
 def _scalar_text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value
-    if value is None or isinstance(value, (bool, int, float)):
+    """The JSON text of a number, boolean or null (as the journal encodes it); None else."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if type(value) is int:
+        return str(value)
+    if type(value) is float:
         return msgspec.json.encode(value).decode()
     return None
 
@@ -243,28 +250,50 @@ def _find(value: Any, at: str, test: Callable[[str], object], out: list[str]) ->
             out.append(at)
 
 
-def _grep_op(op: dict[str, Any], under: str | None, test: Callable[[str], object]
-             ) -> list[str]:
-    if "value" not in op:
+def _grep_op(op: dict[str, Any], under: str | None, under_tokens: list[str],
+             test: Callable[[str], object]) -> list[str]:
+    value = op.get("value", _NONE)
+    if value is _NONE:
+        return []  # a removal: nothing written
+    path = op.get("path", "")
+    if not isinstance(path, str):
         return []
-    path = str(op.get("path", ""))
-    value = op["value"]
+    found: list[str] = []
     if under is not None:
         rel = pointers.path_relation(path, under)
         if rel is None:
             return []
         if rel == "parent":
-            value = pointers.lookup(value, pointers.parse(under)[len(pointers.parse(path)):])
+            value = pointers.lookup(value, under_tokens[len(pointers.parse(path)):])
             if value is pointers.MISSING:
                 return []
             path = under
-    found: list[str] = []
-    if op.get("op") == "add" and path == str(op.get("path", "")) and "/" in path:
-        key = delta.unescape(path[path.rfind("/") + 1:])
-        if key != "-" and not key.isdigit() and test(key):
-            found.append(path)  # the key the op adds to an object
-    _find(value, path, test, found)
-    return list(dict.fromkeys(found))
+        elif op.get("op") == "add":
+            _added_key(path, test, found)
+    elif op.get("op") == "add":
+        _added_key(path, test, found)
+    if isinstance(value, str):
+        if test(value):
+            found.append(path)
+    else:
+        _find(value, path, test, found)
+    return list(dict.fromkeys(found)) if len(found) > 1 else found
+
+
+_NONE: Any = object()
+
+
+def _added_key(path: str, test: Callable[[str], object], found: list[str]) -> None:
+    """The key an ``add`` op creates in an object is searched too."""
+    i = path.rfind("/")
+    if i < 0:
+        return
+    key = path[i + 1:]
+    if key != "-" and not key.isdigit():
+        if "~" in key:
+            key = delta.unescape(key)
+        if test(key):
+            found.append(path)
 
 
 def grep(journal: Journal, pattern: str, *, regex: bool = False, ignore_case: bool = False,
@@ -282,8 +311,7 @@ def grep(journal: Journal, pattern: str, *, regex: bool = False, ignore_case: bo
         InvalidExpressionError: ``regex`` and ``pattern`` does not compile.
         InvalidPointerError: ``under`` is not a JSON Pointer.
     """
-    if under is not None:
-        pointers.parse(under, "path")
+    under_tokens = pointers.parse(under, "path") if under is not None else []
     _check_range(start, end, limit)
     test = _matcher(pattern, regex, ignore_case)
     quick = _prefilter(pattern, regex, ignore_case)
@@ -296,7 +324,7 @@ def grep(journal: Journal, pattern: str, *, regex: bool = False, ignore_case: bo
             hits: list[dict[str, Any]] = []
             where: list[str] = []
             for op in rec.ops:
-                found = _grep_op(op, under, test)
+                found = _grep_op(op, under, under_tokens, test)
                 if found:
                     hits.append(op)
                     where.extend(found)

@@ -625,8 +625,10 @@ class Journal:
         return self._header(first_seq).first_step
 
     # --- history queries (agentjournal.query) ------------------------------------------------
-    # Thin wrappers: the query package sits above replay (it uses only this class's public
-    # API), so each method imports it when called.
+    # Thin wrappers over agentjournal.query, imported when called (as agreed while the layers
+    # are settled). The query package imports nothing above errors/events/delta at run time
+    # (Journal only for type checking), so it can be placed below replay in the layer table
+    # and these imports moved to the top of the module.
 
     def blame(self, pointer: str, *, all: bool = False, children: bool = True) -> Blame:
         """Which step last wrote ``pointer`` (see :func:`agentjournal.query.blame`)."""
