@@ -223,3 +223,15 @@ class TimeNotFoundError(StepNotFoundError):
     """No step at or before the requested time (it is before the history starts)."""
 
 
+
+
+# --- the web viewer (agentjournal serve, issue 14) ---------------------------------------------
+
+
+class BadRequestError(JournalError, ValueError):
+    """A viewer request with a missing or malformed parameter."""
+
+
+class ForbiddenRequestError(JournalError, PermissionError):
+    """A viewer request the server refuses: cross-origin, wrong host, or a change the server
+    was not started to allow (``--allow-fork``)."""

@@ -41,6 +41,7 @@ from .maintain import (
 )
 from .query import bisect_cmd, blame_cmd, grep_cmd
 from .repair import repair_cmd
+from .serve import serve_cmd
 
 __all__ = [
     "EXIT_CORRUPT",
@@ -108,7 +109,7 @@ def cli(ctx: click.Context) -> None:
 
 for _cmd in (ls_cmd, log_cmd, show_cmd, diff_cmd, stats_cmd, verify_cmd, repair_cmd, fork_cmd,
              compact_cmd, export_cmd, import_cmd, demo_cmd, schema_cmd,
-             blame_cmd, grep_cmd, bisect_cmd):
+             blame_cmd, grep_cmd, bisect_cmd, serve_cmd):
     cli.add_command(_cmd)
 
 
