@@ -39,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+import _flat as F  # noqa: E402
 import _workload as W  # noqa: E402
 
 WINDOW = 40  # messages kept in the state
@@ -78,6 +79,10 @@ class Bounded:
         lo = max(1, k - WINDOW + 1)
         return {"messages": [self.wl.messages[self.msg_index(i)] for i in range(lo, k + 1)],
                 "counter": k, "budget": budgets[k]}
+
+    def check(self, state: Any, k: int, budgets: list[float]) -> bool:
+        """Whether ``state`` is exactly the state after step ``k``."""
+        return W.states_equal(state, self.expected(k, budgets))
 
 
 def build(root: Path, n: int, agent: Bounded) -> tuple[dict[str, Any], list[float]]:
@@ -347,9 +352,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default=None, help="comma-separated step counts")
     ap.add_argument("--large", action="store_true", help=f"add {LARGE:,} steps")
     ap.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES}, few reps")
+    ap.add_argument("--part", choices=("all", "reads", "flat"), default="all",
+                    help="reads: the read measures above; flat: the retention run "
+                         "(_flat.py); all: both (default)")
+    ap.add_argument("--variants", default=",".join(F.VARIANTS),
+                    help="retention variants of the flat run (default: keep,compress,prune)")
     ap.add_argument("--reps", type=int, default=None)
+    ap.add_argument("--process-reps", type=int, default=None,
+                    help="resumes in a new process per size (median)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--chart", type=Path, default=None, help="write the PNG here")
+    ap.add_argument("--flat-chart", type=Path, default=None,
+                    help="write the flat run's chart here (e.g. docs/img/scale_flat.png)")
+    ap.add_argument("--markdown", action="store_true", help="also print the flat table as "
+                    "Markdown")
     ap.add_argument("--tmpdir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--probe", type=Path, help=argparse.SUPPRESS)
@@ -361,10 +377,50 @@ def main(argv: list[str] | None = None) -> int:
              QUICK_SIZES if args.quick else list(SIZES))
     if args.large and LARGE not in sizes:
         sizes.append(LARGE)
+    sizes.sort()
     reps = args.reps or (5 if args.quick else 50)
-    out = run(sizes, args.tmpdir, reps, 2 if args.quick else 5, keep=args.keep)
-    print_table(out)
-    if args.chart:
+    process_reps = args.process_reps or (2 if args.quick else 5)
+    out: dict[str, Any] = {}
+    if args.part in ("all", "reads"):
+        out = run(sizes, args.tmpdir, reps, process_reps, keep=args.keep)
+        print_table(out)
+    if args.part in ("all", "flat"):
+        variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+        # The sync-mode window: at 1k and 100k steps (quick: the smallest and largest size).
+        sync_sizes = {sizes[0], sizes[-1]} if args.quick else set(F.SYNC_SIZES)
+        base = Path(tempfile.mkdtemp(prefix="aj-flat-", dir=args.tmpdir))
+        t0 = time.perf_counter()
+        try:
+            flat = F.run(sizes, variants, base, Bounded(), reps * 4 if not args.reps else reps,
+                         process_reps, sync_sizes, keep=args.keep)
+        finally:
+            if not args.keep:
+                shutil.rmtree(base, ignore_errors=True)
+        flat["wall_s"] = time.perf_counter() - t0
+        out["flat"] = flat
+        print(f"\nScale with retention ({flat['description']}):")
+        F.print_table(flat)
+        if args.markdown:
+            print()
+            print("\n".join(F.table_lines(flat, markdown=True)))
+        if args.flat_chart:
+            print("chart:", F.chart(flat, args.flat_chart))
+        unverified = [f"{v} {n}: {k}" for v, per in flat["variants"].items()
+                      for n, s in per.items()
+                      for k in ("state_at", "state_at_readonly", "state_at_covered",
+                                "state_at_covered_readonly", "resume_process")
+                      if not s[k]["verified"]] + [
+            f"{v} {n}: verify" for v, per in flat["variants"].items() for n, s in per.items()
+            if not s["verify"]["ok"]]
+        if unverified:
+            print("NOT VERIFIED: " + "; ".join(unverified), file=sys.stderr)
+        print(json.dumps({"scale_flat": {
+            "sizes": sizes, "wall_s": round(flat["wall_s"], 1), "verified": not unverified,
+            "rows": [{k: r[k] for k in ("variant", "measure", "unit", "values", "ratio",
+                                        "flat")} for r in flat["rows"]]}}))
+        if unverified:
+            return 1
+    if args.chart and out.get("sizes"):
         print("chart:", chart(out, args.chart))
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))

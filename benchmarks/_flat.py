@@ -1,0 +1,473 @@
+"""The "costs flat in history length" run of issue 9, with retention (part of ``scale.py``).
+
+At each history length (1k, 10k, 100k; 1M with ``--large``) and for each retention variant --
+``keep_snapshots=10`` with old segments kept (``keep``), lz4-compressed (``compress``,
+``compress_segments=True``) or deleted behind an anchor (``prune``, ``prune=True``) -- one
+journal is built by the bounded-window agent of ``scale.py`` (~20 KB state, one ~500 B message
+per step, ``snapshot_every=100``) and measured:
+
+* every append is timed, the ones that trigger a snapshot and retention included; the per-step
+  median, p99 and mean are over the *last* 900 appends (9 of which take a snapshot), where a
+  cost that grows with the history shows; the appends that triggered a snapshot in the last
+  ``max(1000, n // 10)`` steps are also reported alone (snapshot + retention);
+* resume in a new interpreter (median of several; ``import agentjournal`` reported apart);
+* ``state_at`` at random steps and listing 1000 steps (``history``), on the agent's writable
+  journal and on a read-only one;
+* ``verify`` throughput, and the peak RSS of ``verify`` and of ``export`` (to ``/dev/null``),
+  each in its own interpreter, which reports its own ``getrusage(RUSAGE_SELF).ru_maxrss``
+  (``RUSAGE_CHILDREN`` in the parent would be the maximum over every child run so far);
+* for ``keep`` at 1k and 100k steps, the per-step cost in the default ``sync`` durability:
+  the journal built in ``none`` mode is reopened in ``sync`` mode and 1000 more steps are timed.
+
+Journals are built in ``durability="none"``: it changes how long an append waits, not what is
+written. No figure is asserted anywhere; ``scale.py`` prints the table and the JSON.
+
+Worker mode (one measure in a fresh interpreter, JSON on stdout)::
+
+    python benchmarks/_flat.py --worker resume|verify|export ROOT VARIANT
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from array import array
+from pathlib import Path
+from typing import Any
+
+AGENT = "flat"
+SNAPSHOT_EVERY = 100
+KEEP_SNAPSHOTS = 10
+VARIANTS = ("keep", "compress", "prune")
+HISTORY_SPAN = 1000
+HISTORY_SPAN_PRUNE = 800  # prune keeps ~900 steps (10 snapshots, 100 apart): list 800 of them
+TAIL = 900  # appends in the per-step window (9 of them take a snapshot)
+SYNC_WINDOW = 1000
+SYNC_SIZES = (1_000, 100_000)
+TARGET = 1.3
+
+now_ns = time.perf_counter_ns
+
+
+def options(variant: str) -> dict[str, Any]:
+    """The retention options of a variant (what every writable open of it passes)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
+    return {"snapshot_every": SNAPSHOT_EVERY, "keep_snapshots": KEEP_SNAPSHOTS,
+            "compress_segments": variant == "compress", "prune": variant == "prune"}
+
+
+def _pct(xs: Any, q: float) -> float:
+    s = sorted(xs)
+    if not s:
+        return float("nan")
+    return float(s[max(0, min(len(s) - 1, -(-len(s) * q // 100) - 1))])
+
+
+def _stats_us(xs: Any) -> dict[str, Any]:
+    xs = list(xs)
+    if not xs:
+        return {"n": 0}
+    return {"n": len(xs), "median_us": statistics.median(xs) / 1e3,
+            "p99_us": _pct(xs, 99) / 1e3, "mean_us": statistics.fmean(xs) / 1e3,
+            "max_us": max(xs) / 1e3}
+
+
+def _maxrss_mb() -> float:
+    # Linux reports ru_maxrss in KiB.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- worker side (a fresh interpreter per measure) -------------------------------------------
+def worker(kind: str, root: Path, variant: str) -> dict[str, Any]:
+    """One measure in this (fresh) interpreter; what ``--worker`` prints as JSON."""
+    t0 = now_ns()
+    from agentjournal import Journal
+    t1 = now_ns()
+    out: dict[str, Any] = {"import_ms": (t1 - t0) / 1e6}
+    if kind == "resume":
+        j = Journal(AGENT, root, **options(variant))
+        r = j.resume()
+        out["open_resume_ms"] = (now_ns() - t1) / 1e6
+        out["step"] = r.step
+        out["counter"] = r.state["counter"] if isinstance(r.state, dict) else None
+        j.close()
+    elif kind == "verify":
+        j = Journal(AGENT, root, readonly=True)
+        out["rss_before_mb"] = _maxrss_mb()
+        runs = []
+        for _ in range(3):  # the first run also pays for cold caches; the median is reported
+            t = now_ns()
+            rep = j.verify()
+            runs.append((now_ns() - t) / 1e9)
+        out["s"], out["first_s"] = statistics.median(runs), runs[0]
+        out["records"], out["segments"], out["ok"] = rep.records, rep.segments, rep.ok
+        j.close()
+    elif kind == "export":
+        from agentjournal.exchange import export_journal
+
+        j = Journal(AGENT, root, readonly=True)
+        out["rss_before_mb"] = _maxrss_mb()
+        t = now_ns()
+        with open(os.devnull, "wb") as sink:
+            rep = export_journal(j, sink)
+        out["s"] = (now_ns() - t) / 1e9
+        out["report"] = {k: v for k, v in rep.to_dict().items()
+                         if isinstance(v, (int, float, str, bool))}
+        j.close()
+    else:
+        raise ValueError(f"unknown worker {kind!r}")
+    out["maxrss_mb"] = _maxrss_mb()
+    return out
+
+
+def _run_worker(kind: str, root: Path, variant: str) -> dict[str, Any]:
+    p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", kind,
+                        str(root), variant], capture_output=True, text=True, timeout=3600)
+    if p.returncode != 0:
+        raise RuntimeError(f"{kind} worker failed on {root}: {p.stderr.strip()[-2000:]}")
+    res: dict[str, Any] = json.loads(p.stdout.strip().splitlines()[-1])
+    return res
+
+
+# --- measuring side --------------------------------------------------------------------------
+def build(root: Path, n: int, variant: str, agent: Any) -> tuple[dict[str, Any], list[float]]:
+    """Write an n-step journal, timing every append; returns the figures and the budgets."""
+    from agentjournal import Journal
+
+    state: dict[str, Any] = {"messages": [], "counter": 0, "budget": 0.0}
+    budgets = [0.0]
+    times = array("q")
+    snap_at = array("l")  # indexes (0-based step - 1) of the appends that took a snapshot
+    t0 = time.perf_counter()
+    with Journal(AGENT, root, durability="none", **options(variant)) as j:
+        for i in range(1, n + 1):
+            agent.apply(state, i)
+            t = now_ns()
+            a = j.append(state)
+            times.append(now_ns() - t)
+            if a.snapshot_seq is not None:
+                snap_at.append(i - 1)
+            budgets.append(state["budget"])
+    build_s = time.perf_counter() - t0
+    # Per-step figures: the last TAIL appends at every size (one fixed count, so that the p99
+    # -- with 1 % of the appends taking a snapshot, the slowest ordinary append of the window
+    # -- means the same at every size; the first append, which creates the journal, is never
+    # in it). Snapshot + retention alone: the snapshot appends of the last max(1000, n/10).
+    tail = min(TAIL, n - SNAPSHOT_EVERY)
+    wide = n - min(n - 1, max(1000, n // 10))
+    snaps = set(snap_at)
+    win = times[n - tail:]
+    return {"build_s": build_s, "tail": tail, "wide_from_step": wide + 1,
+            "snapshots_taken": len(snap_at),
+            "all": _stats_us(times[1:]), "window_all": _stats_us(win),
+            "window_snapshot": _stats_us(times[k] for k in snap_at if k >= wide),
+            "window_plain": _stats_us(times[k] for k in range(n - tail, n) if k not in snaps)
+            }, budgets
+
+
+def _timed(fn: Any) -> tuple[int, Any]:
+    t = now_ns()
+    v = fn()
+    return now_ns() - t, v
+
+
+def reads(root: Path, n: int, variant: str, agent: Any, budgets: list[float],
+          rng: random.Random, reps: int) -> dict[str, Any]:
+    """``state_at`` at random steps and 1000-step listings, writable and read-only."""
+    from agentjournal import Journal
+
+    res: dict[str, Any] = {}
+    for sfx, ro in (("", False), ("_readonly", True)):
+        kw: dict[str, Any] = {"readonly": True} if ro else options(variant)
+        with Journal(AGENT, root, **kw) as j:
+            segs = j.segment_seqs()
+            # After pruning, the steps before the oldest kept segment are gone.
+            first = max(1, j.first_step_of_segment(segs[0])) if segs else 1
+            res["first_step_kept"] = first
+            # The oldest kept snapshot: from there on a state is that snapshot + < 100 steps;
+            # before it (keep, compress) it is a replay from step 1.
+            snaps = j.snapshot_seqs()
+            near = max(first, j.first_step_of_segment(snaps[0] + 1)) if snaps else first
+            res["first_step_covered"] = near
+            for label, lo, count in (("", first, max(5, reps // 10)),
+                                     ("_covered", near, reps)):
+                times, ok = [], True
+                for _ in range(count):
+                    k = rng.randint(lo, n)
+                    dt, st = _timed(lambda k=k: j.state_at(k))
+                    times.append(dt)
+                    ok = ok and agent.check(st, k, budgets)
+                res["state_at" + label + sfx] = {**_ms(times), "verified": ok,
+                                                 "n": len(times), "from_step": lo}
+            span = min(HISTORY_SPAN_PRUNE if variant == "prune" else HISTORY_SPAN,
+                       n - first + 1)
+            times, counts = [], []
+            for _ in range(max(5, reps // 10)):
+                s = rng.randint(first, n - span + 1)
+                dt, c = _timed(lambda s=s, e=s + span - 1: sum(1 for _ in j.history(s, e)))
+                times.append(dt)
+                counts.append(c)
+            res["history" + sfx] = {**_ms(times), "span": span,
+                                    "records_median": statistics.median(counts)}
+    return res
+
+
+def _ms(times: list[int]) -> dict[str, float]:
+    return {"median_ms": statistics.median(times) / 1e6, "p99_ms": _pct(times, 99) / 1e6,
+            "max_ms": max(times) / 1e6}
+
+
+def sync_window(root: Path, n: int, variant: str, agent: Any) -> dict[str, Any]:
+    """Reopen the (none-mode) journal in ``sync`` and time ``SYNC_WINDOW`` more appends."""
+    from agentjournal import Journal
+
+    times, snaps = [], 0
+    with Journal(AGENT, root, durability="sync", **options(variant)) as j:
+        state = j.resume().state
+        for i in range(n + 1, n + SYNC_WINDOW + 1):
+            agent.apply(state, i)
+            dt, a = _timed(lambda: j.append(state))
+            times.append(dt)
+            snaps += a.snapshot_seq is not None
+    return {**_stats_us(times), "steps": [n + 1, n + SYNC_WINDOW], "snapshots": snaps}
+
+
+def _disk(path: Path) -> dict[str, int]:
+    out = {"segments": 0, "snapshots": 0, "other": 0, "files": 0}
+    for p in path.rglob("*"):
+        if p.is_file():
+            key = p.parent.name if p.parent.name in ("segments", "snapshots") else "other"
+            out[key] += p.stat().st_size
+            out["files"] += 1
+    out["total"] = out["segments"] + out["snapshots"] + out["other"]
+    return out
+
+
+def measure_one(root: Path, n: int, variant: str, agent: Any, rng: random.Random, reps: int,
+                process_reps: int, sync_sizes: set[int]) -> dict[str, Any]:
+    """Build one journal and take every figure of it."""
+    b, budgets = build(root, n, variant, agent)
+    log(f"built {n:,} steps ({variant}) in {b['build_s']:.1f}s")
+    res: dict[str, Any] = {"steps": n, "variant": variant, "build": b}
+    runs = [_run_worker("resume", root, variant) for _ in range(process_reps)]
+    res["resume_process"] = {
+        "median_ms": statistics.median(r["open_resume_ms"] for r in runs),
+        "import_ms": statistics.median(r["import_ms"] for r in runs),
+        "maxrss_mb": statistics.median(r["maxrss_mb"] for r in runs), "runs": len(runs),
+        "verified": all(r["step"] == n and r["counter"] == n for r in runs)}
+    res.update(reads(root, n, variant, agent, budgets, rng, reps))
+    v = _run_worker("verify", root, variant)
+    res["verify"] = {"records_per_s": v["records"] / v["s"], "s": v["s"],
+                     "first_s": v["first_s"],
+                     "records": v["records"], "segments": v["segments"], "ok": v["ok"],
+                     "maxrss_mb": v["maxrss_mb"], "rss_before_mb": v["rss_before_mb"]}
+    e = _run_worker("export", root, variant)
+    res["export"] = {"s": e["s"], "maxrss_mb": e["maxrss_mb"],
+                     "rss_before_mb": e["rss_before_mb"], "report": e["report"]}
+    res["disk"] = _disk(root / AGENT)
+    res["bytes_per_step"] = res["disk"]["total"] / n
+    if variant == "keep" and n in sync_sizes:
+        res["sync"] = sync_window(root, n, variant, agent)
+        log(f"sync window after {n:,} steps: median {res['sync']['median_us']:.0f} µs")
+    return res
+
+
+def log(msg: str) -> None:
+    print(f"[flat] {msg}", file=sys.stderr, flush=True)
+
+
+def run(sizes: list[int], variants: list[str], base: Path, agent: Any, reps: int,
+        process_reps: int, sync_sizes: set[int], keep: bool = False) -> dict[str, Any]:
+    """Every size and variant; returns the ``flat`` document (figures, rows and ratios)."""
+    out: dict[str, Any] = {
+        "description": (f"bounded ~20 KB state, one ~500 B message per step; snapshot_every="
+                        f"{SNAPSHOT_EVERY}, keep_snapshots={KEEP_SNAPSHOTS}; journals built in "
+                        f"durability='none'; per-step figures over the last {TAIL} appends"),
+        "snapshot_every": SNAPSHOT_EVERY, "keep_snapshots": KEEP_SNAPSHOTS, "reps": reps,
+        "process_reps": process_reps, "sync_window": SYNC_WINDOW, "target": TARGET,
+        "sizes": sizes, "variants": {}}
+    for variant in variants:
+        rng = random.Random(20261201)
+        per: dict[str, Any] = {}
+        for n in sizes:
+            root = base / f"{variant}-{n}"
+            t0 = time.perf_counter()
+            per[str(n)] = measure_one(root, n, variant, agent, rng, reps, process_reps,
+                                      sync_sizes)
+            per[str(n)]["wall_s"] = time.perf_counter() - t0
+            log(f"{variant} {n:,}: done in {per[str(n)]['wall_s']:.1f}s")
+            if not keep:
+                shutil.rmtree(root, ignore_errors=True)
+        out["variants"][variant] = per
+    out["rows"] = rows(out)
+    return out
+
+
+# --- rows, ratios, table, chart --------------------------------------------------------------
+# (label, unit, getter, higher_is_better)
+ROWS: list[tuple[str, str, Any, bool]] = [
+    ("step median (last 900 appends)", "µs", lambda s: s["build"]["window_all"]["median_us"],
+     False),
+    ("step p99 (last 900 appends)", "µs", lambda s: s["build"]["window_all"]["p99_us"], False),
+    ("step mean = amortized", "µs", lambda s: s["build"]["window_all"]["mean_us"], False),
+    ("snapshot + retention append", "ms",
+     lambda s: s["build"]["window_snapshot"].get("median_us", float("nan")) / 1e3, False),
+    ("resume, new process", "ms", lambda s: s["resume_process"]["median_ms"], False),
+    ("state_at(random k in 1..n)", "ms", lambda s: s["state_at"]["median_ms"], False),
+    ("state_at(1..n), read-only journal", "ms", lambda s: s["state_at_readonly"]["median_ms"],
+     False),
+    ("state_at(k after oldest kept snapshot)", "ms",
+     lambda s: s["state_at_covered"]["median_ms"], False),
+    ("state_at(after oldest kept), read-only", "ms",
+     lambda s: s["state_at_covered_readonly"]["median_ms"], False),
+    ("history, 1000 steps (prune: 800)", "ms", lambda s: s["history"]["median_ms"], False),
+    ("history, read-only journal", "ms", lambda s: s["history_readonly"]["median_ms"], False),
+    ("verify throughput", "records/s", lambda s: s["verify"]["records_per_s"], True),
+    ("verify peak RSS", "MB", lambda s: s["verify"]["maxrss_mb"], False),
+    ("export peak RSS", "MB", lambda s: s["export"]["maxrss_mb"], False),
+    ("step in sync mode, median", "µs", lambda s: s.get("sync", {}).get("median_us"), False),
+    ("step in sync mode, p99", "µs", lambda s: s.get("sync", {}).get("p99_us"), False),
+]
+INFO_ROWS: list[tuple[str, str, Any]] = [
+    ("bytes on disk per step", "B", lambda s: s["bytes_per_step"]),
+    ("files on disk", "", lambda s: s["disk"]["files"]),
+]
+
+
+def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per (variant, measure): values per size and the largest/smallest cost ratio.
+
+    The ratio is of *costs*: for a throughput it is smallest-size / largest-size (time per
+    record), so that for every row ``ratio <= 1.3`` means flat.
+    """
+    out = []
+    for variant, per in doc["variants"].items():
+        for label, unit, get, higher in ROWS + [(a, b, c, False) for a, b, c in INFO_ROWS]:
+            vals = {}
+            for n, s in per.items():
+                try:
+                    v = get(s)
+                except KeyError:
+                    v = None
+                if v is not None and v == v:  # drop NaN
+                    vals[n] = float(v)
+            if not vals:
+                continue
+            ns = sorted(vals, key=int)
+            lo, hi = vals[ns[0]], vals[ns[-1]]
+            ratio = (lo / hi if higher else hi / lo) if len(ns) > 1 and lo and hi else None
+            info = (label, unit) in [(a, b) for a, b, _ in INFO_ROWS]
+            out.append({"variant": variant, "measure": label, "unit": unit, "values": vals,
+                        "ratio_of": [int(ns[-1]), int(ns[0])] if ratio else None,
+                        "ratio": ratio, "info": info,
+                        "flat": None if ratio is None or info else ratio <= TARGET})
+    return out
+
+
+def _f(v: float | None) -> str:
+    if v is None:
+        return "-"
+    a = abs(v)
+    return (f"{v:,.0f}" if a >= 1000 else f"{v:.1f}" if a >= 100 else f"{v:.2f}" if a >= 10
+            else f"{v:.3f}")
+
+
+def table_lines(doc: dict[str, Any], markdown: bool = False) -> list[str]:
+    """The table, per variant: one line per measure, one column per size, then the ratio."""
+    sizes = [str(n) for n in doc["sizes"]]
+    head = ["variant", "measure", "unit"] + [f"{int(n):,}" for n in sizes] + ["ratio", "flat"]
+    body = []
+    for r in doc["rows"]:
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}×"
+        flat = "" if r["flat"] is None else "yes" if r["flat"] else "NO"
+        body.append([r["variant"], r["measure"], r["unit"]]
+                    + [_f(r["values"].get(n)) for n in sizes] + [ratio, flat])
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |",
+                 "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|"]
+        lines += ["| " + " | ".join(("**NO**" if c == "NO" else c) for c in b) + " |"
+                  for b in body]
+        return lines
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    just = [str.ljust] * 3 + [str.rjust] * (len(head) - 3)
+    fmt = [lambda c, w, f=f: f(c, w) for f in just]
+    lines = ["  ".join(f(h, w) for f, h, w in zip(fmt, head, widths, strict=True)),
+             "-" * (sum(widths) + 2 * (len(widths) - 1))]
+    prev = None
+    for b in body:
+        if prev is not None and b[0] != prev:
+            lines.append("")
+        prev = b[0]
+        lines.append("  ".join(f(c, w) for f, c, w in zip(fmt, b, widths, strict=True)))
+    return lines
+
+
+def print_table(doc: dict[str, Any]) -> None:
+    for line in table_lines(doc):
+        print(line)
+    flat = [r for r in doc["rows"] if r["flat"] is not None]
+    bad = [f"{r['variant']}: {r['measure']} ({r['ratio']:.2f}×)" for r in flat if not r["flat"]]
+    print(f"ratio = cost at {doc['sizes'][-1]:,} / cost at {doc['sizes'][0]:,} steps "
+          f"(throughput: inverted); flat = ratio <= {TARGET}. {len(flat) - len(bad)} of "
+          f"{len(flat)} rows flat" + (f"; not flat: {'; '.join(bad)}" if bad else "."))
+
+
+def chart(doc: dict[str, Any], path: Path, subtitle: str = "") -> str:
+    """Every measure normalized to the smallest size, one panel per variant (log x)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = list(doc["variants"])
+    fig, axes = plt.subplots(1, len(variants), figsize=(5.2 * len(variants), 5.6), sharey=True,
+                             squeeze=False)
+    ns = [int(n) for n in doc["sizes"]]
+    styles = ["o-", "s-", "^-", "D-", "v-", "<-", ">-", "p-", "h-", "*-", "X-", "P-", "d--",
+              "o--"]
+    top = 1.5
+    for ax, variant in zip(axes[0], variants, strict=True):
+        rs = [r for r in doc["rows"] if r["variant"] == variant and not r["info"]]
+        for r, style in zip(rs, styles, strict=False):
+            pts = [(int(n), v) for n, v in sorted(r["values"].items(), key=lambda kv: int(kv[0]))]
+            if len(pts) < 2:
+                continue
+            base = pts[0][1]
+            ys = [(base / v if r["unit"] == "records/s" else v / base) for _, v in pts]
+            top = max(top, *ys)
+            ax.plot([p[0] for p in pts], ys, style, label=r["measure"], lw=1.3, ms=5)
+        ax.axhline(TARGET, color="red", lw=1, ls=":", label=f"target {TARGET}×")
+        ax.axhline(1.0, color="grey", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xticks(ns, [f"{n:,}" for n in ns])
+        ax.minorticks_off()
+        ax.set_title(f"{variant}", fontsize=10)
+        ax.set_xlabel("history length, steps (log scale)")
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel(f"cost relative to {ns[0]:,} steps (verify: time per record)")
+    for ax in axes[0]:
+        ax.set_ylim(0, min(top * 1.05, 6))
+    h, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(h, labels, loc="lower center", ncol=4, fontsize=8)
+    fig.suptitle(f"Costs against history length, keep_snapshots={doc['keep_snapshots']}, "
+                 f"snapshot every {doc['snapshot_every']} steps" +
+                 (f" -- {subtitle}" if subtitle else ""), fontsize=10)
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return str(path)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--worker":
+        print(json.dumps(worker(sys.argv[2], Path(sys.argv[3]), sys.argv[4])))
+        sys.exit(0)
+    sys.exit("usage: _flat.py --worker resume|verify|export ROOT VARIANT (run scale.py instead)")
