@@ -430,30 +430,37 @@ def chart(doc: dict[str, Any], path: Path, subtitle: str = "") -> str:
     fig, axes = plt.subplots(1, len(variants), figsize=(5.2 * len(variants), 5.6), sharey=True,
                              squeeze=False)
     ns = [int(n) for n in doc["sizes"]]
-    styles = ["o-", "s-", "^-", "D-", "v-", "<-", ">-", "p-", "h-", "*-", "X-", "P-", "d--",
-              "o--"]
-    top = 1.5
+    markers = "osD^v<>phX*Pd8"
+    colors = plt.get_cmap("tab20").colors
+    top = 2.0
     for ax, variant in zip(axes[0], variants, strict=True):
         rs = [r for r in doc["rows"] if r["variant"] == variant and not r["info"]]
-        for r, style in zip(rs, styles, strict=False):
+        for i, r in enumerate(rs):
             pts = [(int(n), v) for n, v in sorted(r["values"].items(), key=lambda kv: int(kv[0]))]
             if len(pts) < 2:
                 continue
             base = pts[0][1]
             ys = [(base / v if r["unit"] == "records/s" else v / base) for _, v in pts]
             top = max(top, *ys)
-            ax.plot([p[0] for p in pts], ys, style, label=r["measure"], lw=1.3, ms=5)
+            ax.plot([p[0] for p in pts], ys, marker=markers[i % len(markers)],
+                    ls="--" if "read-only" in r["measure"] else "-", color=colors[i % 20],
+                    label=r["measure"], lw=1.3, ms=5)
         ax.axhline(TARGET, color="red", lw=1, ls=":", label=f"target {TARGET}×")
         ax.axhline(1.0, color="grey", lw=0.8)
         ax.set_xscale("log")
+        ax.set_yscale("log")
         ax.set_xticks(ns, [f"{n:,}" for n in ns])
         ax.minorticks_off()
         ax.set_title(f"{variant}", fontsize=10)
         ax.set_xlabel("history length, steps (log scale)")
         ax.grid(True, alpha=0.3)
-    axes[0][0].set_ylabel(f"cost relative to {ns[0]:,} steps (verify: time per record)")
+    axes[0][0].set_ylabel(f"cost relative to {ns[0]:,} steps, log scale (verify: time per "
+                          "record)")
+    ticks = [t for t in (0.25, 0.5, 1, 1.3, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if t <= top]
     for ax in axes[0]:
-        ax.set_ylim(0, min(top * 1.05, 6))
+        ax.set_ylim(0.2, top * 1.2)
+        ax.set_yticks(ticks, [f"{t:g}×" for t in ticks])
+        ax.minorticks_off()
     h, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(h, labels, loc="lower center", ncol=4, fontsize=8)
     fig.suptitle(f"Costs against history length, keep_snapshots={doc['keep_snapshots']}, "

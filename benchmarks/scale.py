@@ -364,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chart", type=Path, default=None, help="write the PNG here")
     ap.add_argument("--flat-chart", type=Path, default=None,
                     help="write the flat run's chart here (e.g. docs/img/scale_flat.png)")
+    ap.add_argument("--flat-replot", type=Path, default=None, metavar="JSON",
+                    help="print the flat table (and --flat-chart) of a --json file; run nothing")
     ap.add_argument("--markdown", action="store_true", help="also print the flat table as "
                     "Markdown")
     ap.add_argument("--tmpdir", type=Path, default=None)
@@ -372,6 +374,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.probe:
         probe(args.probe)
+        return 0
+    if args.flat_replot:
+        flat = json.loads(args.flat_replot.read_text())["flat"]
+        flat["rows"] = F.rows(flat)
+        F.print_table(flat)
+        if args.markdown:
+            print("\n".join(F.table_lines(flat, markdown=True)))
+        if args.flat_chart:
+            print("chart:", F.chart(flat, args.flat_chart))
         return 0
     sizes = ([int(s) for s in args.sizes.split(",")] if args.sizes else
              QUICK_SIZES if args.quick else list(SIZES))
