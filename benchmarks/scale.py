@@ -17,8 +17,18 @@ The journals are built in ``durability="none"`` mode with ``snapshot_every=100``
     python benchmarks/scale.py --large              # ... and 1M
     python benchmarks/scale.py --quick              # tiny sizes (smoke test)
 
-``peers.py`` runs this as its workload 2 (in a subprocess) and charts it (docs/img/scale.png).
-No figure here is asserted anywhere.
+With retention (``--part flat``, ``_flat.py``): the "costs flat in history length" run of
+issue 9 -- ``keep_snapshots=10`` with old segments kept, compressed or pruned; per-step cost with
+snapshots and retention amortized, snapshot + retention alone, resume in a new process,
+``state_at``, ``history``, ``verify`` throughput, peak RSS of ``verify`` and ``export``, and the
+``sync``-mode step; a table with the largest/smallest ratio of every row, a JSON line, and
+``--flat-chart`` (docs/img/scale_flat.png). ``--part all`` (the default) runs both parts.
+
+    python benchmarks/scale.py --part flat --flat-chart docs/img/scale_flat.png --markdown
+    python benchmarks/scale.py --flat-replot FILE.json     # the table of an earlier --json
+
+``peers.py`` runs the read part as its workload 2 (in a subprocess; ``--quick``: both parts) and
+charts it (docs/img/scale.png). No figure here is asserted anywhere.
 """
 
 from __future__ import annotations
