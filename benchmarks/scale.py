@@ -17,8 +17,18 @@ The journals are built in ``durability="none"`` mode with ``snapshot_every=100``
     python benchmarks/scale.py --large              # ... and 1M
     python benchmarks/scale.py --quick              # tiny sizes (smoke test)
 
-``peers.py`` runs this as its workload 2 (in a subprocess) and charts it (docs/img/scale.png).
-No figure here is asserted anywhere.
+With retention (``--part flat``, ``_flat.py``): the "costs flat in history length" run of
+issue 9 -- ``keep_snapshots=10`` with old segments kept, compressed or pruned; per-step cost with
+snapshots and retention amortized, snapshot + retention alone, resume in a new process,
+``state_at``, ``history``, ``verify`` throughput, peak RSS of ``verify`` and ``export``, and the
+``sync``-mode step; a table with the largest/smallest ratio of every row, a JSON line, and
+``--flat-chart`` (docs/img/scale_flat.png). ``--part all`` (the default) runs both parts.
+
+    python benchmarks/scale.py --part flat --flat-chart docs/img/scale_flat.png --markdown
+    python benchmarks/scale.py --flat-replot FILE.json     # the table of an earlier --json
+
+``peers.py`` runs the read part as its workload 2 (in a subprocess; ``--quick``: both parts) and
+charts it (docs/img/scale.png). No figure here is asserted anywhere.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+import _flat as F  # noqa: E402
 import _workload as W  # noqa: E402
 
 WINDOW = 40  # messages kept in the state
@@ -78,6 +89,10 @@ class Bounded:
         lo = max(1, k - WINDOW + 1)
         return {"messages": [self.wl.messages[self.msg_index(i)] for i in range(lo, k + 1)],
                 "counter": k, "budget": budgets[k]}
+
+    def check(self, state: Any, k: int, budgets: list[float]) -> bool:
+        """Whether ``state`` is exactly the state after step ``k``."""
+        return W.states_equal(state, self.expected(k, budgets))
 
 
 def build(root: Path, n: int, agent: Bounded) -> tuple[dict[str, Any], list[float]]:
@@ -347,9 +362,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default=None, help="comma-separated step counts")
     ap.add_argument("--large", action="store_true", help=f"add {LARGE:,} steps")
     ap.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES}, few reps")
+    ap.add_argument("--part", choices=("all", "reads", "flat"), default="all",
+                    help="reads: the read measures above; flat: the retention run "
+                         "(_flat.py); all: both (default)")
+    ap.add_argument("--variants", default=",".join(F.VARIANTS),
+                    help="retention variants of the flat run (default: keep,compress,prune)")
     ap.add_argument("--reps", type=int, default=None)
+    ap.add_argument("--process-reps", type=int, default=None,
+                    help="resumes in a new process per size (median)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--chart", type=Path, default=None, help="write the PNG here")
+    ap.add_argument("--flat-chart", type=Path, default=None,
+                    help="write the flat run's chart here (e.g. docs/img/scale_flat.png)")
+    ap.add_argument("--flat-replot", type=Path, default=None, metavar="JSON",
+                    help="print the flat table (and --flat-chart) of a --json file; run nothing")
+    ap.add_argument("--markdown", action="store_true", help="also print the flat table as "
+                    "Markdown")
     ap.add_argument("--tmpdir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--probe", type=Path, help=argparse.SUPPRESS)
@@ -357,14 +385,63 @@ def main(argv: list[str] | None = None) -> int:
     if args.probe:
         probe(args.probe)
         return 0
+    if args.flat_replot:
+        flat = json.loads(args.flat_replot.read_text())["flat"]
+        flat["rows"] = F.rows(flat)
+        F.print_table(flat)
+        if args.markdown:
+            print("\n".join(F.table_lines(flat, markdown=True)))
+        if args.flat_chart:
+            print("chart:", F.chart(flat, args.flat_chart))
+        return 0
     sizes = ([int(s) for s in args.sizes.split(",")] if args.sizes else
              QUICK_SIZES if args.quick else list(SIZES))
     if args.large and LARGE not in sizes:
         sizes.append(LARGE)
+    sizes.sort()
     reps = args.reps or (5 if args.quick else 50)
-    out = run(sizes, args.tmpdir, reps, 2 if args.quick else 5, keep=args.keep)
-    print_table(out)
-    if args.chart:
+    process_reps = args.process_reps or (2 if args.quick else 5)
+    out: dict[str, Any] = {}
+    if args.part in ("all", "reads"):
+        out = run(sizes, args.tmpdir, reps, process_reps, keep=args.keep)
+        print_table(out)
+    if args.part in ("all", "flat"):
+        variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+        # The sync-mode window: at 1k and 100k steps (quick: the smallest and largest size).
+        sync_sizes = {sizes[0], sizes[-1]} if args.quick else set(F.SYNC_SIZES)
+        base = Path(tempfile.mkdtemp(prefix="aj-flat-", dir=args.tmpdir))
+        t0 = time.perf_counter()
+        try:
+            flat = F.run(sizes, variants, base, Bounded(), reps * 4 if not args.reps else reps,
+                         process_reps, sync_sizes, keep=args.keep)
+        finally:
+            if not args.keep:
+                shutil.rmtree(base, ignore_errors=True)
+        flat["wall_s"] = time.perf_counter() - t0
+        out["flat"] = flat
+        print(f"\nScale with retention ({flat['description']}):")
+        F.print_table(flat)
+        if args.markdown:
+            print()
+            print("\n".join(F.table_lines(flat, markdown=True)))
+        if args.flat_chart:
+            print("chart:", F.chart(flat, args.flat_chart))
+        unverified = [f"{v} {n}: {k}" for v, per in flat["variants"].items()
+                      for n, s in per.items()
+                      for k in ("state_at", "state_at_readonly", "state_at_covered",
+                                "state_at_covered_readonly", "resume_process")
+                      if not s[k]["verified"]] + [
+            f"{v} {n}: verify" for v, per in flat["variants"].items() for n, s in per.items()
+            if not s["verify"]["ok"]]
+        if unverified:
+            print("NOT VERIFIED: " + "; ".join(unverified), file=sys.stderr)
+        print(json.dumps({"scale_flat": {
+            "sizes": sizes, "wall_s": round(flat["wall_s"], 1), "verified": not unverified,
+            "rows": [{k: r[k] for k in ("variant", "measure", "unit", "values", "ratio",
+                                        "flat")} for r in flat["rows"]]}}))
+        if unverified:
+            return 1
+    if args.chart and out.get("sizes"):
         print("chart:", chart(out, args.chart))
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
