@@ -60,11 +60,16 @@ class RetentionTarget(Protocol):
         Raises ``OSError`` when it could not be read: not known to be bad.
         """
 
-    def segments(self) -> list[tuple[int, bool]]:
-        """``(first_seq, sealed)`` of the segments, ascending (no listing per call needed)."""
+    def first_segment(self) -> int | None:
+        """First seq of the oldest segment (None: no segment)."""
 
-    def current_segment(self) -> int:
-        """The segment a live writer appends to (0: none); never compacted."""
+    def old_segments(self, limit: int) -> tuple[list[tuple[int, bool]], int | None]:
+        """``(first_seq, sealed)`` of the segments whose records all precede seq ``limit``
+        (never the one a live writer appends to), oldest first, and the first seq of the
+        segment after them. Costs the segments returned, not the history."""
+
+    def unsealed_old_segments(self, limit: int) -> list[int]:
+        """Of :meth:`old_segments`, those not yet compressed (costs what it returns)."""
 
     def segment_prev(self, first: int) -> str:
         """The chain hash before segment ``first`` (its header's ``prev``)."""
@@ -119,19 +124,14 @@ def compact(t: RetentionTarget, *, keep_snapshots: int, prune: bool = False,
     if not kept:
         return rep  # no usable snapshot: nothing may go
     base = kept[-1]  # the oldest kept usable snapshot: replay can always start there
-    segs = t.segments()
-    cur = t.current_segment()
     old: list[tuple[int, bool]] = []
-    for k, (first, sealed) in enumerate(segs):
-        nxt = segs[k + 1][0] if k + 1 < len(segs) else None
-        if nxt is None or nxt > base + 1 or first == cur:
-            break
-        old.append((first, sealed))
-    will_prune = prune and bool(old)
+    keep_first: int | None = None
+    if prune:
+        old, keep_first = t.old_segments(base + 1)
+    will_prune = prune and bool(old) and keep_first is not None
     # The history that stays starts at this seq; the snapshot before it is what its replay
     # starts from (after an earlier pruning), so it stays unless this run prunes past it.
-    start = segs[len(old)][0] if will_prune and len(old) < len(segs) else (segs[0][0] if segs
-                                                                              else 1)
+    start = keep_first if will_prune and keep_first is not None else (t.first_segment() or 1)
     needed = start - 1 if start > 1 else None
     drop = [s for s in snaps if s < base and s != needed]
 
@@ -149,8 +149,7 @@ def compact(t: RetentionTarget, *, keep_snapshots: int, prune: bool = False,
             rep.errors.append(f"could not delete snapshot {seq}: {e}")
             log.error("retention: could not delete snapshot %s: %s", seq, e)
     # A snapshot that could not be deleted would be left referring to pruned records.
-    if will_prune and not rep.errors:
-        keep_first = segs[len(old)][0]
+    if will_prune and keep_first is not None and not rep.errors:
         sizes = {}
         for first, _ in old:
             try:
@@ -174,9 +173,7 @@ def compact(t: RetentionTarget, *, keep_snapshots: int, prune: bool = False,
                 rep.segments_deleted = rep.segments_deleted[:k]
                 break
     elif compress_segments and not prune:
-        for first, sealed in old:
-            if sealed:
-                continue
+        for first in t.unsealed_old_segments(base + 1):
             rep.segments_compressed.append(first)
             try:
                 size = t.segment_bytes(first)

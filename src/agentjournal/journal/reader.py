@@ -296,6 +296,14 @@ class SegmentReader:
             self._segments = [s for s, _ in self.store.list_segments()]
         return self._segments
 
+    def cached_segments(self) -> list[int] | None:
+        """The listing kept from the last call (None: none kept)."""
+        return self._segments
+
+    def invalidate(self) -> None:
+        """Forget the listing: the next read lists the segments again."""
+        self._segments = None
+
     def forget(self, first_seq: int) -> None:
         """A segment was deleted: drop it from the cached listing and scans."""
         if self._segments is not None and first_seq in self._segments:

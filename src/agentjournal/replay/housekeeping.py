@@ -7,6 +7,8 @@ old segment, whatever the length of the history.
 
 from __future__ import annotations
 
+import bisect
+
 from ..errors import CorruptRecordError
 from ..events import Fork, SnapshotMark
 from ..retention import seal
@@ -20,6 +22,10 @@ class RetentionView:
         self.core = core
         self.agent_id = core.agent_id
         self._segs: list[tuple[int, bool]] | None = None
+        self._firsts: list[int] = []
+        """First seqs of ``_segs`` (for bisection)."""
+        self._sealed_prefix = 0
+        """``_segs[:_sealed_prefix]`` are all sealed (compression resumes after them)."""
         self._usable: set[int] = set()
         self._fork_base: bool | None = None
         """Snapshots known to be usable (written by this process, or checked once)."""
@@ -29,14 +35,17 @@ class RetentionView:
     def _rolled(self, first: int) -> None:
         if self._segs is not None and (not self._segs or self._segs[-1][0] < first):
             self._segs.append((first, False))
+            self._firsts.append(first)
 
     def wrote_snapshot(self, seq: int) -> None:
         self._usable.add(seq)
 
     def recheck(self) -> None:
-        """Forget what is known to be usable (an explicit compaction checks every file)."""
+        """Forget what is known (an explicit compaction checks every file and lists again)."""
         self._usable.clear()
         self._segs = None
+        self._firsts = []
+        self._sealed_prefix = 0
 
     def snapshots(self) -> list[int]:
         snaps = self.core.store.list_snapshots()
@@ -90,11 +99,37 @@ class RetentionView:
     def segments(self) -> list[tuple[int, bool]]:
         if self._segs is None:
             self._segs = self.core.store.list_segments()
+            self._firsts = [f for f, _ in self._segs]
+            self._sealed_prefix = 0
         return self._segs
 
-    def current_segment(self) -> int:
+    def first_segment(self) -> int | None:
+        segs = self.segments()
+        return segs[0][0] if segs else None
+
+    def _old_count(self, limit: int) -> int:
+        """How many leading segments hold only records before ``limit``: those whose
+        successor starts at or before it (never the one a live writer appends to)."""
+        segs = self.segments()
+        n = max(bisect.bisect_right(self._firsts, limit) - 1, 0)
         w = self.core.writer
-        return w.seg_first if w is not None else 0
+        if w is not None and n and segs[n - 1][0] >= w.seg_first:
+            n = bisect.bisect_left(self._firsts, w.seg_first)
+        return n
+
+    def old_segments(self, limit: int) -> tuple[list[tuple[int, bool]], int | None]:
+        n = self._old_count(limit)
+        segs = self.segments()
+        return segs[:n], (segs[n][0] if n < len(segs) else None)
+
+    def unsealed_old_segments(self, limit: int) -> list[int]:
+        n = self._old_count(limit)
+        segs = self.segments()
+        k = self._sealed_prefix
+        while k < n and segs[k][1]:
+            k += 1
+        self._sealed_prefix = k
+        return [f for f, sealed in segs[k:n] if not sealed]
 
     def segment_prev(self, first: int) -> str:
         return self.core.index.header(first).prev
@@ -113,14 +148,19 @@ class RetentionView:
         self.core.store.delete_segment(first)
         self.core.index.forget(first)
         if self._segs is not None:
-            self._segs = [s for s in self._segs if s[0] != first]
+            i = bisect.bisect_left(self._firsts, first)
+            if i < len(self._firsts) and self._firsts[i] == first:
+                del self._segs[i], self._firsts[i]
+                self._sealed_prefix = min(self._sealed_prefix, i)
         self.core.reader.forget(first)
 
     def seal_segment(self, first: int) -> None:
         store = self.core.store
         store.seal_segment(first, seal(store.read_segment(first)))
         if self._segs is not None:
-            self._segs = [(f, True if f == first else s) for f, s in self._segs]
+            i = bisect.bisect_left(self._firsts, first)
+            if i < len(self._firsts) and self._firsts[i] == first:
+                self._segs[i] = (first, True)
 
     def append_anchor(self, first_seq: int, first_prev: str, removed: list[str]) -> int:
         w = self.core.check_writable()

@@ -215,11 +215,22 @@ class Journal:
             return self._w().durable_seq
 
     def _fresh_listing(self) -> None:
-        """Read-only journals: another process may write; forget what was listed before."""
+        """Read-only journals: another process may write. Keep the segment listing only while
+        it is provably current — the writer's hint names the same newest segment (a roll
+        rewrites it) and the oldest listed segment is still there (pruning removes from the
+        front) — so a read costs two small reads, not a listing of the whole history."""
         core = self._core
         if core.writer is None:
-            core.reader._segments = None
-            core.reader.scans = {}  # reused within this call, e.g. the tail resume reads twice
+            reader = core.reader
+            segs = reader.cached_segments()
+            if segs:
+                hint = core.store.read_hint()
+                if (hint is None or hint.seg != segs[-1]
+                        or not core.store.segment_exists(segs[0])):
+                    reader.invalidate()
+            else:
+                reader.invalidate()
+            reader.scans = {}  # reused within this call, e.g. the tail resume reads twice
 
     def _last_record(self) -> AnyRecord | None:
         """The last record of a read-only journal; the tail segment is re-read only when it
