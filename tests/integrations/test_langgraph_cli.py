@@ -90,3 +90,25 @@ def test_diff_verify_stats_and_fork_on_a_thread(store: Path) -> None:
     with Journal("cli-fork", store, readonly=True) as f, \
             Journal(agent, store, readonly=True) as j:
         assert f.resume().state == j.state_at(3)
+
+
+def test_history_queries_on_a_thread(store: Path) -> None:
+    """blame, touching and grep answer on a LangGraph thread's journal (issue 13)."""
+    from agentjournal.query import blame, grep, touching
+
+    agent = thread_agent_id("cli")
+    with Journal(agent, store, readonly=True) as j:
+        last = j.resume().state
+        channels = last["ns"][""]
+        assert "messages" in channels
+        pointer = "/ns//messages"
+        hits = list(touching(j, pointer))
+        assert hits and all(any(op["path"].startswith(pointer) for op in m.ops) for m in hits)
+        b = blame(j, pointer)
+        assert b.last is not None and b.last.seq == hits[-1].seq
+        text = json.dumps(channels["messages"])
+        word = "question" if "question" in text else text[text.index('"') + 1:][:6]
+        assert list(grep(j, word, under=pointer))
+    res = run(store, "blame", agent, pointer, "--json")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["last"]["seq"] == b.last.seq
