@@ -119,8 +119,14 @@ def test_writer_recovery_of_torn_tail_and_header_only_segment(tmp_path: Path) ->
     seg_dir = tmp_path / AGENT / "segments"
     last = seg_dir / f"{segs[-1]:020d}.jsonl"
     header = last.read_bytes().split(b"\n")[0] + b"\n"
-    # a new segment with only its header (killed while rolling) after a torn last record
-    (seg_dir / f"{6:020d}.jsonl").write_bytes(header.replace(b'"first_seq":5', b'"first_seq":6'))
+    # a new segment with only its header (killed while rolling): the header a writer would
+    # have written, sealed (an edited header that fails its hash is tampering, not a crash)
+    from agentjournal import _codec
+
+    parts = _codec.split_line(header.rstrip(b"\n"))
+    assert parts is not None
+    body = parts[0].replace(b'"first_seq":5', b'"first_seq":6')
+    (seg_dir / f"{6:020d}.jsonl").write_bytes(_codec.seal_line(body, None)[0])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with Journal(AGENT, tmp_path) as j:

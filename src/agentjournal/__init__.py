@@ -31,7 +31,7 @@ from .hooks import BaseHook, HookContext, HookEvent, HookManager, HookPriority, 
 from .journal.writer import Durability, RecoveryWarning
 from .manager import HistoryEntry, StateManager, format_checkpoint_id, parse_checkpoint_id
 from .migrate import MigrationReport, import_seed_checkpoints
-from .replay import Appended, Journal, Resumed, SnapshotSkippedWarning
+from .replay import Appended, Head, Journal, Resumed, SnapshotSkippedWarning
 from .replay.verify import Problem, VerifyReport
 from .retention import CompactReport
 from .state import AgentState, CheckpointMetadata, StateSnapshot, parse_checkpoint_ref
@@ -56,6 +56,7 @@ __all__ = [
     "FilesystemStorage",
     "Fork",
     "Header",
+    "Head",
     "HistoryEntry",
     "HookContext",
     "HookEvent",

@@ -29,7 +29,7 @@ from journal_helpers import (
     segment_files,
 )
 
-from agentjournal import Journal, RecoveryWarning
+from agentjournal import Journal, RecoveryWarning, _codec
 from agentjournal.journal.reader import SegmentReader
 
 AGENT = "torn-agent"
@@ -254,9 +254,15 @@ def test_t3_torn_header_of_new_segment(tmp_path: Path) -> None:
             j.append(_state(i))
     full = _read_all(base, LAYOUTS[0])
     segs = segment_files(base, AGENT)
-    hdr = Path(segs[0]).read_bytes().split(b"\n")[0] + b"\n"
-    hdr = hdr.replace(b'"first_seq":1', b'"first_seq":4').replace(b'"first_step":1',
-                                                                    b'"first_step":4')
+    line = Path(segs[0]).read_bytes().split(b"\n")[0]
+    parts = _codec.split_line(line)
+    assert parts is not None
+    # The header a writer would write for seq 4 (sealed: a complete header that failed its
+    # hash would be tampering, not a crash), cut at every byte.
+    body = parts[0].replace(b'"first_seq":1', b'"first_seq":4').replace(b'"first_step":1',
+                                                                       b'"first_step":4')
+    body = body.replace(b'"prev":""', b'"prev":"' + full[-1].h.encode() + b'"')
+    hdr = _codec.seal_line(body, None)[0]
     new = Path(segs[0]).parent / "00000000000000000004.jsonl"
     dropped = 0
     for cut in range(0, len(hdr) + 1):

@@ -17,6 +17,7 @@ from rich.text import Text
 from .. import exchange
 from ..errors import JournalExistsError
 from ..replay.verify import VerifyReport
+from ..witness import latest_head
 from . import schemas
 from ._app import (
     EXIT_PROBLEMS,
@@ -37,7 +38,8 @@ def verify_out(rep: VerifyReport) -> schemas.VerifyAgent:
     return {
         "agent_id": rep.agent_id, "ok": rep.ok, "records": rep.records,
         "segments": rep.segments, "snapshots": rep.snapshots, "first_seq": rep.first_seq,
-        "last_seq": rep.last_seq, "last_step": rep.last_step, "chain_ok": rep.chain_ok,
+        "last_seq": rep.last_seq, "last_step": rep.last_step, "last_hash": rep.last_hash,
+        "chain_ok": rep.chain_ok,
         "snapshots_ok": rep.snapshots_ok,
         "problems": [{"kind": p.kind, "message": p.message, "path": p.path,
                       "offset": p.offset, "seq": p.seq} for p in rep.problems],
@@ -70,12 +72,18 @@ def _print_report(s: Settings, r: schemas.VerifyAgent) -> None:
 Examples:
   $ agentjournal verify researcher
   $ agentjournal verify --all --json
+  $ agentjournal verify researcher --against heads.jsonl
 """)
 @click.argument("agents", nargs=-1, metavar="[AGENT]...")
 @click.option("--all", "all_agents", is_flag=True, help="Verify every agent under the root.")
+@click.option("--against", "witness", metavar="WITNESS",
+              help="Also check each journal against its newest head in this witness file "
+              "(written by 'agentjournal anchor'): catches records cut off the end and a "
+              "store rolled back to an older copy.")
 @store_options
 @json_option
-def verify_cmd(agents: tuple[str, ...], all_agents: bool, as_json: bool) -> None:
+def verify_cmd(agents: tuple[str, ...], all_agents: bool, witness: str | None,
+               as_json: bool) -> None:
     """Check every record, the chain across segments and every snapshot.
 
     Each problem is printed with its kind, the file and the byte offset (as FILE:OFFSET).
@@ -90,8 +98,9 @@ def verify_cmd(agents: tuple[str, ...], all_agents: bool, as_json: bool) -> None
     names = s.backend().list_agents() if all_agents else list(agents)
     results: list[schemas.VerifyAgent] = []
     for name in names:
+        head = latest_head(witness, name, s.key_bytes()) if witness else None
         with s.journal(name) as j, s.progress(f"verifying {name}") as update:
-            results.append(verify_out(j.verify(progress=update)))
+            results.append(verify_out(j.verify(progress=update, against=head)))
         if not as_json:
             _print_report(s, results[-1])
     ok = all(r["ok"] for r in results)

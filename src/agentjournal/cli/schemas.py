@@ -107,6 +107,8 @@ class VerifyAgent(TypedDict):
     first_seq: int
     last_seq: int
     last_step: int
+    last_hash: str
+    """The last record's hash: with ``last_seq``, the head to keep off the store."""
     chain_ok: bool
     snapshots_ok: bool
     problems: list[ProblemOut]
@@ -355,7 +357,19 @@ class BisectOut(TypedDict):
     last_step: int
 
 
+class AnchorOut(TypedDict):
+    """``anchor --json``: the journal's head now, and where it was written."""
+
+    agent_id: str
+    seq: int
+    hash: str
+    witness: str | None
+    mac: bool
+    """The witness line carries a MAC (written with a key)."""
+
+
 SCHEMAS: dict[str, Any] = {
+    "anchor": AnchorOut,
     "ls": LsOut,
     "log": LogEntry,
     "show": ShowOut,
@@ -378,7 +392,7 @@ _STRICT = {"extra": "forbid", "strict": True}
 _TYPED_DICTS = (ProblemOut, LsAgent, LsOut, LogEntry, ShowOut, PatchOp, VerifyAgent, VerifyOut,
                 ForkOut, CompactOut, ExportOut, ImportOut, ResumeCost, StatsOut, RepairCut,
                 RepairOut, WriteOut, HistoryStartOut, BlameChild, BlameOut, GrepMatch,
-                BisectOut)
+                BisectOut, AnchorOut)
 
 
 def _adapter(command: str) -> Any:

@@ -6,6 +6,10 @@ before it, so an edit, a deletion, a reordering or an insertion anywhere breaks 
 
 Damage at the very end of the last segment with nothing valid after it is a *torn tail*
 (a write cut short by a crash): readers stop before it, and the writer cuts it off on open.
+A crash cuts a line short or leaves garbage; it never leaves a complete line that is a
+well-formed record failing its hash, nor a record whose own hash verifies but that does not
+chain (a forged record after the tip, a record spliced in from another journal): such a last
+line is *tampering*, refused like damage in the middle, never cut as a tail.
 Damage followed by valid records is *corruption*: a :class:`CorruptRecordError` naming the
 segment and byte offset, or, with ``valid_prefix=True``, the end of what can be trusted.
 """
@@ -257,7 +261,8 @@ def scan(
                 expect_prev = rec.h
         except CorruptRecordError as e:
             out.error = e
-            out.tail = not (_record_inside(line, key) or _valid_after(data, nl + 1, key))
+            out.tail = not (_looks_written(line, key) or _record_inside(line, key)
+                            or _valid_after(data, nl + 1, key))
             break
         except LimitExceededError as e:
             out.error = CorruptRecordError(str(e.message), path=where, offset=at)

@@ -1,6 +1,6 @@
 """Resume, time travel and verification over an agent's journal."""
 
 from .journal import Journal
-from .results import Appended, Resumed, SnapshotSkippedWarning
+from .results import Appended, Head, Resumed, SnapshotSkippedWarning
 
-__all__ = ["Appended", "Journal", "Resumed", "SnapshotSkippedWarning"]
+__all__ = ["Appended", "Head", "Journal", "Resumed", "SnapshotSkippedWarning"]

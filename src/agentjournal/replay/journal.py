@@ -31,6 +31,7 @@ from ..errors import (
     JournalClosedError,
     LimitExceededError,
     StepNotFoundError,
+    TamperedError,
 )
 from ..events import FORMAT_VERSION, AnyRecord
 from ..journal.reader import SegmentReader
@@ -41,8 +42,8 @@ from ..snapshot.store import DEFAULT_MAX_SNAPSHOT_BYTES, SnapshotDoc, encode_sna
 from .core import Core, open_core, release_core
 from .fork import fork_journal
 from .housekeeping import RetentionView
-from .results import Appended, Resumed
-from .verify import VerifyReport, verify_journal
+from .results import Appended, Head, Resumed
+from .verify import Problem, VerifyReport, verify_journal
 
 log = logging.getLogger("agentjournal")
 
@@ -88,6 +89,10 @@ class Journal:
         repair: opening for write, cut damage in the last segment even when intact-looking
             records follow it, quarantining them (what a power loss can leave in ``group`` or
             ``none`` mode). Without it such a journal refuses to open for writing.
+        expect_head: a :class:`Head` kept off the store (``head()`` earlier, or
+            ``agentjournal anchor``): refuse to open (``TamperedError``) a journal that does
+            not reach it or holds another record there — records cut off the end, or the
+            store rolled back to an older copy, which no chain inside the store can show.
     """
 
     def __init__(
@@ -114,6 +119,7 @@ class Journal:
         segment_max_records: int = 0,
         max_snapshot_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES,
         allow_insecure_root: bool = False,
+        expect_head: Head | None = None,
     ) -> None:
         if snapshot_every is not None and snapshot_every < 1:
             raise ValueError("snapshot_every must be >= 1 or None")
@@ -149,6 +155,43 @@ class Journal:
         self._last_cache: tuple[int, int, AnyRecord] | None = None
         self._closed = False
         self._release = weakref.finalize(self, release_core, self._core)
+        if expect_head is not None:
+            why = self.check_head(expect_head)
+            if why is not None:
+                self.close()
+                raise TamperedError(
+                    why, seq=expect_head.seq,
+                    hint="the store is older than the head anchored off it, or was edited: "
+                    "restore it from a backup, or inspect it read-only without expect_head")
+
+    # --- the head ----------------------------------------------------------------------------
+    def head(self) -> Head:
+        """The tip of the chain now: the last record's seq and hash (seq 0 when empty)."""
+        core = self._check()
+        with core.lock:
+            if core.writer is not None:
+                return Head(self.agent_id, core.writer.last_seq, core.writer.last_hash)
+            last = self._last_record()
+            return Head(self.agent_id, last.seq if last else 0, last.h if last else "")
+
+    def check_head(self, head: Head) -> str | None:
+        """Why this journal does not reach or match ``head`` (None when it does)."""
+        if head.agent_id != self.agent_id:
+            return f"the head is of agent {head.agent_id!r}, not {self.agent_id!r}"
+        if head.seq <= 0:
+            return None
+        last = self.last_seq
+        if last < head.seq:
+            return (f"the journal ends at seq {last}, before the anchored head at seq "
+                    f"{head.seq}: records were cut off or the store was rolled back")
+        rec = next(iter(self.records(head.seq, head.seq)), None)
+        if rec is None:
+            return (f"record {head.seq} of the anchored head was pruned, so the head cannot be "
+                    "checked: anchor again after compaction")
+        if rec.h != head.hash:
+            return (f"record {head.seq} is not the one anchored (another hash): the history "
+                    "was rewritten")
+        return None
 
     # --- the parts (for the engine's other modules: verify, export, retention) ---------------
     @property
@@ -341,7 +384,8 @@ class Journal:
                     # trigger stays due, and a writer poisoned here refuses the next append.
                     log.error("snapshot of %s after seq %s failed (the step is recorded): %s",
                               self.agent_id, rec.seq, e)
-            return Appended(seq=rec.seq, step=rec.step, ops=ops, snapshot_seq=snap_seq)
+            return Appended(seq=rec.seq, step=rec.step, ops=ops, snapshot_seq=snap_seq,
+                            hash=rec.h)
 
     def _trigger_due(self, step: int) -> bool:
         core = self._core
@@ -515,8 +559,11 @@ class Journal:
         """
         return fork_journal(self, at_step, new_agent_id, Journal, **options)
 
-    def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
-        """Check every record, the chain across segments and every snapshot.
+    def verify(self, progress: Callable[[int, int], None] | None = None, *,
+               against: Head | None = None) -> VerifyReport:
+        """Check every record, the chain across segments and every snapshot; with
+        ``against``, also that the journal reaches and matches that head (kept off the
+        store: catches truncation and rollback).
 
         ``progress(done, total)`` is called after each segment. Never raises for damage:
         every problem is in the report, with its file, byte offset and seq.
@@ -532,6 +579,14 @@ class Journal:
                     if rep.ok:
                         break
                     rep = verify_journal(self, progress)
+            if against is not None:
+                try:
+                    why = self.check_head(against)
+                except CorruptRecordError as e:
+                    why = f"the anchored record cannot be read: {e}"
+                if why is not None:
+                    rep.chain_ok = False
+                    rep.problems.append(Problem("rollback", why, seq=against.seq))
             return rep
 
     def compact(self, *, keep_snapshots: int | None = None, prune: bool | None = None,

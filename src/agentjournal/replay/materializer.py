@@ -20,7 +20,15 @@ log = logging.getLogger("agentjournal")
 
 
 class _ChainMismatch(Exception):
-    """Internal: a snapshot does not match the journal's chain."""
+    """Internal: a snapshot does not match the journal's chain.
+
+    ``quiet``: nothing is wrong, the snapshot is just not usable yet (a keyed journal's
+    snapshot whose own record was never written: a crash came between the two).
+    """
+
+    def __init__(self, message: str, *, quiet: bool = False) -> None:
+        super().__init__(message)
+        self.quiet = quiet
 
 
 Materialized = tuple[Any, int, int, "SnapshotDoc | None"]
@@ -86,7 +94,15 @@ class Materializer:
                 state, seq, step = self._replay(doc.state, doc.seq, doc.step, upto,
                                                 chain_hash=doc.chain_hash, digest=digest,
                                                 doc=doc)
-            except (CorruptSnapshotError, LimitExceededError, _ChainMismatch) as e:
+            except _ChainMismatch as e:
+                if e.quiet:
+                    log.info("snapshot at seq %s not used: %s", snap_seq, e)
+                    continue
+                msg = f"snapshot at seq {snap_seq} not used: {e}; trying an older one"
+                log.warning(msg)
+                warnings.warn(msg, SnapshotSkippedWarning, stacklevel=4)
+                continue
+            except (CorruptSnapshotError, LimitExceededError) as e:
                 msg = f"snapshot at seq {snap_seq} not used: {e}; trying an older one"
                 log.warning(msg)
                 warnings.warn(msg, SnapshotSkippedWarning, stacklevel=4)
@@ -139,10 +155,12 @@ class Materializer:
             else:
                 chain_at = at.h if at is not None else None
                 why = snapshot_mismatch(doc, agent_id=self.agent_id, seq=seq, chain_at=chain_at)
-                if why or self.key is not None:
+                if why:
+                    raise _ChainMismatch(why)
+                if self.key is not None:
                     # Keyed: a snapshot with no keyed record after it is not bound to the
-                    # chain (its record was never written, or it was planted).
-                    raise _ChainMismatch(why or "no snapshot record vouches for it")
+                    # chain: its record was never written (a crash), or it was planted.
+                    raise _ChainMismatch("no snapshot record vouches for it yet", quiet=True)
         if seq < upto and self.reader.damage is None:
             raise StepNotFoundError(f"journal ends at seq {seq}, before seq {upto}", seq=upto)
         return state, seq, step

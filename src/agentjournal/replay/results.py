@@ -36,5 +36,23 @@ class Appended:
     ops: list[delta.Op]
     snapshot_seq: int | None
     """Seq of the snapshot written after this step, if a trigger fired."""
+    hash: str = ""
+    """The step record's chain hash: with ``seq``, the journal's head right after it (keep it
+    off the store to detect truncation and rollback later; see :class:`Head`)."""
+
+
+@dataclass(frozen=True)
+class Head:
+    """The tip of a journal's chain: its last record's seq and hash.
+
+    A head kept *off* the store (a witness file elsewhere, a database, a log service) detects
+    what no chain inside the store can: records cut off the end, or the whole store put back
+    to an older copy. Check it with ``Journal(..., expect_head=head)`` or
+    ``verify(against=head)``.
+    """
+
+    agent_id: str
+    seq: int
+    hash: str
 
 

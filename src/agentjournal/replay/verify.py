@@ -20,7 +20,8 @@ class Problem:
 
     kind: str
     """``corrupt``, ``torn_tail``, ``missing_segment``, ``chain_break``, ``unanchored``,
-    ``snapshot`` or ``unreadable``."""
+    ``snapshot``, ``unreadable`` or ``rollback`` (the journal does not reach, or does not
+    match, a head anchored off the store)."""
     message: str
     path: str | None = None
     offset: int | None = None
@@ -38,6 +39,8 @@ class VerifyReport:
     first_seq: int = 0
     last_seq: int = 0
     last_step: int = 0
+    last_hash: str = ""
+    """Hash of the last record: with ``last_seq``, the head to keep off the store."""
     chain_ok: bool = True
     snapshots_ok: bool = True
     problems: list[Problem] = field(default_factory=list)
@@ -102,6 +105,7 @@ def verify_journal(j: Journal, progress: Callable[[int, int], None] | None) -> V
                 anchors.append(rec)
         if sc.records:
             rep.last_seq, rep.last_step = sc.records[-1].seq, sc.records[-1].step
+            rep.last_hash = sc.records[-1].h
             if not rep.first_seq:
                 rep.first_seq = sc.records[0].seq
         if sc.error is not None:
