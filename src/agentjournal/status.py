@@ -128,6 +128,8 @@ class AgentSummary:
     health: Health = "empty"
     problem: str | None = None
     """What is wrong, with where (None when healthy)."""
+    quarantined: int = 0
+    """Files of bytes that recovery cut off this journal and kept (``<agent>/quarantine/``)."""
 
 
 def _newest_scan(j: Journal, first: int) -> tuple[list[AnyRecord], CorruptRecordError | None,
@@ -157,6 +159,7 @@ def agent_summary(j: Journal, *, full: bool = False, writer_pid: int | None = No
     try:
         segs = j.segment_seqs()
         out.segments, out.snapshots = len(segs), len(j.snapshot_seqs())
+        out.quarantined = len(j.store.list_quarantine())
         out.bytes = j.disk_usage()
         for k, first in enumerate(reversed(segs)):
             records, error, torn, partial = _newest_scan(j, first)

@@ -154,8 +154,10 @@ class BackendContract:
 
     def test_quarantine(self, store: AgentStore) -> None:
         store.create_segment(1, _HEADER, durable=False).close()
+        assert store.list_quarantine() == []
         where = store.quarantine(1, len(_HEADER), b"torn bytes")
         assert isinstance(where, str) and "quarantine" in where
+        assert store.list_quarantine() == [where]
 
 
 

@@ -284,3 +284,28 @@ def test_t13_a_fork_race_is_refused_under_the_target_lock(
     with Journal("branch", tmp_path, readonly=True) as b:
         forks = [r for r in b.records() if r.kind == "fork"]
         assert len(forks) == 1 and b.resume().state == {"a": 2}
+
+
+# --------------------------------------------------------------------------- visible cuts
+
+
+def test_t16_every_cut_stays_visible(tmp_path: Path) -> None:
+    """A torn tail cut on open is kept in quarantine/ and reported by verify and ls."""
+    from agentjournal import RecoveryWarning, status
+    from agentjournal.backends import FilesystemBackend
+
+    with Journal(AGENT, tmp_path, snapshot_every=None) as j:
+        for i in range(3):
+            j.append({"i": i})
+        assert j.verify().quarantined == []
+    seg = sorted((tmp_path / AGENT / "segments").glob("*.jsonl"))[-1]
+    with open(seg, "ab") as f:
+        f.write(b'{"kind":"step","seq":4,"ts":1')  # a write cut short by a crash
+    with pytest.warns(RecoveryWarning):
+        Journal(AGENT, tmp_path).close()
+    with Journal(AGENT, tmp_path, readonly=True) as r:
+        rep = r.verify()
+        assert rep.ok and len(rep.quarantined) == 1 and "quarantine" in rep.quarantined[0]
+        row = status.agent_summary(
+            r, writer_pid=FilesystemBackend(tmp_path).lock_holders().get(AGENT))
+        assert row.quarantined == 1

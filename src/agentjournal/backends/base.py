@@ -121,6 +121,9 @@ class AgentStore(Protocol):
     def seal_segment(self, first_seq: int, data: bytes) -> None:
         """Durably replace a plain segment by its compressed form ``data``."""
 
+    def list_quarantine(self) -> list[str]:
+        """Where the bytes cut by recovery so far were kept (empty: nothing was ever cut)."""
+
     def quarantine(self, first_seq: int, offset: int, data: bytes) -> str:
         """Keep bytes cut from a segment for inspection; returns where they went."""
 

@@ -281,6 +281,15 @@ class FileAgentStore:
         self._segments.unlink(seq_name(first_seq) + SEGMENT_SUFFIX)
         self._segments.fsync()
 
+    def list_quarantine(self) -> list[str]:
+        if not self._dir.exists("quarantine"):
+            return []
+        q = self._dir.subdir("quarantine", create=False)
+        try:
+            return sorted(q.join(n) for n in q.listdir() if not n.startswith(".tmp-"))
+        finally:
+            q.close()
+
     def quarantine(self, first_seq: int, offset: int, data: bytes) -> str:
         if self._quarantine is None:
             self._quarantine = self._dir.subdir("quarantine", create=True)

@@ -146,6 +146,9 @@ class MemoryAgentStore:
         self._d.sealed[first_seq] = data
         self._d.segments.pop(first_seq, None)
 
+    def list_quarantine(self) -> list[str]:
+        return [f"memory://{self.agent_id}/quarantine/{n}" for n in sorted(self._d.quarantine)]
+
     def quarantine(self, first_seq: int, offset: int, data: bytes) -> str:
         name = f"{seq_name(first_seq)}.jsonl.{offset}.{len(self._d.quarantine)}"
         self._d.quarantine[name] = bytes(data)

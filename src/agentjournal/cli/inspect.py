@@ -45,7 +45,8 @@ def ls_row(summary: status.AgentSummary) -> schemas.LsAgent:
         "last_time": iso_utc(summary.last_ts) if summary.last_ts is not None else None,
         "status": summary.status, "writer_pid": summary.writer_pid,
         "snapshots": summary.snapshots, "segments": summary.segments,
-        "bytes": summary.bytes, "health": summary.health, "problem": summary.problem}
+        "bytes": summary.bytes, "health": summary.health, "problem": summary.problem,
+        "quarantined": summary.quarantined}
 
 
 def summarize_agent(s: Settings, agent_id: str, *, full: bool = False,
@@ -118,6 +119,10 @@ def ls_cmd(full: bool, as_json: bool) -> None:
     for r in rows:
         if r["problem"]:
             s.warn(f"{r['agent_id']}: {r['problem']}")
+        if r["quarantined"]:
+            s.note(f"{r['agent_id']}: recovery cut bytes off this journal "
+                   f"{plural(r['quarantined'], 'time')}; they are kept in its quarantine/ "
+                   "directory ('agentjournal verify' lists them)", style="yellow")
 
 
 # --------------------------------------------------------------------------------- show

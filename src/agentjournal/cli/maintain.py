@@ -39,7 +39,7 @@ def verify_out(rep: VerifyReport) -> schemas.VerifyAgent:
         "agent_id": rep.agent_id, "ok": rep.ok, "records": rep.records,
         "segments": rep.segments, "snapshots": rep.snapshots, "first_seq": rep.first_seq,
         "last_seq": rep.last_seq, "last_step": rep.last_step, "last_hash": rep.last_hash,
-        "chain_ok": rep.chain_ok,
+        "quarantined": list(rep.quarantined), "chain_ok": rep.chain_ok,
         "snapshots_ok": rep.snapshots_ok,
         "problems": [{"kind": p.kind, "message": p.message, "path": p.path,
                       "offset": p.offset, "seq": p.seq} for p in rep.problems],
@@ -49,6 +49,9 @@ def verify_out(rep: VerifyReport) -> schemas.VerifyAgent:
 def _print_report(s: Settings, r: schemas.VerifyAgent) -> None:
     counts = (f"{plural(r['records'], 'record')} in {plural(r['segments'], 'segment')}, "
               f"{plural(r['snapshots'], 'snapshot')}")
+    for q in r["quarantined"]:
+        s.note(f"{r['agent_id']}: recovery cut bytes off this journal, kept in {q}",
+               style="yellow")
     if r["ok"]:
         s.out.print(Text.assemble(("ok  ", "bold green"), (r["agent_id"], "bold"),
                                   f"  {counts}, steps up to {r['last_step']}"))

@@ -49,6 +49,8 @@ class LsAgent(TypedDict):
     bytes: int
     health: Health
     problem: str | None
+    quarantined: int
+    """Files of bytes that recovery cut off and kept in the agent's ``quarantine/``."""
 
 
 class LsOut(TypedDict):
@@ -109,6 +111,8 @@ class VerifyAgent(TypedDict):
     last_step: int
     last_hash: str
     """The last record's hash: with ``last_seq``, the head to keep off the store."""
+    quarantined: list[str]
+    """Files of bytes recovery cut off this journal (kept for inspection)."""
     chain_ok: bool
     snapshots_ok: bool
     problems: list[ProblemOut]

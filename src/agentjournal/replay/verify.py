@@ -44,6 +44,9 @@ class VerifyReport:
     chain_ok: bool = True
     snapshots_ok: bool = True
     problems: list[Problem] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+    """Bytes recovery cut off this journal, kept for inspection (a crash's torn tail, or a
+    repair). Not a problem of the journal as it is, but never to be passed over in silence."""
 
     @property
     def ok(self) -> bool:
@@ -58,6 +61,7 @@ class VerifyReport:
 def verify_journal(j: Journal, progress: Callable[[int, int], None] | None) -> VerifyReport:
     store = j.store
     rep = VerifyReport(agent_id=j.agent_id)
+    rep.quarantined = store.list_quarantine()
     segs = store.list_segments()
     snaps = set(store.list_snapshots())
     rep.segments, rep.snapshots = len(segs), len(snaps)
