@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "CheckpointNotFoundError",
+    "CloseError",
     "CorruptRecordError",
     "CorruptSnapshotError",
     "ImportRefusedError",
@@ -116,6 +117,21 @@ class JournalForkedError(JournalError, RuntimeError):
     The child shares the parent's file descriptors and lock: if both appended, both would
     write the same seq. The child must open the journal itself (and wait for the lock).
     """
+
+
+class CloseError(JournalError, OSError):
+    """Closing several journals failed for some of them (every one was still closed).
+
+    Attributes:
+        errors: ``(agent_id, exception)`` of each journal that failed to close.
+    """
+
+    def __init__(self, errors: list[tuple[str, BaseException]]) -> None:
+        names = ", ".join(f"{a} ({e})" for a, e in errors)
+        super().__init__(f"closing {len(errors)} journal(s) failed: {names}",
+                         hint="every other journal was closed and released; records not "
+                         "synced by the failing ones are recovered on their next open")
+        self.errors = errors
 
 
 class JournalClosedError(JournalError, ValueError):

@@ -52,8 +52,10 @@ from ._saves import (
 from ._workers import run_blocking
 from .errors import (
     CheckpointNotFoundError,
+    CloseError,
     JournalError,
     JournalNotFoundError,
+    JournalPoisonedError,
     UnsupportedOperationError,
 )
 from .hooks import HookEvent, HookManager, Redactor, apply_redactor
@@ -99,6 +101,7 @@ class _Agent:
         self.lock: asyncio.Lock | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.offload = False  # record this agent's saves in the pool (a large state)
+        self.inline_last = False  # the last save ran inline on the loop
 
     def lock_for_loop(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -126,6 +129,10 @@ class StateManager:
             hook manager's, see :meth:`HookManager.register_redactor`).
         offload: where saves run: ``"auto"`` (default, see the module docstring),
             ``"always"`` in the worker pool, or ``"never"`` (inline, snapshots included).
+        max_open_journals: keep at most this many agents' writers open (each holds a few
+            file descriptors and its agent's lock); the least recently saved idle one is
+            closed (synced, lock released) when another is opened, and reopened on its next
+            save. A manager serving thousands of agents never runs out of descriptors.
 
     Raises:
         ValueError: a trigger or count out of range.
@@ -142,7 +149,11 @@ class StateManager:
         *,
         redact: Redactor | None = None,
         offload: Literal["auto", "always", "never"] = "auto",
+        max_open_journals: int = 128,
     ) -> None:
+        if isinstance(max_open_journals, bool) or not isinstance(max_open_journals, int) \
+                or max_open_journals < 1:
+            raise ValueError(f"max_open_journals must be an int >= 1, not {max_open_journals!r}")
         if checkpoint_frequency is not None and (
                 isinstance(checkpoint_frequency, bool) or not isinstance(checkpoint_frequency, int)
                 or checkpoint_frequency < 1):
@@ -179,6 +190,7 @@ class StateManager:
         self.redact = redact
         self._offload: Literal["auto", "always", "never"] = offload
         self._agents: dict[str, _Agent] = {}
+        self.max_open_journals = max_open_journals
         self._open_lock: asyncio.Lock | None = None
         self._open_loop: asyncio.AbstractEventLoop | None = None
         self._inflight = 0  # saves running in the pool now
@@ -190,8 +202,14 @@ class StateManager:
         """Close every journal this manager holds (syncing them and releasing their locks)."""
         agents, self._agents = self._agents, {}
         self._recent.clear()
-        for ag in agents.values():
-            ag.journal.close()
+        errors: list[tuple[str, BaseException]] = []
+        for agent_id, ag in agents.items():
+            try:
+                ag.journal.close()
+            except Exception as e:  # noqa: BLE001 - every journal is closed; then we raise
+                errors.append((agent_id, e))
+        if errors:
+            raise CloseError(errors)
 
     async def aclose(self) -> None:
         """:meth:`close` in a worker thread."""
@@ -240,6 +258,7 @@ class StateManager:
         ag = self._agents.get(agent_id)
         if ag is not None:
             return ag
+        self._close_idle(room_for=1)
         j = self._fs().open_journal(agent_id, create=create, **self.journal_options())
         try:
             j.snapshot_base()  # loads the last state now, in this thread, not on first append
@@ -248,6 +267,22 @@ class StateManager:
             raise
         ag = self._agents[agent_id] = _Agent(j)
         return ag
+
+    def _close_idle(self, room_for: int) -> None:
+        """Close the least recently saved idle writers until ``room_for`` more fit."""
+        excess = len(self._agents) + room_for - self.max_open_journals
+        if excess <= 0:
+            return
+        idle = [a for a, ag in self._agents.items()
+                if ag.lock is None or not ag.lock.locked()]
+        idle.sort(key=lambda a: self._recent.get(a, 0.0))
+        for agent_id in idle[:excess]:
+            ag = self._agents.pop(agent_id)
+            self._recent.pop(agent_id, None)
+            try:
+                ag.journal.close()
+            except OSError as e:
+                log.error("closing the idle journal of %s failed: %s", agent_id, e)
 
     async def _writer(self, agent_id: str, *, create: bool = True) -> _Agent:
         ag = self._agents.get(agent_id)
@@ -359,26 +394,23 @@ class StateManager:
         snap = True if force else None
         async with ag.lock_for_loop():
             j = ag.journal
-            inline = not (force or ag.offload or self._pooled(agent_id) or (
-                self._offload != "never" and j.snapshot_due(step, now)))
-            if not inline:
-                if self._offload == "never":
-                    cid, appended = record_state(j, state, snap, prepare)
-                else:
-                    self._inflight += 1
-                    try:
-                        cid, appended = await _in_pool(record_state, j, state, snap, prepare)
-                    finally:
-                        self._inflight -= 1
-            else:
-                # CPU time, not wall time: waiting on fdatasync does not hold the loop's CPU
-                # (and a first save's file creation is no sign of a large state).
-                t0 = time.thread_time()
-                cid, appended = record_state(j, state, snap, prepare)
-                if self._offload == "auto" and time.thread_time() - t0 > _INLINE_LIMIT_S:
-                    ag.offload = True
-            self._recent[agent_id] = time.perf_counter()
-        if inline and len(self._agents) > 1 and self._fs().durability is Durability.SYNC:
+            try:
+                cid, appended = await self._record(ag, j, state, snap, prepare, step, now,
+                                                   agent_id, force)
+            except JournalPoisonedError as e:
+                # One failed write or sync (ENOSPC...) poisons the writer for good; drop it so
+                # the next save reopens the journal, whose recovery keeps every acknowledged
+                # record (space may be back by then).
+                self._agents.pop(agent_id, None)
+                self._recent.pop(agent_id, None)
+                try:
+                    j.close()
+                except OSError:
+                    pass
+                e.hint = ((e.hint + "; ") if e.hint else "") + (
+                    "this save was not recorded; the next save reopens the journal")
+                raise
+        if ag.inline_last and len(self._agents) > 1 and self._fs().durability is Durability.SYNC:
             # An inline save never suspends: without this, one task of a fleet saving in a
             # loop would keep the loop, and the others could not be seen saving alongside it.
             await asyncio.sleep(0)
@@ -389,6 +421,32 @@ class StateManager:
                 "snapshot": appended.snapshot_seq is not None, "ops": len(appended.ops)},
                 metadata={"state": state})
         return cid
+
+    async def _record(self, ag: _Agent, j: Journal, state: AgentState, snap: bool | None,
+                      prepare: Any, step: int, now: float, agent_id: str, force: bool
+                      ) -> tuple[str, Any]:
+        """Record one save, inline or in the pool (the caller holds the agent's lock)."""
+        inline = not (force or ag.offload or self._pooled(agent_id) or (
+            self._offload != "never" and j.snapshot_due(step, now)))
+        if not inline:
+            if self._offload == "never":
+                cid, appended = record_state(j, state, snap, prepare)
+            else:
+                self._inflight += 1
+                try:
+                    cid, appended = await _in_pool(record_state, j, state, snap, prepare)
+                finally:
+                    self._inflight -= 1
+        else:
+            # CPU time, not wall time: waiting on fdatasync does not hold the loop's CPU
+            # (and a first save's file creation is no sign of a large state).
+            t0 = time.thread_time()
+            cid, appended = record_state(j, state, snap, prepare)
+            if self._offload == "auto" and time.thread_time() - t0 > _INLINE_LIMIT_S:
+                ag.offload = True
+        self._recent[agent_id] = time.perf_counter()
+        ag.inline_last = inline
+        return cid, appended
 
     async def cleanup_old_checkpoints(self, agent_id: str) -> int:
         """Apply retention now; returns how many snapshots were deleted (0 with no

@@ -309,3 +309,121 @@ def test_t16_every_cut_stays_visible(tmp_path: Path) -> None:
         row = status.agent_summary(
             r, writer_pid=FilesystemBackend(tmp_path).lock_holders().get(AGENT))
         assert row.quarantined == 1
+
+
+# --------------------------------------------------------------------------- the facade
+
+
+def _errno_once(err: int) -> Any:
+    import errno as _errno  # noqa: F401
+
+    class Once(_fs.FileOps):
+        armed = False
+
+        def fdatasync(self, fd: int) -> None:
+            if self.armed:
+                self.armed = False
+                raise OSError(err, os.strerror(err))
+            super().fdatasync(fd)
+
+    return Once()
+
+
+def test_t13_a_manager_recovers_a_poisoned_writer(tmp_path: Path) -> None:
+    """One transient ENOSPC poisons the writer; the next save reopens (issue 10, item 18)."""
+    import asyncio
+    import errno
+
+    from agentjournal import AgentState, FilesystemStorage, JournalPoisonedError, StateManager
+
+    saved = _fs.ops
+    shim = _errno_once(errno.ENOSPC)
+    _fs.ops = shim
+    try:
+        async def main() -> None:
+            async with StateManager(FilesystemStorage(tmp_path),
+                                    checkpoint_frequency=None) as sm:
+                s = AgentState(agent_id="a")
+                for step in (1, 2):
+                    s.step_number = step
+                    await sm.save_checkpoint(s)
+                shim.armed = True
+                s.step_number = 3
+                with pytest.raises(JournalPoisonedError, match="next save reopens"):
+                    await sm.save_checkpoint(s)
+                s.step_number = 4  # space is back
+                await sm.save_checkpoint(s)
+                latest = await sm.resume_from_latest("a")
+                assert latest is not None and latest.step_number == 4
+                assert (await sm.verify("a")).ok
+
+        asyncio.run(main())
+    finally:
+        _fs.ops = saved
+
+
+def test_t13_a_manager_bounds_its_open_journals(tmp_path: Path) -> None:
+    """300 agents under a descriptor limit of 256 (issue 10, item 21)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import asyncio, os, resource, sys
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+        from agentjournal import AgentState, FilesystemStorage, StateManager
+        async def main():
+            async with StateManager(FilesystemStorage(sys.argv[1]), checkpoint_frequency=None,
+                                    max_open_journals=32) as sm:
+                for round in (1, 2):
+                    for i in range(300):
+                        s = AgentState(agent_id=f"agent-{i}", step_number=round)
+                        await sm.save_checkpoint(s)
+                print(len(os.listdir("/proc/self/fd")), len(sm._agents))
+        asyncio.run(main())
+    """)
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    fds, held = map(int, out.stdout.split())
+    assert held <= 32 and fds < 256
+    with Journal("agent-299", tmp_path, readonly=True) as r:
+        assert r.last_step == 2 and r.verify().ok
+
+
+def test_t13_manager_close_closes_every_journal(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """One journal failing to close does not leave the others open (issue 10, item 6)."""
+    import asyncio
+
+    from agentjournal import AgentState, FilesystemStorage, StateManager
+    from agentjournal.errors import CloseError
+
+    async def main() -> StateManager:
+        sm = StateManager(FilesystemStorage(tmp_path), checkpoint_frequency=None)
+        for a in ("a", "b", "c"):
+            await sm.save_checkpoint(AgentState(agent_id=a, step_number=1))
+        return sm
+
+    sm = asyncio.run(main())
+    real = Journal.close
+
+    def failing(self: Journal) -> None:
+        real(self)
+        if self.agent_id == "a":
+            raise OSError(5, "injected EIO at close")
+
+    monkeypatch.setattr(Journal, "close", failing)
+    with pytest.raises(CloseError) as ei:
+        sm.close()
+    assert [a for a, _ in ei.value.errors] == ["a"]
+    monkeypatch.setattr(Journal, "close", real)
+    import subprocess
+    import sys
+
+    for a in ("b", "c"):  # released: another process may write them now
+        out = subprocess.run(
+            [sys.executable, "-c", "import sys\nfrom agentjournal import Journal\n"
+             "with Journal(sys.argv[1], sys.argv[2]) as j: print(j.last_step)", a,
+             str(tmp_path)], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and out.stdout.strip() == "1", out.stderr[-2000:]

@@ -170,6 +170,16 @@ def open_core(backend: Backend, agent_id: str, *, key: bytes | None, writable: b
     k = (_identity(backend), agent_id)
     with _registry_lock:
         found = _shared.get(k)
+        if (found is not None and not found.closed and found.pid == os.getpid()
+                and found.writer is not None and found.writer.poisoned):
+            # A failed write or sync poisoned the shared writer for good: opening again means
+            # recovering. Its other users see the journal closed and must reopen too.
+            del _shared[k]
+            try:
+                found.close()
+            except OSError as e:
+                log.error("closing the poisoned journal of %s failed: %s", agent_id, e)
+            found = None
         if found is not None and not found.closed and found.pid == os.getpid():
             if found.key != key:
                 raise ValueError(
