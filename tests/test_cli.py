@@ -439,3 +439,31 @@ def test_terminal_output_has_colour_and_tables(root: Path, states: list[Any]) ->
     assert "─" in table  # a rich table rule
     plain = run("--color", "never", "log", "researcher", root=root).stdout
     assert "\x1b[" not in plain
+
+
+def test_timestamps_no_date_can_hold_are_shown_not_crashed_on(tmp_path: Path) -> None:
+    """A record stamped in milliseconds (another writer of the format): ls, log and stats
+    still work (issue 10, item 20)."""
+    import msgspec
+
+    from agentjournal import _codec
+
+    with Journal("ms", tmp_path, snapshot_every=None) as j:
+        j.append({"x": 1})
+        j.append({"x": 2})
+    seg = sorted((tmp_path / "ms" / "segments").glob("*.jsonl"))[0]
+    lines = seg.read_bytes().split(b"\n")
+    out, prev = [lines[0]], ""
+    for line in lines[1:]:
+        if not line:
+            continue
+        d = msgspec.json.decode(line)
+        d.pop("h")
+        d["ts"], d["prev"] = d["ts"] * 1000, prev
+        sealed, prev = _codec.seal_line(msgspec.json.encode(d), None)
+        out.append(sealed.rstrip(b"\n"))
+    seg.write_bytes(b"\n".join(out) + b"\n")
+    for args in (("ls",), ("log", "ms"), ("stats", "ms"), ("log", "ms", "--json")):
+        res = run(*args, root=tmp_path)
+        assert res.exit_code == 0 and "Traceback" not in res.stderr, (args, res.stderr)
+    assert "not a date" in run("log", "ms", root=tmp_path).stdout

@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "agentjournal"
 
 # Bottom to top. A module is placed by its longest matching prefix.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "_ids", "_codec", "_fs", "_version"),
+    ("errors", "_ids", "_codec", "_fs", "_version", "_time"),
     ("events", "delta", "_jsondoc", "_exact"),
     ("backends",),
     ("journal",),

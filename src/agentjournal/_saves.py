@@ -19,12 +19,12 @@ import atexit
 import logging
 import weakref
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any, Protocol
 
 import msgspec
 
 from ._ids import validate_agent_id
+from ._time import utc_datetime
 from .errors import (
     CheckpointNotFoundError,
     InvalidAgentIdError,
@@ -204,7 +204,7 @@ def list_saves(j: Journal, hide_deleted: bool = True) -> list[CheckpointMetadata
             parent = doc.state.get("parent_checkpoint_id")
         out.append(CheckpointMetadata(
             checkpoint_id=format_checkpoint_id(agent_id, doc.step, doc.seq), agent_id=agent_id,
-            timestamp=datetime.fromtimestamp(doc.ts, timezone.utc), step_number=doc.step,
+            timestamp=utc_datetime(doc.ts), step_number=doc.step,
             status=status, size_bytes=0, parent_checkpoint_id=parent, seq=doc.seq,
             snapshot=True))
     for r in j.records():
@@ -228,7 +228,7 @@ def list_saves(j: Journal, hide_deleted: bool = True) -> list[CheckpointMetadata
             parent = format_checkpoint_id(r.parent, r.parent_step, r.parent_seq)
         out.append(CheckpointMetadata(
             checkpoint_id=format_checkpoint_id(agent_id, r.step, r.seq), agent_id=agent_id,
-            timestamp=datetime.fromtimestamp(r.ts, timezone.utc), step_number=r.step,
+            timestamp=utc_datetime(r.ts), step_number=r.step,
             status=status, size_bytes=len(_rec_encoder.encode(r)) + 1,
             parent_checkpoint_id=parent, seq=r.seq, snapshot=r.seq in snaps))
     if hide_deleted and deleted:
@@ -244,7 +244,7 @@ def history_entry(agent_id: str, r: AnyRecord) -> HistoryEntry:
     ops = r.ops if isinstance(r, (Step, Fork)) else []
     at = r.at if isinstance(r, SnapshotMark) else r.seq if isinstance(r, (Step, Fork)) else None
     return HistoryEntry(seq=r.seq, step=r.step,
-                        timestamp=datetime.fromtimestamp(r.ts, timezone.utc), kind=kind,
+                        timestamp=utc_datetime(r.ts), kind=kind,
                         ops=ops, checkpoint_id=format_checkpoint_id(agent_id, r.step, at))
 
 

@@ -14,7 +14,6 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -23,6 +22,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .. import status
+from .._time import format_ts
 from ..backends.base import Backend
 from ..backends.filesystem import DEFAULT_ROOT, FilesystemBackend
 from ..errors import (
@@ -452,12 +452,12 @@ def _show_warnings(settings: Settings, caught: list[warnings.WarningMessage]) ->
 
 def iso_utc(ts: float) -> str:
     """``2026-11-26T16:52:07.123+00:00``."""
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds")
+    return format_ts(ts)
 
 
 def local_time(ts: float, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
     """``2026-11-26 16:52:07`` in the local time zone."""
-    return datetime.fromtimestamp(ts).strftime(fmt)
+    return format_ts(ts, fmt, local=True)
 
 
 def human_bytes(n: int | float) -> str:

@@ -13,6 +13,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from .._time import format_ts
 from ..errors import InvalidTimeError, StepPrunedError, TimeNotFoundError
 from ..events import AnyRecord, Fork, Step
 
@@ -86,12 +87,13 @@ def to_epoch(when: When) -> float:
 
 def format_utc(ts: float) -> str:
     """``2026-11-26T10:00:00.000Z``: what ``--json`` output shows."""
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    text = format_ts(ts, "%Y-%m-%dT%H:%M:%S.%f")
+    return text[:-3] + "Z" if not text.startswith("ts=") else text
 
 
 def format_local(ts: float) -> str:
     """``2026-11-26 11:00:00`` in the local time zone: what a terminal shows."""
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    return format_ts(ts, "%Y-%m-%d %H:%M:%S", local=True)
 
 
 def _first_record(journal: Journal, seg: int) -> AnyRecord | None:
