@@ -1,0 +1,212 @@
+"""Edges of the engine's parts: heads, shared writers, the exit and fork hooks, the follower,
+fork failures, the snapshot check. Real journals on disk; faults injected only where named."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from agentjournal import (
+    CorruptRecordError,
+    Head,
+    Journal,
+    JournalClosedError,
+    JournalExistsError,
+    TamperedError,
+)
+from agentjournal.journal.follow import Tail
+from agentjournal.replay import core as core_mod
+from agentjournal.snapshot.check import snapshot_mismatch
+from agentjournal.snapshot.store import SnapshotDoc
+
+AGENT = "edges"
+
+
+def _fill(root: Path, n: int = 6, **kw: object) -> None:
+    with Journal(AGENT, root, **kw) as j:  # type: ignore[arg-type]
+        for i in range(n):
+            j.append({"i": i})
+
+
+# --------------------------------------------------------------------------- heads
+
+
+def test_heads_checked_on_open_and_by_verify(tmp_path: Path) -> None:
+    with Journal(AGENT, tmp_path, snapshot_every=None) as j:
+        app = j.append({"i": 1})
+        head = j.head()
+        assert (head.seq, head.hash) == (app.seq, app.hash)
+        j.append({"i": 2})
+        newer = j.head()
+    with Journal(AGENT, tmp_path, readonly=True) as r:
+        assert r.head() == newer
+        assert r.check_head(head) is None and r.check_head(Head(AGENT, 0, "")) is None
+        assert "another agent" in (r.check_head(Head("x", 1, "")) or "") or \
+            "agent 'x'" in (r.check_head(Head("x", 1, "")) or "")
+        assert "ends at seq" in (r.check_head(Head(AGENT, 99, "ab")) or "")
+        assert "rewritten" in (r.check_head(Head(AGENT, 1, "00" * 32)) or "")
+        assert r.verify(against=newer).ok
+        rep = r.verify(against=Head(AGENT, 99, "ab"))
+        assert not rep.ok and rep.problems[-1].kind == "rollback" and rep.last_hash == newer.hash
+    with pytest.raises(TamperedError, match="ends at seq"):
+        Journal(AGENT, tmp_path, expect_head=Head(AGENT, 50, "ab"))
+    with Journal(AGENT, tmp_path, expect_head=newer) as j:
+        assert j.last_seq == newer.seq
+
+
+def test_a_pruned_anchored_head_cannot_be_checked(tmp_path: Path) -> None:
+    with Journal(AGENT, tmp_path, snapshot_every=2, keep_snapshots=1, prune=True) as j:
+        j.append({"i": 0})
+        old = j.head()
+        for i in range(1, 9):
+            j.append({"i": i})
+        assert j.segment_seqs()[0] > old.seq
+        assert "pruned" in (j.check_head(old) or "")
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def test_bad_snapshot_and_meta_arguments(tmp_path: Path) -> None:
+    with Journal(AGENT, tmp_path) as j:
+        with pytest.raises(TypeError, match="snapshot"):
+            j.append({"a": 1}, snapshot="yes")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="meta"):
+            j.append({"a": 1}, meta=["not", "a", "dict"])  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="not both"):
+            j.append({"a": 1}, ops=[])
+        assert j.last_seq == 0
+
+
+# --------------------------------------------------------------------------- shared writers
+
+
+def test_a_stronger_handle_syncs_its_own_appends(tmp_path: Path) -> None:
+    weak = Journal(AGENT, tmp_path, durability="none", snapshot_every=None)
+    strong = Journal(AGENT, tmp_path, durability="sync", snapshot_every=None)
+    weak.append({"a": 1})
+    assert weak.durable_seq == 0  # none mode: nothing synced yet
+    strong.append({"a": 2})
+    assert strong.durable_seq == 2  # the sync handle synced through the shared writer
+    weak.close()
+    strong.close()
+
+
+def test_another_key_in_the_same_process_is_refused(tmp_path: Path) -> None:
+    with Journal(AGENT, tmp_path, key=b"one"):
+        with pytest.raises(ValueError, match="another key"):
+            Journal(AGENT, tmp_path, key=b"two")
+
+
+def test_a_poisoned_shared_writer_is_replaced_on_the_next_open(tmp_path: Path) -> None:
+    first = Journal(AGENT, tmp_path, snapshot_every=None)
+    first.append({"a": 1})
+    assert first.writer is not None
+    first.writer._poison = OSError(28, "injected ENOSPC")  # a write failed earlier
+    second = Journal(AGENT, tmp_path, snapshot_every=None)  # recovers: a new writer
+    second.append({"a": 2})
+    with pytest.raises(JournalClosedError):
+        first.append({"a": 3})
+    first.close()
+    second.close()
+    with Journal(AGENT, tmp_path, readonly=True) as r:
+        assert r.resume().state == {"a": 2} and r.verify().ok
+
+
+def test_exit_hook_closes_open_journals_and_fork_hook_starts_afresh(tmp_path: Path) -> None:
+    j = Journal(AGENT, tmp_path, durability="none", snapshot_every=None)
+    j.append({"a": 1})
+    core_mod._close_all_at_exit()  # what interpreter exit runs
+    with pytest.raises(JournalClosedError):
+        j.append({"a": 2})
+    j.close()
+    with Journal(AGENT, tmp_path, readonly=True) as r:
+        assert r.resume().state == {"a": 1}
+    saved = core_mod._shared, core_mod._registry_lock
+    try:
+        core_mod._after_fork_in_child()  # what a child made by fork() runs first
+        assert core_mod._shared == {} and core_mod._registry_lock is not saved[1]
+    finally:
+        core_mod._shared, core_mod._registry_lock = saved
+
+
+# --------------------------------------------------------------------------- the follower
+
+
+def test_the_follower_on_empty_missing_and_damaged_segments(tmp_path: Path) -> None:
+    from agentjournal.backends import FilesystemBackend
+
+    backend = FilesystemBackend(tmp_path)
+    Journal(AGENT, tmp_path, snapshot_every=None).close()
+    store = backend.agent(AGENT, create=False)
+    try:
+        tail = Tail(store)
+        assert tail.poll() == [] and tail.position == (None, 0)
+    finally:
+        store.close()
+    _fill(tmp_path, 9, snapshot_every=None, segment_max_records=3)
+    store = backend.agent(AGENT, create=False)
+    try:
+        tail = Tail(store)
+        got = tail.poll()
+        assert [r.seq for r in got] == list(range(1, 10)) and tail.position[0] is not None
+        segs = sorted((tmp_path / AGENT / "segments").glob("*.jsonl"))
+        fresh = Tail(store)
+        fresh.poll()  # reads to the end
+        again = Tail(store, from_seq=1)
+        os.unlink(segs[1])  # a middle segment goes missing
+        with pytest.raises(CorruptRecordError, match="missing"):
+            again.poll()
+    finally:
+        store.close()
+
+
+# --------------------------------------------------------------------------- forks
+
+
+def test_a_fork_that_fails_leaves_nothing_behind(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentjournal.journal.writer import JournalWriter
+
+    _fill(tmp_path, 4)
+
+    def boom(*_a: object, **_k: object) -> None:
+        raise OSError(5, "injected EIO")
+
+    with Journal(AGENT, tmp_path) as j:
+        monkeypatch.setattr(JournalWriter, "append_fork", boom)
+        with pytest.raises(OSError, match="injected"):
+            j.fork(2, "branch")
+        monkeypatch.undo()
+        assert not (tmp_path / "branch").exists()
+        with j.fork(2, "branch") as b:
+            assert b.resume().state == {"i": 1}
+        with pytest.raises(JournalExistsError):
+            j.fork(2, "branch")
+
+
+def test_fork_from_the_step_of_a_snapshot_after_pruning(tmp_path: Path) -> None:
+    with Journal(AGENT, tmp_path, snapshot_every=3, keep_snapshots=1, prune=True) as j:
+        for i in range(10):
+            j.append({"i": i})
+        snap = j.snapshot_seqs()[-1]
+        step = j.load_snapshot(snap).step
+        with j.fork(step, "from-snap") as f:
+            assert f.resume().state == j.load_snapshot(snap).state
+            assert f.verify().ok
+
+
+# --------------------------------------------------------------------------- the snapshot check
+
+
+def test_snapshot_check_reasons() -> None:
+    doc = SnapshotDoc(format=2, agent_id="a", seq=3, step=3, chain_hash="ab", ts=0.0, state={})
+    assert "holds agent" in (snapshot_mismatch(doc, agent_id="b", seq=3, chain_at="ab") or "")
+    assert "not in the journal" in (snapshot_mismatch(doc, agent_id="a", seq=3, chain_at=None)
+                                    or "")
+    assert "does not match" in (snapshot_mismatch(doc, agent_id="a", seq=3, chain_at="cd") or "")
+    assert "digest" in (snapshot_mismatch(doc, agent_id="a", seq=3, chain_at="ab", digest="x",
+                                          recorded_digest="y") or "")
+    assert snapshot_mismatch(doc, agent_id="a", seq=3, chain_at="ab") is None
