@@ -92,7 +92,7 @@ def export_journal(journal: Journal, out: IO[bytes], *, snapshots: bool = True,
     if journal.key is not None:
         check_key(journal.key)
     try:
-        start: int | None = out.tell() if out.seekable() else None
+        start: int | None = out.tell() if _can_seek(out) else None
     except (OSError, io.UnsupportedOperation):
         start = None
     for _attempt in range(_ATTEMPTS):
@@ -285,3 +285,16 @@ def _snapshot_line(journal: Journal, snap: SnapshotInfo, digest: str) -> bytes:
     entry = SnapshotLine(seq=snap.seq, compressed=snap.compressed, blake2b=digest,
                          doc=msgspec.Raw(raw[:nl]))
     return encoder.encode(entry) + b"\n"
+
+
+def _can_seek(f: IO[bytes]) -> bool:
+    """Whether ``f`` can be rewound (Python 3.10's ``SpooledTemporaryFile`` has no
+    ``seekable()``, though it seeks)."""
+    probe = getattr(f, "seekable", None)
+    if probe is not None:
+        return bool(probe())
+    try:
+        f.tell()
+    except (OSError, ValueError, AttributeError):
+        return False
+    return True
