@@ -32,22 +32,12 @@ from agentjournal import (
     StorageBackend,
     UnsupportedOperationError,
 )
+from test_manager import save_steps, storage
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
-def store(tmp_path: Path, **kw: Any) -> FilesystemStorage:
-    kw.setdefault("durability", "none")
-    return FilesystemStorage(tmp_path / "store", **kw)
-
-
-async def save_steps(sm: StateManager, state: AgentState, steps: range) -> list[str]:
-    ids = []
-    for k in steps:
-        state.step_number = k
-        state.conversation_history.append({"role": "user", "content": f"message {k}"})
-        ids.append(await sm.save_checkpoint(state))
-    return ids
+store = storage  # the same store the manager tests use (``tests/test_manager.py``)
 
 
 # --- 1. reads never lock ----------------------------------------------------------------------

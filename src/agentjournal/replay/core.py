@@ -75,6 +75,9 @@ class Core:
                                 max_snapshot_bytes=max_snapshot_bytes, tail=self._tail_records)
         self.index = StepIndex(self.store, self.reader, current_segment=self._current_segment,
                                snapshot_step=lambda seq: self.mat.load_snapshot(seq)[0].step)
+        self.housekeeping: Any = None
+        """The ``RetentionView`` built on this core (``replay/housekeeping.py``, which imports
+        this module), kept here so its caches last as long as the core."""
         # The shadow and the snapshot triggers' base (writable cores only).
         self.shadow: Any = None
         self.shadow_seq = -1  # seq the shadow is the state after; -1 = not loaded

@@ -18,7 +18,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .. import delta
 from .. import query as _query
@@ -438,11 +438,9 @@ class Journal:
 
     def _retention_view(self) -> RetentionView:
         core = self._core
-        view = getattr(core, "retention_view", None)
-        if view is None:
-            view = RetentionView(core)
-            core.retention_view = view  # type: ignore[attr-defined]
-        return view
+        if core.housekeeping is None:
+            core.housekeeping = RetentionView(core)
+        return cast(RetentionView, core.housekeeping)
 
     def sync(self) -> int:
         """Make every record durable now; returns ``durable_seq``."""
