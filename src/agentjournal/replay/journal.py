@@ -18,10 +18,9 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from .. import delta
-from .. import query as _query
 from .._ids import validate_agent_id
 from ..backends.base import AgentStore, Backend
 from ..backends.filesystem import DEFAULT_ROOT, FilesystemBackend
@@ -33,15 +32,16 @@ from ..errors import (
     StepNotFoundError,
     TamperedError,
 )
-from ..events import FORMAT_VERSION, AnyRecord
+from ..events import AnyRecord
 from ..journal.reader import SegmentReader
 from ..journal.writer import Durability, JournalWriter
-from ..query import BisectResult, Blame, Match, When
 from ..retention import CompactReport, compact
-from ..snapshot.store import DEFAULT_MAX_SNAPSHOT_BYTES, SnapshotDoc, encode_snapshot
+from ..snapshot.store import DEFAULT_MAX_SNAPSHOT_BYTES, SnapshotDoc
 from .core import Core, open_core, release_core
 from .fork import fork_journal
-from .housekeeping import RetentionView
+from .queries import QueryMethods
+from .readtail import ReadTail
+from .recorder import Retention, Triggers, check_append_args, retention_view, write_snapshot
 from .results import Appended, Head, Resumed
 from .verify import Problem, VerifyReport, verify_journal
 
@@ -63,7 +63,7 @@ def _locked_iter(lock: threading.RLock, it: Iterator[T]) -> Iterator[T]:
         yield item
 
 
-class Journal:
+class Journal(QueryMethods):
     """One agent's journal.
 
     Args:
@@ -136,8 +136,7 @@ class Journal:
         self.agent_id = agent_id
         self.key = key.encode() if isinstance(key, str) else (key or None)
         self.durability = Durability(durability)
-        self.snapshot_every = snapshot_every
-        self.snapshot_seconds = snapshot_seconds
+        self._triggers = Triggers(snapshot_every, snapshot_seconds)
         self.compress = compress
         self.keep_snapshots = keep_snapshots
         self.prune = prune
@@ -152,7 +151,7 @@ class Journal:
                             "segment_max_records": segment_max_records, "repair": repair})
         w = self._core.writer
         self._sync_after = w is not None and _STRENGTH[self.durability] > _STRENGTH[w.durability]
-        self._last_cache: tuple[int, int, AnyRecord] | None = None
+        self._tail = ReadTail()
         self._closed = False
         self._release = weakref.finalize(self, release_core, self._core)
         if expect_head is not None:
@@ -163,6 +162,27 @@ class Journal:
                     why, seq=expect_head.seq,
                     hint="the store is older than the head anchored off it, or was edited: "
                     "restore it from a backup, or inspect it read-only without expect_head")
+
+    # --- snapshot triggers (settable; the engine's one implementation is Triggers) -----------
+    @property
+    def snapshot_every(self) -> int | None:
+        return self._triggers.every
+
+    @snapshot_every.setter
+    def snapshot_every(self, value: int | None) -> None:
+        if value is not None and value < 1:
+            raise ValueError("snapshot_every must be >= 1 or None")
+        self._triggers = Triggers(value, self._triggers.seconds)
+
+    @property
+    def snapshot_seconds(self) -> float | None:
+        return self._triggers.seconds
+
+    @snapshot_seconds.setter
+    def snapshot_seconds(self, value: float | None) -> None:
+        if value is not None and value <= 0:
+            raise ValueError("snapshot_seconds must be > 0 or None")
+        self._triggers = Triggers(self._triggers.every, value)
 
     # --- the head ----------------------------------------------------------------------------
     def head(self) -> Head:
@@ -258,61 +278,10 @@ class Journal:
             return self._w().durable_seq
 
     def _fresh_listing(self) -> None:
-        """Read-only journals: another process may write. Keep the segment listing only while
-        it is provably current — the writer's hint names the same newest segment (a roll
-        rewrites it) and the oldest listed segment is still there (pruning removes from the
-        front) — so a read costs two small reads, not a listing of the whole history."""
-        core = self._core
-        if core.writer is None:
-            reader = core.reader
-            segs = reader.cached_segments()
-            if segs:
-                hint = core.store.read_hint()
-                if (hint is None or hint.seg != segs[-1]
-                        or not core.store.segment_exists(segs[0])):
-                    reader.invalidate()
-            else:
-                reader.invalidate()
-            reader.scans = {}  # reused within this call, e.g. the tail resume reads twice
+        ReadTail.fresh_listing(self._core)
 
     def _last_record(self) -> AnyRecord | None:
-        """The last record of a read-only journal; the tail segment is re-read only when it
-        changed since the last call (its size), never on every call."""
-        core = self._core
-        self._fresh_listing()
-        hint = core.store.read_hint()
-        if hint is not None and hint.seg > 0:
-            try:
-                size = core.store.segment_size(hint.seg)
-            except (FileNotFoundError, OSError):
-                size = -1
-            cached = self._last_cache
-            if (cached is not None and cached[0] == hint.seg and cached[1] == size >= 0
-                    and not core.store.segment_exists(cached[2].seq + 1)):
-                core.reader.tail = hint.seg
-                return cached[2]
-            try:
-                sc = core.reader.read(hint.seg)
-            except FileNotFoundError:
-                sc = None
-            if (sc is not None and sc.error is not None and not sc.tail
-                    and not core.reader.valid_prefix):
-                raise sc.error  # a wrong or missing key, a foreign agent's files, damage
-            if (sc is not None and sc.records and sc.error is None
-                    and not core.store.segment_exists(sc.last_seq + 1)):
-                core.reader.tail = hint.seg
-                self._last_cache = (hint.seg, size, sc.records[-1])
-                return sc.records[-1]
-        core.reader.tail = None
-        for k, first in enumerate(reversed(core.reader.segments(refresh=True))):
-            sc = core.reader.read(first)
-            # Only the end of the last segment can be torn; anything else unreadable (a wrong
-            # key, another agent's files, damage) is an error, never an empty journal.
-            if sc.error is not None and (k > 0 or not sc.tail) and not core.reader.valid_prefix:
-                raise sc.error
-            if sc.records:
-                return sc.records[-1]
-        return None
+        return self._tail.last_record(self._core)
 
     # --- recording -------------------------------------------------------------------------
     def append(
@@ -340,21 +309,7 @@ class Journal:
             JournalPoisonedError: an earlier write/sync failed; reopen the journal.
             JournalForkedError: called in a child process that inherited the journal.
         """
-        if state is None and ops is None:
-            raise ValueError("append() needs the new state (a JSON document; None cannot be "
-                             "recorded as a state) or ops=[...] (RFC 6902 operations)")
-        if state is not None and ops is not None:
-            raise ValueError("pass either the new state or ops=, not both")
-        if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
-            raise TypeError(f"step must be an int, not {type(step).__name__} ({step!r})")
-        if step is not None and not 0 <= step < 2**63:
-            raise ValueError(f"step {step} is outside 0..2**63-1")
-        if snapshot is not None and not isinstance(snapshot, bool):
-            raise TypeError(f"snapshot must be True, False or None, not {snapshot!r}")
-        if meta is not None:
-            if not isinstance(meta, dict):
-                raise TypeError(f"meta must be a dict of JSON values, not {type(meta).__name__}")
-            delta.check_json(meta, "meta")
+        check_append_args(state, ops, step, snapshot, meta)
         core = self._check()
         with core.lock:
             w = core.check_writable()
@@ -388,11 +343,7 @@ class Journal:
                             hash=rec.h)
 
     def _trigger_due(self, step: int) -> bool:
-        core = self._core
-        if self.snapshot_every is not None and step - core.snap_step >= self.snapshot_every:
-            return True
-        return (self.snapshot_seconds is not None
-                and core.seconds_since_snapshot() >= self.snapshot_seconds)
+        return self._triggers.due(self._core, step)
 
     def snapshot(self) -> int | None:
         """Write a snapshot of the current state now; returns its seq (None if empty).
@@ -406,41 +357,9 @@ class Journal:
             return self._snapshot_locked()
 
     def _snapshot_locked(self) -> int | None:
-        core = self._core
-        w = core.check_writable()
-        core.ensure_shadow()
-        if w.last_seq == 0:
-            return None
-        w.sync()
-        seq, step = w.last_seq, w.last_step
-        doc = SnapshotDoc(format=FORMAT_VERSION, agent_id=self.agent_id, seq=seq, step=step,
-                          chain_hash=w.last_hash, ts=time.time(), state=core.shadow)
-        data, digest = encode_snapshot(doc, self.compress)
-        core.store.write_snapshot(seq, data, self.compress)
-        w.append_mark(at=seq, digest=digest, step=step)
-        w.set_hint(snap=seq)
-        core.reader.tail = w.seg_first
-        core.shadow_seq = w.last_seq
-        core.set_snapshot_base(step, doc.ts)
-        view = self._retention_view()
-        view.wrote_snapshot(seq)
-        if self.keep_snapshots is not None:
-            try:
-                rep = compact(view, keep_snapshots=self.keep_snapshots, prune=self.prune,
-                              compress_segments=self.compress_segments)
-                if rep.errors:
-                    w.left_temps = True  # a failed seal may have left its temp file
-            except (OSError, CorruptRecordError, CorruptSnapshotError) as e:
-                # Retention is housekeeping: it must never fail the step that triggered it.
-                w.left_temps = True
-                log.error("retention for %s failed (the snapshot is safe): %s", self.agent_id, e)
-        return seq
-
-    def _retention_view(self) -> RetentionView:
-        core = self._core
-        if core.housekeeping is None:
-            core.housekeeping = RetentionView(core)
-        return cast(RetentionView, core.housekeeping)
+        retention = (Retention(self.keep_snapshots, self.prune, self.compress_segments)
+                     if self.keep_snapshots is not None else None)
+        return write_snapshot(self._core, compress=self.compress, retention=retention)
 
     def sync(self) -> int:
         """Make every record durable now; returns ``durable_seq``."""
@@ -602,7 +521,7 @@ class Journal:
                 core.check_writable()  # a dry run changes nothing: read-only may do it
                 core.store.remove_temps()
             keep = keep_snapshots or self.keep_snapshots or 10
-            view = self._retention_view()
+            view = retention_view(core)
             view.recheck()
             return compact(view, keep_snapshots=keep,
                            prune=self.prune if prune is None else prune,
@@ -647,47 +566,6 @@ class Journal:
             first = next(iter(core.reader.records(segs[0], segs[0])), None) if segs else None
             return 0, (first.ts if first is not None else time.time())
 
-    # --- history queries (agentjournal.query) ------------------------------------------------
-    # Thin wrappers over agentjournal.query (a layer below replay: it uses only the public
-    # methods of the journal it is handed).
-
-    def blame(self, pointer: str, *, all: bool = False, children: bool = True) -> Blame:
-        """Which step last wrote ``pointer`` (see :func:`agentjournal.query.blame`)."""
-
-        return _query.blame(self, pointer, all=all, children=children)
-
-    def touching(self, prefix: str, *, start: int | None = None, end: int | None = None,
-                 since: When | None = None, until: When | None = None,
-                 limit: int | None = None, reverse: bool = False) -> Iterator[Match]:
-        """Records with an op at, under or above ``prefix``
-        (see :func:`agentjournal.query.touching`)."""
-
-        return _query.touching(self, prefix, start=start, end=end, since=since, until=until,
-                        limit=limit, reverse=reverse)
-
-    def grep(self, pattern: str, *, regex: bool = False, ignore_case: bool = False,
-             under: str | None = None, start: int | None = None, end: int | None = None,
-             since: When | None = None, until: When | None = None, limit: int | None = None,
-             reverse: bool = False) -> Iterator[Match]:
-        """Records whose op values hold ``pattern`` (see :func:`agentjournal.query.grep`)."""
-
-        return _query.grep(self, pattern, regex=regex, ignore_case=ignore_case, under=under,
-                    start=start, end=end, since=since, until=until, limit=limit,
-                    reverse=reverse)
-
-    def state_at_time(self, when: When) -> tuple[int, Any]:
-        """``(step, state)`` as of a wall-clock time
-        (see :func:`agentjournal.query.state_at_time`)."""
-
-        return _query.state_at_time(self, when)
-
-    def bisect(self, expr: str, *, monotone: bool | None = None,
-               progress: Callable[[int, int], None] | None = None) -> BisectResult:
-        """The first step at which a predicate holds (see :func:`agentjournal.query.bisect`)."""
-
-        return _query.bisect(self, expr, monotone=monotone, progress=progress)
-
-
     def snapshot_due(self, step: int | None = None, now: float | None = None) -> bool:
         """Whether this journal's triggers (``snapshot_every``/``snapshot_seconds``) would
         write a snapshot after a record at ``step`` (default: the next step); ``now`` (unix
@@ -700,7 +578,5 @@ class Journal:
                 core.ensure_shadow()
                 return self._trigger_due(step)  # the engine's own trigger, monotonic clock
             base_step, base_ts = self.snapshot_base()
-            if self.snapshot_every is not None and step - base_step >= self.snapshot_every:
-                return True
-            t = time.time() if now is None else now
-            return self.snapshot_seconds is not None and t - base_ts >= self.snapshot_seconds
+            return self._triggers.due_from(base_step, base_ts, step,
+                                           time.time() if now is None else now)
