@@ -77,7 +77,7 @@ def test_a_state_over_the_record_limit_exports_imports_and_forks(
         _same(t.state_at(3), state)
         assert t.verify().ok
     # It goes on like any journal; retention never drops the snapshot holding its base.
-    with Journal("twin", root, snapshot_every=1, keep_snapshots=1) as t:
+    with Journal("twin", root, snapshot_every=1, keep_snapshots=1, sparse_snapshots=None) as t:
         t.append(ops=[{"op": "add", "path": "/d", "value": 1}])
         t.append(ops=[{"op": "add", "path": "/e", "value": 2}])
         assert 1 in t.snapshot_seqs() and len(t.snapshot_seqs()) == 2

@@ -70,7 +70,9 @@ def test_keeps_the_newest_snapshots_and_every_step(tmp_path: Path) -> None:
     asyncio.run(main())
     with Journal("a", tmp_path, readonly=True) as j:
         steps = [next(iter(j.records(s, s))).step for s in j.snapshot_seqs()]
-    assert steps == [16, 18, 20]
+    # The newest three, and the oldest as the sparse snapshot kept for time travel into the
+    # old history (sparse_snapshots: one per ten intervals).
+    assert steps == [2, 16, 18, 20]
 
 
 def test_prune_removes_old_segments_behind_an_anchor(tmp_path: Path) -> None:
@@ -132,7 +134,8 @@ def test_on_demand_cleanup_and_temp_files(tmp_path: Path) -> None:
         (tmp_path / "a" / "snapshots" / ".tmp-999-dead-00000000000000000099.json.lz4") \
             .write_bytes(b"half a snapshot")
         async with manager(tmp_path, retention_count=2) as sm:
-            assert await sm.cleanup_old_checkpoints("a") == 3
+            # 5 snapshots: the newest 2 stay, and the first as a sparse one for old history.
+            assert await sm.cleanup_old_checkpoints("a") == 2
             assert await sm.cleanup_old_checkpoints("a") == 0
             rep = await sm.compact("a", dry_run=True)
             assert rep.snapshots_deleted == []
@@ -142,7 +145,7 @@ def test_on_demand_cleanup_and_temp_files(tmp_path: Path) -> None:
     asyncio.run(main())
     assert not [f for f in files(tmp_path, "a", "snapshots") if f.startswith(".tmp-")]
     with Journal("a", tmp_path, readonly=True) as j:
-        assert len(j.snapshot_seqs()) == 2
+        assert len(j.snapshot_seqs()) == 3  # the newest 2 and the sparse one
 
 
 def test_deletion_errors_are_logged_and_never_fail_a_save(tmp_path: Path, caplog: Any,

@@ -47,3 +47,48 @@ def test_unusable_snapshots_do_not_bound_pruning(tmp_path: Path) -> None:
         # no kept snapshot is usable: nothing may be pruned
         assert rep.segments_deleted == []
         assert j.segment_seqs()[0] == 1
+
+
+def _counter(i: int) -> dict[str, object]:
+    return {"n": i, "log": [f"entry {k}" for k in range(i % 7)]}
+
+
+@pytest.mark.parametrize("compress_segments", [False, True])
+def test_sparse_old_snapshots_bound_time_travel_into_old_history(
+        tmp_path: Path, compress_segments: bool) -> None:
+    # snapshot every 10 steps, keep the 3 newest, and one old snapshot per 5 intervals.
+    with Journal("sp", tmp_path, snapshot_every=10, keep_snapshots=3, sparse_snapshots=5,
+                 compress_segments=compress_segments, segment_max_records=25) as j:
+        for i in range(1, 601):
+            j.append(_counter(i))
+        snaps = j.snapshot_seqs()
+        newest, old = snaps[-3:], snaps[:-3]
+        assert old, "old snapshots were all deleted"
+        # Every gap between kept snapshots is bounded (about 5 intervals of 11 seqs each).
+        gaps = [b - a for a, b in zip(snaps[:-1], snaps[1:], strict=True)]
+        assert max(gaps) <= 5 * 10 + 11, gaps
+        assert len(snaps) < 60 // 5 + 3 + 2  # sparse, not all 60
+        assert all(s < newest[0] for s in old)
+        # Retention again changes nothing (the picks are stable).
+        rep = j.compact(keep_snapshots=3)
+        assert rep.snapshots_deleted == [] and j.snapshot_seqs() == snaps
+        for step in (1, 37, 123, 250, 401, 599):
+            assert j.state_at(step) == _counter(step)
+        assert j.verify().ok
+
+
+def test_sparse_snapshots_off_and_with_pruning(tmp_path: Path) -> None:
+    with Journal("off", tmp_path, snapshot_every=10, keep_snapshots=3,
+                 sparse_snapshots=None) as j:
+        for i in range(1, 301):
+            j.append(_counter(i))
+        assert len(j.snapshot_seqs()) == 3
+    # Pruning removes the old history: nothing is kept for it.
+    with Journal("pr", tmp_path, snapshot_every=10, keep_snapshots=3, prune=True,
+                 segment_max_records=25) as j:
+        for i in range(1, 301):
+            j.append(_counter(i))
+        assert len(j.snapshot_seqs()) <= 4  # the kept ones and the one pruning starts from
+        assert j.resume().state == _counter(300)
+    with pytest.raises(ValueError, match="sparse_snapshots"):
+        Journal("bad", tmp_path, sparse_snapshots=-1)

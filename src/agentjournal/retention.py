@@ -6,6 +6,10 @@ all precede the oldest kept snapshot are no longer needed to replay; they are ke
 lz4-compressed when ``compress_segments``, or deleted when ``prune`` (after an ``anchor`` record
 is durably appended, so the chain of what remains still verifies).
 
+When the old history stays (kept or compressed, not pruned), a sparse set of old snapshots
+stays with it (:func:`sparse_picks`, ``sparse_gap`` seqs apart), so that ``state_at`` a step
+long before the newest snapshots costs the same at 1k or 1M steps.
+
 Order of operations makes every crash point safe: a new file (compressed segment, anchor) is
 durable before anything it replaces is unlinked; the newest usable snapshot is never deleted;
 nor is the snapshot that replay of the oldest retained record starts from; nothing after the
@@ -99,7 +103,7 @@ class RetentionTarget(Protocol):
 
 def compact(t: RetentionTarget, *, keep_snapshots: int, prune: bool = False,
             compress_segments: bool = False, dry_run: bool = False,
-            measure: bool = False) -> CompactReport:
+            measure: bool = False, sparse_gap: int | None = None) -> CompactReport:
     """Apply retention to ``t``. See the module docstring.
 
     Args:
@@ -109,6 +113,9 @@ def compact(t: RetentionTarget, *, keep_snapshots: int, prune: bool = False,
         compress_segments: lz4-compress those segments instead (when not pruning).
         dry_run: change nothing; report what would be done.
         measure: fill in ``bytes_before`` (lists and stats every file of the agent).
+        sparse_gap: when the old history stays (no ``prune``), also keep old snapshots at
+            least this many seqs apart (see :func:`sparse_picks`), so that time travel into
+            old history replays a bounded number of records at any history length.
     """
     if keep_snapshots < 1:
         raise ValueError("keep_snapshots must be >= 1: the newest snapshot is never deleted")
@@ -134,6 +141,9 @@ def compact(t: RetentionTarget, *, keep_snapshots: int, prune: bool = False,
     start = keep_first if will_prune and keep_first is not None else (t.first_segment() or 1)
     needed = start - 1 if start > 1 else None
     drop = [s for s in snaps if s < base and s != needed]
+    if sparse_gap and not prune:
+        picks = sparse_picks(snaps, base, sparse_gap)
+        drop = [s for s in drop if s not in picks]
 
     # Old snapshots go first: a crash after pruning must not leave a snapshot behind that
     # refers to records no longer in the journal (verify would report it).
@@ -186,6 +196,25 @@ def compact(t: RetentionTarget, *, keep_snapshots: int, prune: bool = False,
                 rep.errors.append(f"could not compress segment {first}: {e}")
                 log.error("retention: could not compress segment %s: %s", first, e)
     return rep
+
+
+def sparse_picks(snaps: list[int], base: int, gap: int) -> set[int]:
+    """The old snapshots (below ``base``) kept for time travel: greedily from the oldest, each
+    one at least ``gap`` seqs after the previous pick.
+
+    A pick depends only on the picks before it, so deleting the others and running again
+    picks the same ones (retention stays idempotent), and new snapshots only ever add picks
+    at the end. Replay of any old step then starts at most about ``gap`` records back.
+    """
+    picks: set[int] = set()
+    last: int | None = None
+    for seq in snaps:
+        if seq >= base:
+            break
+        if last is None or seq - last >= gap:
+            picks.add(seq)
+            last = seq
+    return picks
 
 
 def seal(data: bytes) -> bytes:

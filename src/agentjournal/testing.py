@@ -295,7 +295,7 @@ class BackendContract:
 
     def test_journal_retention_on_backend(self, backend: Backend) -> None:
         with Journal("r1", backend=backend, snapshot_every=2, segment_max_records=3,
-                     keep_snapshots=2, compress_segments=True) as j:
+                     keep_snapshots=2, compress_segments=True, sparse_snapshots=None) as j:
             for i in range(1, 13):
                 j.append(_state(i))
             assert len(j.snapshot_seqs()) == 2

@@ -106,7 +106,7 @@ def build(out: str) -> dict[str, Any]:
     # 3. keyed, old segments sealed (lz4), two snapshots kept, plain-JSON snapshots
     with Journal("golden-keyed", out, key=b"golden-key", snapshot_every=2,
                  segment_max_records=3, keep_snapshots=2, compress_segments=True,
-                 compress=False) as j:
+                 sparse_snapshots=None, compress=False) as j:
         for st in want:
             j.append(st)
     expected["golden-keyed"] = {k: st for k, st in enumerate(want, start=1)}

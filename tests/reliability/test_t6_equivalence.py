@@ -30,6 +30,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from journal_helpers import SLOW_FACTOR, canonical, figures, genesis_states
 
 from agentjournal import Journal, MemoryBackend, StepNotFoundError, StepPrunedError
+from agentjournal.retention import sparse_picks
 
 AGENT = "t6-agent"
 FIGS: dict[str, int] = {"sequences": 0, "steps": 0, "state_at_checks": 0, "pruned_checks": 0,
@@ -274,7 +275,11 @@ class JournalMachine(RuleBasedStateMachine):
         # record starts from (history pruned earlier starts right after it).
         segs = self.j.segment_seqs()
         needed = {segs[0] - 1} & set(before) if segs and segs[0] > 1 else set()
-        assert after == sorted(set(before[-keep:]) | needed) if before else after == []
+        # Where the old history stays, sparse old snapshots stay with it (10 intervals apart).
+        every = self.opts.get("snapshot_every")
+        picks = (sparse_picks(before, before[-min(keep, len(before))], 10 * every)
+                 if every and not prune and before else set())
+        assert after == sorted(set(before[-keep:]) | needed | picks) if before else after == []
         FIGS["compactions"] += 1
 
     @invariant()

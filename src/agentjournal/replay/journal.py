@@ -83,6 +83,10 @@ class Journal(QueryMethods):
         prune: with retention, delete segments older than the oldest kept snapshot (writing an
             ``anchor`` record) instead of keeping them.
         compress_segments: with retention, lz4-compress sealed old segments.
+        sparse_snapshots: with retention that keeps the old segments (no ``prune``), also
+            keep old snapshots about this many snapshot intervals apart (``snapshot_every``
+            steps each; None or 0: none), so ``state_at`` an old step replays a bounded
+            number of records at any history length.
         readonly: open without the writer lock; no appends, no repair.
         create: create the journal if it does not exist (writable journals only).
         valid_prefix: on mid-log corruption, read the valid prefix instead of raising.
@@ -109,6 +113,7 @@ class Journal(QueryMethods):
         keep_snapshots: int | None = None,
         prune: bool = False,
         compress_segments: bool = False,
+        sparse_snapshots: int | None = 10,
         readonly: bool = False,
         create: bool = True,
         valid_prefix: bool = False,
@@ -141,6 +146,10 @@ class Journal(QueryMethods):
         self.keep_snapshots = keep_snapshots
         self.prune = prune
         self.compress_segments = compress_segments
+        if sparse_snapshots is not None and (isinstance(sparse_snapshots, bool)
+                                             or sparse_snapshots < 0):
+            raise ValueError("sparse_snapshots must be an int >= 0 or None")
+        self.sparse_snapshots = sparse_snapshots
         self.readonly = readonly
         self.max_snapshot_bytes = max_snapshot_bytes
         self._core: Core = open_core(
@@ -357,9 +366,17 @@ class Journal(QueryMethods):
             return self._snapshot_locked()
 
     def _snapshot_locked(self) -> int | None:
-        retention = (Retention(self.keep_snapshots, self.prune, self.compress_segments)
+        retention = (Retention(self.keep_snapshots, self.prune, self.compress_segments,
+                               self._sparse_gap())
                      if self.keep_snapshots is not None else None)
         return write_snapshot(self._core, compress=self.compress, retention=retention)
+
+    def _sparse_gap(self) -> int | None:
+        """Seqs between the old snapshots retention keeps for time travel (None: none)."""
+        every = self.snapshot_every
+        if not self.sparse_snapshots or every is None:
+            return None
+        return self.sparse_snapshots * every
 
     def sync(self) -> int:
         """Make every record durable now; returns ``durable_seq``."""
@@ -527,6 +544,7 @@ class Journal(QueryMethods):
                            prune=self.prune if prune is None else prune,
                            compress_segments=(self.compress_segments if compress_segments
                                               is None else compress_segments),
+                           sparse_gap=self._sparse_gap(),
                            dry_run=dry_run, measure=True)
 
     def disk_usage(self) -> int:

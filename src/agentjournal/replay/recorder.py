@@ -75,6 +75,7 @@ class Retention:
     keep_snapshots: int
     prune: bool
     compress_segments: bool
+    sparse_gap: int | None = None
 
 
 def retention_view(core: Core) -> RetentionView:
@@ -107,7 +108,8 @@ def write_snapshot(core: Core, *, compress: bool, retention: Retention | None) -
     if retention is not None:
         try:
             rep = compact(view, keep_snapshots=retention.keep_snapshots, prune=retention.prune,
-                          compress_segments=retention.compress_segments)
+                          compress_segments=retention.compress_segments,
+                          sparse_gap=retention.sparse_gap)
             if rep.errors:
                 w.left_temps = True  # a failed seal may have left its temp file
         except (OSError, CorruptRecordError, CorruptSnapshotError) as e:
