@@ -12,6 +12,7 @@ __all__ = [
     "CheckpointNotFoundError",
     "CloseError",
     "CorruptRecordError",
+    "HeaderInProgress",
     "CorruptSnapshotError",
     "ImportRefusedError",
     "InvalidAgentIdError",
@@ -160,6 +161,11 @@ class ImportRefusedError(CorruptRecordError):
 
 class TamperedError(CorruptRecordError):
     """A record whose hash does not match its bytes (edited, reordered or forged)."""
+
+
+class HeaderInProgress(CorruptRecordError):
+    """The newest segment's header is not fully written yet (a writer is rolling): the
+    engine's readers retry; it never reaches a caller."""
 
 
 class CorruptSnapshotError(JournalError, ValueError):

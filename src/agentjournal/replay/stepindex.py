@@ -15,16 +15,13 @@ from ..backends.base import AgentStore
 from ..errors import (
     CorruptRecordError,
     CorruptSnapshotError,
+    HeaderInProgress,
     LimitExceededError,
     StepNotFoundError,
     StepPrunedError,
 )
 from ..events import Header, header_decoder
 from ..journal.reader import SegmentReader
-
-
-class HeaderInProgress(CorruptRecordError):
-    """The newest segment's header is not fully written yet (a writer is rolling)."""
 
 
 class StepIndex:
