@@ -22,7 +22,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .. import delta
@@ -153,6 +154,40 @@ class Core:
 # --- sharing writable cores within the process ------------------------------------------------
 _registry_lock = threading.Lock()
 _shared: dict[tuple[Hashable, str], Core] = {}
+# Finalizers may run inside a registry section, see _release_or_defer.
+_registry_owner: int | None = None  # ident of the thread inside a registry section
+_deferred: list[Core] = []
+
+
+@contextmanager
+def _registry() -> Iterator[None]:
+    """Hold the registry lock; releases deferred while it was held are done on the way out.
+
+    A section never waits on another lock (cores are closed after it), so a thread waiting
+    for the registry lock always gets it.
+    """
+    global _registry_owner
+    try:
+        with _registry_lock:
+            _registry_owner = threading.get_ident()
+            try:
+                yield
+            finally:
+                _registry_owner = None
+    finally:
+        _release_deferred()
+
+
+def _release_deferred() -> None:
+    while True:
+        try:
+            core = _deferred.pop()  # another thread may take the last one first
+        except IndexError:
+            return
+        try:
+            release_core(core)
+        except Exception as e:  # noqa: BLE001 - a finalizer's work: report, never raise here
+            log.error("closing the dropped journal of %s failed: %s", core.agent_id, e)
 
 
 def _identity(backend: Backend) -> Hashable:
@@ -171,36 +206,49 @@ def open_core(backend: Backend, agent_id: str, *, key: bytes | None, writable: b
         core.refs = 1
         return core
     k = (_identity(backend), agent_id)
-    with _registry_lock:
-        found = _shared.get(k)
-        if (found is not None and not found.closed and found.pid == os.getpid()
-                and found.writer is not None and found.writer.poisoned):
-            # A failed write or sync poisoned the shared writer for good: opening again means
-            # recovering. Its other users see the journal closed and must reopen too.
-            del _shared[k]
-            try:
-                found.close()
-            except OSError as e:
-                log.error("closing the poisoned journal of %s failed: %s", agent_id, e)
-            found = None
-        if found is not None and not found.closed and found.pid == os.getpid():
-            if found.key != key:
-                raise ValueError(
-                    f"agent {agent_id!r} is already open for writing in this process with "
-                    "another key; every writer of a journal must use its key")
-            found.refs += 1
-            return found
-        core = Core(backend, agent_id, key=key, writable=True, create=create,
-                    valid_prefix=valid_prefix, max_snapshot_bytes=max_snapshot_bytes,
-                    writer_options=writer_options)
-        core.refs = 1
-        _shared[k] = core
-        return core
+    while True:
+        poisoned: Core | None = None
+        with _registry():
+            found = _shared.get(k)
+            if (found is not None and not found.closed and found.pid == os.getpid()
+                    and found.writer is not None and found.writer.poisoned):
+                # A failed write or sync poisoned the shared writer for good: opening again
+                # means recovering. Its other users see the journal closed and must reopen too.
+                del _shared[k]
+                poisoned = found
+            elif found is not None and not found.closed and found.pid == os.getpid():
+                if found.key != key:
+                    raise ValueError(
+                        f"agent {agent_id!r} is already open for writing in this process with "
+                        "another key; every writer of a journal must use its key")
+                found.refs += 1
+                return found
+            else:
+                core = Core(backend, agent_id, key=key, writable=True, create=create,
+                            valid_prefix=valid_prefix, max_snapshot_bytes=max_snapshot_bytes,
+                            writer_options=writer_options)
+                core.refs = 1
+                _shared[k] = core
+                return core
+        # Closed outside the registry section (it waits on the core's lock); then open anew.
+        try:
+            poisoned.close()
+        except OSError as e:
+            log.error("closing the poisoned journal of %s failed: %s", agent_id, e)
 
 
 def release_core(core: Core) -> None:
-    """One user of ``core`` is done; the last one closes it."""
-    with _registry_lock:
+    """One user of ``core`` is done; the last one closes it.
+
+    Also the finalizer of a :class:`~agentjournal.Journal` never closed, which the cyclic
+    garbage collector may run at any allocation: inside a registry section of the same thread
+    too. Waiting for the lock there would wait for this thread itself, forever; the release is
+    deferred to the end of that section instead.
+    """
+    if _registry_owner == threading.get_ident():
+        _deferred.append(core)
+        return
+    with _registry():
         core.refs -= 1
         if core.refs > 0:
             return
@@ -211,12 +259,14 @@ def release_core(core: Core) -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _registry_lock, _shared
+    global _registry_lock, _shared, _registry_owner, _deferred
     # The parent's cores stay referenced by the handles the child inherited (and refuse to
     # write); new opens in the child must not find them. A lock held at fork time by another
     # thread of the parent would never be released here: start with a new one.
     _registry_lock = threading.Lock()
     _shared = {}
+    _registry_owner = None
+    _deferred = []
 
 
 def _close_all_at_exit() -> None:
