@@ -33,7 +33,11 @@ def write(dsn: str, schema: str, agent: str, count: int, mode: str) -> None:
         step = j.last_step
         while count == 0 or step < count:
             step += 1
-            a = j.append(state(step), step=step)
+            try:
+                a = j.append(state(step), step=step)
+            except Exception as e:  # what a fault gives the writer: a typed error
+                print(f"ERR {type(e).__name__} {type(e.__cause__).__name__}", flush=True)
+                return
             print(f"ACK {a.seq} {a.step}", flush=True)
 
 

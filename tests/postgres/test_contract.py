@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from _pgserver import drop_schema, fresh_schema
 from agentjournal.backends.base import Backend
 from agentjournal.testing import BackendContract
-from conftest import drop_schema, fresh_schema
 
 
 class TestPostgresBackend(BackendContract):

@@ -24,6 +24,7 @@ Importing this module needs psycopg 3 and psycopg_pool; ``import agentjournal`` 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 try:
@@ -131,11 +132,27 @@ class PostgresBackend:
                 raise translate(e, what) from e
         raise AssertionError("unreachable")  # pragma: no cover
 
+    @contextlib.contextmanager
+    def checked(self, what: str) -> Iterator[Conn]:
+        """A pooled connection known to be alive, for a change (one more round trip, so a
+        change is never sent on a connection the server dropped since it was pooled)."""
+        with translated(what):
+            for attempt in range(self.pool.max_size + 1):
+                with self.pool.connection() as c:
+                    try:
+                        c.execute("SELECT 1")
+                    except psycopg.OperationalError:
+                        if attempt == self.pool.max_size:
+                            raise
+                        continue  # returned broken: the pool discards it
+                    yield c
+                    return
+
     # --- the Backend protocol -----------------------------------------------------------------
     def agent(self, agent_id: str, *, create: bool) -> PostgresAgentStore:
         validate_agent_id(agent_id)
         if create:
-            with translated("creating an agent"), self.pool.connection() as c:
+            with self.checked("creating an agent") as c:
                 c.execute(f"INSERT INTO {self.schema}.agents (agent) VALUES (%s) "
                           "ON CONFLICT DO NOTHING", (agent_id,))
         elif not self.exists(agent_id):
@@ -187,8 +204,7 @@ class PostgresBackend:
             raise JournalLockedError(f"journal of agent {agent_id!r} is open for writing",
                                      hint="close the Journal (or the saver) that writes it first")
         s = self.schema
-        with translated(f"deleting agent {agent_id!r}"), self.pool.connection() as c, \
-                c.transaction():
+        with self.checked(f"deleting agent {agent_id!r}") as c, c.transaction():
             for table in ("records", "fragments", "segments", "snapshots", "hints",
                           "quarantine", "leases"):
                 c.execute(f"DELETE FROM {s}.{table} WHERE agent = %s", (agent_id,))
@@ -199,7 +215,7 @@ class PostgresBackend:
         """Forget ``agent_id`` if it holds no segment and no snapshot; whether it is gone."""
         validate_agent_id(agent_id)
         s = self.schema
-        with translated(f"discarding agent {agent_id!r}"), self.pool.connection() as c:
+        with self.checked(f"discarding agent {agent_id!r}") as c:
             c.execute(
                 f"DELETE FROM {s}.agents a WHERE agent = %(a)s AND NOT EXISTS (SELECT 1 FROM "
                 f"{s}.segments WHERE agent = %(a)s) AND NOT EXISTS (SELECT 1 FROM "

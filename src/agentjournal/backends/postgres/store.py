@@ -128,7 +128,7 @@ class PostgresAgentStore:
         holds the lease, else on a pooled connection."""
         lease = self._lease
         if lease is None:
-            with translated(what), self._be.pool.connection() as c, c.transaction():
+            with self._be.checked(what) as c, translated(what), c.transaction():
                 yield c
             return
         with lease.mutex:
