@@ -1,0 +1,135 @@
+"""Per-append latency of the PostgreSQL backend in each durability mode (and the filesystem
+backend beside it, on the same machine, for scale).
+
+    python benchmarks/bench_postgres_backend.py [--dsn postgresql://...] [--steps 300]
+
+Without ``--dsn`` (or ``AGENTJOURNAL_TEST_PG_DSN``) a throw-away local cluster is started
+(tests/_pgserver.py) and removed. Workload: a growing conversation, one message (~200 bytes)
+appended per step, snapshots every 50 steps. Prints a table (median, p90, p99 of one
+``Journal.append`` in microseconds), the table bytes per record, the time to resume in a new
+backend object, and one JSON line ``BENCH_POSTGRES_BACKEND {...}``. No figure is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from agentjournal import Journal  # noqa: E402
+from agentjournal.backends import FilesystemBackend  # noqa: E402
+from agentjournal.backends.base import Backend  # noqa: E402
+
+MODES = ("sync", "group", "none")
+
+
+def _message(i: int) -> dict[str, Any]:
+    return {"role": "assistant" if i % 2 else "user", "n": i,
+            "content": f"message {i}: " + "lorem ipsum dolor sit amet " * 6}
+
+
+def _run(backend: Backend, agent: str, mode: str, steps: int) -> list[float]:
+    lat: list[float] = []
+    state: dict[str, Any] = {"messages": []}
+    with Journal(agent, backend=backend, durability=mode, snapshot_every=50) as j:
+        for i in range(steps):
+            state["messages"].append(_message(i))
+            t0 = time.perf_counter()
+            j.append(state)
+            lat.append(time.perf_counter() - t0)
+    return lat
+
+
+def _pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dsn", default=os.environ.get("AGENTJOURNAL_TEST_PG_DSN"))
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--schema", default="bench_pg_backend")
+    args = ap.parse_args()
+
+    import psycopg
+
+    from agentjournal.backends.postgres import PostgresBackend
+
+    server = None
+    dsn = args.dsn
+    if not dsn:
+        from _pgserver import PgServer
+
+        server = PgServer().start()
+        dsn = server.dsn
+    rows: list[dict[str, Any]] = []
+    try:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute(f"DROP SCHEMA IF EXISTS {args.schema} CASCADE")
+            version = str(c.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+        be = PostgresBackend(dsn, schema=args.schema)
+        try:
+            for mode in MODES:
+                lat = _run(be, f"pg-{mode}", mode, args.steps)
+                rows.append({"store": "postgres", "mode": mode, "lat": lat})
+            with psycopg.connect(dsn) as c:
+                (rec_bytes,) = c.execute(  # type: ignore[misc]
+                    "SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits "
+                    "WHERE inhparent = %s::regclass", (f"{args.schema}.records",)).fetchone()
+                (nrec,) = c.execute(  # type: ignore[misc]
+                    f"SELECT count(*) FROM {args.schema}.records").fetchone()
+                (line_bytes,) = c.execute(  # type: ignore[misc]
+                    f"SELECT sum(octet_length(line)) FROM {args.schema}.records").fetchone()
+            t0 = time.perf_counter()
+            with PostgresBackend(dsn, schema=args.schema) as fresh, \
+                    Journal("pg-sync", backend=fresh, readonly=True) as r:
+                assert len(r.resume().state["messages"]) == args.steps
+            resume_ms = (time.perf_counter() - t0) * 1000
+        finally:
+            be.close()
+        with tempfile.TemporaryDirectory() as tmp:
+            fs = FilesystemBackend(Path(tmp) / "store")
+            for mode in MODES:
+                rows.append({"store": "filesystem", "mode": mode,
+                             "lat": _run(fs, f"fs-{mode}", mode, args.steps)})
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute(f"DROP SCHEMA IF EXISTS {args.schema} CASCADE")
+    finally:
+        if server is not None:
+            server.stop()
+
+    print(f"PostgreSQL {version}, {args.steps} appends per mode, growing conversation; "
+          f"{os.cpu_count()} CPUs, shared machine: figures are indicative")
+    print(f"{'store':<11} {'mode':<6} {'median us':>10} {'p90 us':>9} {'p99 us':>9}")
+    out: dict[str, Any] = {"steps": args.steps, "server": version, "modes": {}}
+    for r in rows:
+        lat = r["lat"]
+        med, p90, p99 = (statistics.median(lat) * 1e6, _pct(lat, 0.9) * 1e6,
+                         _pct(lat, 0.99) * 1e6)
+        print(f"{r['store']:<11} {r['mode']:<6} {med:>10.0f} {p90:>9.0f} {p99:>9.0f}")
+        out["modes"][f"{r['store']}-{r['mode']}"] = {"median_us": round(med),
+                                                     "p90_us": round(p90),
+                                                     "p99_us": round(p99)}
+    per = int(rec_bytes) / max(int(nrec), 1)
+    print(f"records table + indexes: {int(rec_bytes)} bytes for {nrec} records "
+          f"({per:.0f} bytes/record; the lines themselves {int(line_bytes) / int(nrec):.0f})")
+    print(f"resume ({args.steps} steps, new backend object, read-only): {resume_ms:.1f} ms")
+    out.update(records=int(nrec), records_table_bytes=int(rec_bytes),
+               line_bytes=int(line_bytes), resume_ms=round(resume_ms, 1))
+    print("BENCH_POSTGRES_BACKEND " + json.dumps(out, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
