@@ -40,9 +40,9 @@ from ...errors import (
     JournalLockedError,
     JournalNotFoundError,
     StoreError,
-    UnsupportedOperationError,
 )
 from ._errors import translate, translated
+from ._lease import holders_sql
 from ._schema import SCHEMA_VERSION, SchemaTooNewError, check_schema_name, migrate
 from .store import PostgresAgentStore, PostgresAppender
 
@@ -61,8 +61,12 @@ class PostgresBackend:
         statement_timeout: seconds a statement may run (None: the server's setting).
         connect_timeout: seconds to wait for a connection.
         pool_timeout: seconds to wait for a free pooled connection.
-        lease: ``"advisory"`` (a session advisory lock; needs session pooling or a direct
-            connection). ``"row"`` (for transaction-mode poolers) is not implemented yet.
+        lease: how a writer holds an agent: ``"advisory"`` (a session advisory lock; a dead
+            host's lease ends with its session; needs a direct connection or a session-mode
+            pooler) or ``"row"`` (an expiring lease row renewed by a heartbeat; takeover
+            after ``lease_ttl``; works through a transaction-mode pooler such as PgBouncer,
+            where ``statement_timeout`` is left to the server's or role's setting).
+        lease_ttl: seconds a row lease lasts without renewal (``lease="row"``).
 
     Raises:
         StoreUnavailableError: the server cannot be reached (or is full).
@@ -71,15 +75,21 @@ class PostgresBackend:
 
     def __init__(self, dsn: str, *, schema: str = "agentjournal", pool_size: int = 4,
                  statement_timeout: float | None = 30.0, connect_timeout: float = 10.0,
-                 pool_timeout: float = 30.0, lease: str = "advisory") -> None:
-        if lease != "advisory":
-            raise UnsupportedOperationError(
-                f"lease={lease!r} is not implemented; only 'advisory' is",
-                hint="connect directly or through a session-mode pooler (docs/postgres.md)")
+                 pool_timeout: float = 30.0, lease: str = "advisory",
+                 lease_ttl: float = 30.0) -> None:
+        if lease not in ("advisory", "row"):
+            raise ValueError(f"lease={lease!r}: use 'advisory' or 'row'")
+        if lease_ttl <= 0:
+            raise ValueError(f"lease_ttl={lease_ttl!r}: must be positive")
+        self.lease = lease
+        self.lease_ttl = float(lease_ttl)
         self.schema = check_schema_name(schema)
         self._dsn = dsn
         self._kwargs: dict[str, Any] = {"autocommit": True, "application_name": "agentjournal",
                                         "connect_timeout": max(1, round(connect_timeout))}
+        if lease == "row":  # a transaction-mode pooler: no prepared statements, no SET
+            self._kwargs["prepare_threshold"] = None
+            statement_timeout = None
         self._statement_timeout = statement_timeout
         conn = self.connect("opening the store")
         try:
@@ -177,14 +187,9 @@ class PostgresBackend:
         return f"postgresql://{self._user}@{host}:{port}/{db} (schema {self.schema})"
 
     def lock_holders(self) -> dict[str, int]:
-        """``{agent: pid}`` of the writers whose lease session is alive now (one query: the
-        lease rows joined with the server's granted advisory locks)."""
-        rows = self.query(
-            f"SELECT l.agent, l.pid FROM {self.schema}.leases l JOIN pg_locks k ON "
-            "k.locktype = 'advisory' AND k.granted AND k.objsubid = 1 AND k.database = "
-            "(SELECT oid FROM pg_database WHERE datname = current_database()) AND "
-            "((k.classid::bigint << 32) | k.objid::bigint) = l.lock_key", (),
-            "listing writers")
+        """``{agent: pid}`` of the writers whose lease is live now (one query: the lease rows
+        with a granted advisory lock or an unexpired row lease)."""
+        rows = self.query(holders_sql(self.schema), (), "listing writers")
         return {a: int(p) for a, p in rows if p is not None}
 
     def identity(self) -> tuple[str, str, int, str, str]:

@@ -16,10 +16,8 @@ for a write in flight and every later write of the old holder is refused:
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
-import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -27,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
-from ...errors import JournalFencedError, JournalLockedError, LimitExceededError
+from ...errors import JournalFencedError, JournalLockedError, LimitExceededError, StoreError
 from ..base import Hint, seq_name
 from ._errors import translate, translated
+from ._lease import Lease, acquire, release
 from ._schema import advisory_key
 
 if TYPE_CHECKING:
@@ -60,15 +59,6 @@ def _split(data: bytes, first: int, start: int) -> tuple[list[tuple[int, int, by
             other.append((start + pos, line))
         pos = end
     return records, other
-
-
-class _Lease:
-    """The connection holding an agent's advisory lock, and the epoch it was granted."""
-
-    def __init__(self, conn: Conn, epoch: int) -> None:
-        self.conn = conn
-        self.epoch = epoch
-        self.mutex = threading.RLock()  # the writer and its group-commit flusher share it
 
 
 class PostgresAppender:
@@ -105,7 +95,7 @@ class PostgresAgentStore:
         self._be = backend
         self._s = backend.schema
         self._key = advisory_key(backend.schema, agent_id)
-        self._lease: _Lease | None = None
+        self._lease: Lease | None = None
 
     # --- plumbing ---------------------------------------------------------------------------
     def location(self, kind: str, seq: int | None = None) -> str:
@@ -134,14 +124,15 @@ class PostgresAgentStore:
         with lease.mutex:
             try:
                 with lease.conn.transaction():
-                    if durable:
-                        lease.conn.execute("SET LOCAL synchronous_commit = on")
+                    if durable or lease.kind == "row":
+                        lease.conn.execute("SET LOCAL synchronous_commit = "
+                                           + ("on" if durable else "off"))
                     self._fence(lease)
                     yield lease.conn
             except psycopg.Error as e:
                 raise self._lost(e, what) from e
 
-    def _fence(self, lease: _Lease) -> None:
+    def _fence(self, lease: Lease) -> None:
         row = lease.conn.execute(
             f"SELECT 1 FROM {self._s}.leases WHERE agent = %s AND epoch = %s FOR SHARE",
             (self.agent_id, lease.epoch)).fetchone()
@@ -169,31 +160,23 @@ class PostgresAgentStore:
 
     # --- the lease --------------------------------------------------------------------------
     def lock(self) -> None:
-        """Take the writer lease or raise ``JournalLockedError`` at once, naming the holder."""
+        """Take the writer lease or raise ``JournalLockedError`` at once, naming the holder
+        (``lease="advisory"``: a session advisory lock; ``"row"``: an expiring lease row)."""
         if self._lease is not None:
             return
-        conn = self._be.connect(f"locking agent {self.agent_id!r}")
+        what = f"locking agent {self.agent_id!r}"
+        conn = self._be.connect(what)
         try:
-            with translated(f"locking agent {self.agent_id!r}"):
-                got = conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()
-                if not (got and got[0]):
+            with translated(what):
+                epoch = acquire(conn, self._s, self.agent_id, self._key, self._be.lease,
+                                self._be.lease_ttl)
+                if epoch is None:
                     raise self._locked(conn)
-                with conn.transaction():
-                    row = conn.execute(
-                        f"INSERT INTO {self._s}.leases AS l (agent, epoch, lock_key, host, "
-                        "pid, since, renewed) VALUES (%s, 1, %s, %s, %s, now(), now()) "
-                        "ON CONFLICT (agent) DO UPDATE SET epoch = l.epoch + 1, "
-                        "host = excluded.host, pid = excluded.pid, since = now(), "
-                        "renewed = now() RETURNING epoch",
-                        (self.agent_id, self._key, socket.gethostname(), os.getpid()),
-                    ).fetchone()
-                # Writes commit asynchronously; sync() commits synchronously (see _sync).
-                conn.execute("SET synchronous_commit = off")
         except BaseException:
             conn.close()
             raise
-        assert row is not None
-        self._lease = _Lease(conn, int(row[0]))
+        self._lease = Lease(conn, epoch, self._be.lease, self._be.lease_ttl)
+        self._lease.start_heartbeat(self._s, self.agent_id)
 
     def _locked(self, conn: Conn) -> JournalLockedError:
         row = conn.execute(f"SELECT host, pid, since FROM {self._s}.leases WHERE agent = %s",
@@ -209,16 +192,8 @@ class PostgresAgentStore:
     def unlock(self) -> None:
         """Release the lease (closing its connection; a lost connection is fine)."""
         lease, self._lease = self._lease, None
-        if lease is None:
-            return
-        with lease.mutex:
-            try:
-                if not lease.conn.broken:
-                    lease.conn.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
-            except psycopg.Error:
-                pass  # the session is gone, and the advisory lock with it
-            finally:
-                lease.conn.close()
+        if lease is not None:
+            release(lease, self._s, self.agent_id, self._key)
 
     @property
     def lease_epoch(self) -> int | None:
@@ -237,13 +212,18 @@ class PostgresAgentStore:
         if lease is not None and len(records) == 1 and not other:
             seq, off, line = records[0]
             # The common case in one statement: insert only while the epoch is ours.
+            query = (f"INSERT INTO {self._s}.records (agent, seq, seg, off, line) "
+                     "SELECT %s, %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM "
+                     f"{self._s}.leases WHERE agent = %s AND epoch = %s FOR SHARE)")
+            params = (self.agent_id, seq, first, off, line, self.agent_id, lease.epoch)
             with lease.mutex:
                 try:
-                    cur = lease.conn.execute(
-                        f"INSERT INTO {self._s}.records (agent, seq, seg, off, line) "
-                        "SELECT %s, %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM "
-                        f"{self._s}.leases WHERE agent = %s AND epoch = %s FOR SHARE)",
-                        (self.agent_id, seq, first, off, line, self.agent_id, lease.epoch))
+                    if lease.kind == "row":  # no session settings through a pooler
+                        with lease.conn.pipeline(), lease.conn.transaction():
+                            lease.conn.execute("SET LOCAL synchronous_commit = off")
+                            cur = lease.conn.execute(query, params)
+                    else:
+                        cur = lease.conn.execute(query, params)
                 except psycopg.Error as e:
                     raise self._lost(e, what) from e
             if cur.rowcount != 1:
@@ -269,8 +249,8 @@ class PostgresAgentStore:
             try:
                 # One round trip; SET LOCAL lasts for this implicit transaction only.
                 cur = lease.conn.execute(sql.SQL(
-                    "SET LOCAL synchronous_commit = on; UPDATE {}.leases SET renewed = now() "
-                    "WHERE agent = {} AND epoch = {}").format(
+                    "SET LOCAL synchronous_commit = on; UPDATE {}.leases SET " + lease.renew_sql()
+                    + " WHERE agent = {} AND epoch = {}").format(
                         sql.Identifier(self._s), sql.Literal(self.agent_id),
                         sql.Literal(lease.epoch)))
                 cur.nextset()
@@ -289,9 +269,12 @@ class PostgresAgentStore:
         return Hint(seg=int(seg), snap=int(snap), clean=bool(clean))
 
     def write_hint(self, hint: Hint) -> None:
+        """Store the hint (lease holder only). Best effort: a hint is never trusted, so a
+        failure here (a lost lease, which the next write reports) fails nothing."""
         if self._lease is None:
             return  # only the lease holder's hints count, as with the other backends
-        with self._tx("writing the hint") as c:
+        with contextlib.suppress(JournalFencedError, StoreError), \
+                self._tx("writing the hint") as c:
             c.execute(f"INSERT INTO {self._s}.hints AS h (agent, seg, snap, clean) "
                       "VALUES (%s, %s, %s, %s) ON CONFLICT (agent) DO UPDATE SET "
                       "seg = excluded.seg, snap = excluded.snap, clean = excluded.clean",
