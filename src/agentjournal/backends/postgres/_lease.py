@@ -45,6 +45,19 @@ class Lease:
         self.kind = kind
         self.ttl = ttl
         self.mutex = threading.RLock()  # the writer, its group-commit flusher, the heartbeat
+        # How appends commit (store._insert, store._sync): asynchronously, made durable by the
+        # next sync(); or, once the writer is seen to sync after every single write (the
+        # journal's sync mode), synchronously, which makes that sync() free.
+        self.dirty = False
+        """Some commit since the last synchronous one was asynchronous."""
+        self.since_sync = 0
+        """Appends since the last sync()."""
+        self.streak = 0
+        """sync() calls in a row that each followed exactly one append."""
+        self.sync_each = False
+        """Appends commit with synchronous_commit=on."""
+        self.session_sync = False
+        """The advisory lease's session setting of synchronous_commit (off after acquire)."""
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
 

@@ -129,6 +129,8 @@ class PostgresAgentStore:
                                            + ("on" if durable else "off"))
                     self._fence(lease)
                     yield lease.conn
+                if not durable:
+                    lease.dirty = True
             except psycopg.Error as e:
                 raise self._lost(e, what) from e
 
@@ -217,17 +219,28 @@ class PostgresAgentStore:
                      f"{self._s}.leases WHERE agent = %s AND epoch = %s FOR SHARE)")
             params = (self.agent_id, seq, first, off, line, self.agent_id, lease.epoch)
             with lease.mutex:
+                lease.since_sync += 1
+                if lease.since_sync > 1:
+                    lease.sync_each = False  # appends in a burst: commit asynchronously
+                durable = lease.sync_each
+                setting = "on" if durable else "off"
                 try:
                     if lease.kind == "row":  # no session settings through a pooler
                         with lease.conn.pipeline(), lease.conn.transaction():
-                            lease.conn.execute("SET LOCAL synchronous_commit = off")
+                            lease.conn.execute(f"SET LOCAL synchronous_commit = {setting}")
                             cur = lease.conn.execute(query, params)
                     else:
+                        if lease.session_sync != durable:
+                            lease.conn.execute(f"SET synchronous_commit = {setting}")
+                            lease.session_sync = durable
                         cur = lease.conn.execute(query, params)
                 except psycopg.Error as e:
+                    lease.dirty = True  # the outcome is unknown: the next sync must commit
                     raise self._lost(e, what) from e
-            if cur.rowcount != 1:
-                raise self._fenced()
+                if cur.rowcount != 1:
+                    raise self._fenced()
+                if not durable:
+                    lease.dirty = True
             return
         with self._tx(what) as c:
             if records:
@@ -246,6 +259,12 @@ class PostgresAgentStore:
         if lease is None:
             return  # pooled connections commit with the server's synchronous_commit
         with lease.mutex:
+            lease.streak = lease.streak + 1 if lease.since_sync == 1 else 0
+            lease.since_sync = 0
+            if lease.streak >= 2:
+                lease.sync_each = True  # the journal syncs every append: commit each durably
+            if not lease.dirty:
+                return  # every commit since the last synchronous one was synchronous
             try:
                 # One round trip; SET LOCAL lasts for this implicit transaction only.
                 cur = lease.conn.execute(sql.SQL(
@@ -256,8 +275,9 @@ class PostgresAgentStore:
                 cur.nextset()
             except psycopg.Error as e:
                 raise self._lost(e, "syncing") from e
-        if cur.rowcount != 1:
-            raise self._fenced()
+            if cur.rowcount != 1:
+                raise self._fenced()
+            lease.dirty = False
 
     # --- hints ------------------------------------------------------------------------------
     def read_hint(self) -> Hint | None:
