@@ -50,6 +50,24 @@ def _run(backend: Backend, agent: str, mode: str, steps: int) -> list[float]:
     return lat
 
 
+def _raw(dsn: str, schema: str, setting: str, steps: int) -> list[float]:
+    """The floor: one plain autocommit INSERT of a 450-byte row per step, on one
+    connection, with ``synchronous_commit`` = ``setting`` (what any client pays)."""
+    import psycopg
+
+    lat: list[float] = []
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(f"CREATE TABLE IF NOT EXISTS {schema}.raw_{setting} (seq bigint PRIMARY KEY, "
+                  "line bytea)")
+        c.execute(f"SET synchronous_commit = {setting}")
+        line = b"x" * 450
+        for i in range(steps):
+            t0 = time.perf_counter()
+            c.execute(f"INSERT INTO {schema}.raw_{setting} VALUES (%s, %s)", (i, line))
+            lat.append(time.perf_counter() - t0)
+    return lat
+
+
 def _pct(xs: list[float], q: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, int(q * len(s)))]
@@ -91,6 +109,9 @@ def main() -> int:
                     f"SELECT count(*) FROM {args.schema}.records").fetchone()
                 (line_bytes,) = c.execute(  # type: ignore[misc]
                     f"SELECT sum(octet_length(line)) FROM {args.schema}.records").fetchone()
+            for mode, setting in (("sync", "on"), ("none", "off")):
+                rows.append({"store": "raw-insert", "mode": mode,
+                             "lat": _raw(dsn, args.schema, setting, args.steps)})
             t0 = time.perf_counter()
             with PostgresBackend(dsn, schema=args.schema) as fresh, \
                     Journal("pg-sync", backend=fresh, readonly=True) as r:

@@ -193,3 +193,22 @@ def test_import_agentjournal_needs_no_psycopg() -> None:
     out, err = p.communicate(timeout=60)
     assert p.returncode == 0, err
     assert "pip install 'agentjournal[postgres]'" in out
+
+
+def _xid(dsn: str) -> int:
+    with psycopg.connect(dsn) as c:
+        return int(c.execute("SELECT txid_current()").fetchone()[0])  # type: ignore[index]
+
+
+@pytest.mark.parametrize("mode", ["sync", "none"])
+def test_one_commit_per_append(pg_dsn: str, pg_backend: PostgresBackend, mode: str) -> None:
+    """In ``sync`` mode an append commits once, synchronously (no second commit for its
+    sync); counted in transaction ids, which every committing write uses one of."""
+    with Journal("c", backend=pg_backend, durability=mode, snapshot_every=None) as j:
+        for i in range(5):  # the store sees the journal sync after every append
+            j.append({"i": i})
+        before = _xid(pg_dsn)
+        for i in range(100):
+            j.append({"i": i})
+        used = _xid(pg_dsn) - before - 1
+    assert 100 <= used <= 102, used
