@@ -190,3 +190,29 @@ def test_epoch_fence_and_seq_guard_in_process(pg_dsn: str, pg_schema: str,
     with pytest.raises(JournalFencedError, match="already in the store"):
         j.append({"x": 3})
     j.close()
+
+
+def test_follower_started_first_sees_every_seq_once_in_order(pg_dsn: str, pg_schema: str,
+                                                             pg_backend: PostgresBackend
+                                                             ) -> None:
+    from agentjournal.journal.follow import Tail
+
+    store = pg_backend.agent("fol", create=True)  # the follower is there before the writer
+    tail = Tail(store)
+    seen: list[int] = []
+    w = child("write", pg_dsn, pg_schema, "fol", "120", "none")  # snapshots roll segments
+    try:
+        deadline = time.monotonic() + 120
+        while len(seen) < 120 + 120 // 25 and time.monotonic() < deadline:
+            seen += [r.seq for r in tail.poll()]
+            time.sleep(0.01)
+        out, err = w.communicate(timeout=60)
+        assert w.returncode == 0, err
+        seen += [r.seq for r in tail.poll()]
+    finally:
+        if w.poll() is None:
+            w.kill()
+            w.communicate()
+        store.close()
+    with check_chain(pg_backend, "fol") as j:
+        assert seen == list(range(1, j.last_seq + 1))
