@@ -67,6 +67,9 @@ class PostgresBackend:
             after ``lease_ttl``; works through a transaction-mode pooler such as PgBouncer,
             where ``statement_timeout`` is left to the server's or role's setting).
         lease_ttl: seconds a row lease lasts without renewal (``lease="row"``).
+        lease_keepalive: seconds of silence after which the server probes a writer's
+            connection (``tcp_keepalives_*`` of its session, advisory leases over TCP), so a
+            vanished host's lease ends in about 2.5 times this; None: the server's setting.
 
     Raises:
         StoreUnavailableError: the server cannot be reached (or is full).
@@ -76,13 +79,14 @@ class PostgresBackend:
     def __init__(self, dsn: str, *, schema: str = "agentjournal", pool_size: int = 4,
                  statement_timeout: float | None = 30.0, connect_timeout: float = 10.0,
                  pool_timeout: float = 30.0, lease: str = "advisory",
-                 lease_ttl: float = 30.0) -> None:
+                 lease_ttl: float = 30.0, lease_keepalive: float | None = 10.0) -> None:
         if lease not in ("advisory", "row"):
             raise ValueError(f"lease={lease!r}: use 'advisory' or 'row'")
         if lease_ttl <= 0:
             raise ValueError(f"lease_ttl={lease_ttl!r}: must be positive")
         self.lease = lease
         self.lease_ttl = float(lease_ttl)
+        self.lease_keepalive = lease_keepalive
         self.schema = check_schema_name(schema)
         self._dsn = dsn
         self._kwargs: dict[str, Any] = {"autocommit": True, "application_name": "agentjournal",

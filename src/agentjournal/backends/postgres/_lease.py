@@ -96,13 +96,23 @@ class Lease:
 
 
 def acquire(conn: Conn, schema: str, agent: str, key: int, kind: str,
-            ttl: float) -> int | None:
-    """Take the lease on ``conn``; its new epoch, or None when another writer holds it."""
+            ttl: float, keepalive: float | None = None) -> int | None:
+    """Take the lease on ``conn``; its new epoch, or None when another writer holds it.
+
+    ``keepalive`` (advisory kind): seconds of silence after which the *server* probes this
+    session's TCP connection (``tcp_keepalives_idle``; 3 probes ``keepalive / 2`` apart), so a
+    host that vanished without closing its socket loses its lease in about ``2.5 *
+    keepalive`` seconds instead of the operating system's default of two hours and more.
+    """
     s = schema
     if kind == "advisory":
         got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
         if not (got and got[0]):
             return None
+        if keepalive is not None:  # session settings of the server side of this socket
+            idle, every = max(1, round(keepalive)), max(1, round(keepalive / 2))
+            conn.execute(f"SET tcp_keepalives_idle = {idle}; SET tcp_keepalives_interval = "
+                         f"{every}; SET tcp_keepalives_count = 3")
         free = "l.expires IS NULL OR l.expires <= now()"
         expires = "NULL"
     else:

@@ -171,7 +171,7 @@ class PostgresAgentStore:
         try:
             with translated(what):
                 epoch = acquire(conn, self._s, self.agent_id, self._key, self._be.lease,
-                                self._be.lease_ttl)
+                                self._be.lease_ttl, self._be.lease_keepalive)
                 if epoch is None:
                     raise self._locked(conn)
         except BaseException:
