@@ -43,10 +43,12 @@ from ...errors import (
 )
 from ._errors import translate, translated
 from ._lease import holders_sql
+from ._notify import Wakeups
 from ._schema import SCHEMA_VERSION, SchemaTooNewError, check_schema_name, migrate
 from .store import PostgresAgentStore, PostgresAppender
 
-__all__ = ["PostgresAgentStore", "PostgresAppender", "PostgresBackend", "SCHEMA_VERSION"]
+__all__ = ["PostgresAgentStore", "PostgresAppender", "PostgresBackend", "SCHEMA_VERSION",
+           "Wakeups"]
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -200,6 +202,13 @@ class PostgresBackend:
         """Equal for every backend object on the same server, database and schema."""
         host, port, db = self._where
         return ("postgresql", host, int(port), db, self.schema)
+
+    # --- follow: wake-ups (LISTEN/NOTIFY) -----------------------------------------------------
+    def wakeups(self, agent_id: str) -> Wakeups:
+        """Start following ``agent_id``: a :class:`Wakeups` whose ``wait(timeout)`` returns
+        when a writer committed to it (a hint: read the journal after every return)."""
+        validate_agent_id(agent_id)
+        return Wakeups(self, agent_id)
 
     # --- optional capabilities (as MemoryBackend / FilesystemBackend) -------------------------
     def delete_agent(self, agent_id: str) -> bool:

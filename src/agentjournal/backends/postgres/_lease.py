@@ -58,6 +58,10 @@ class Lease:
         """Appends commit with synchronous_commit=on."""
         self.session_sync = False
         """The advisory lease's session setting of synchronous_commit (off after acquire)."""
+        self.followed = False
+        """Someone follows the agent: appends send a NOTIFY (see _notify.py)."""
+        self.check_at = 0.0
+        """When (monotonic) to look again whether someone follows."""
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
 

@@ -18,6 +18,8 @@ Version 1 (see docs/postgres.md, "Schema"):
 - ``leases``: one row per agent that ever had a writer: ``epoch`` (bumped at every
   acquisition: the fence), the holder's host and pid, the advisory lock key, and the expiry
   of a row lease (NULL for an advisory one).
+- ``followers``: who follows an agent now (``until``: an expiry the follower renews), so
+  writers send ``NOTIFY`` only while someone listens.
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ def _v1(s: str) -> list[str]:
         f"CREATE TABLE {s}.leases (agent text PRIMARY KEY, epoch bigint NOT NULL, "
         "lock_key bigint NOT NULL, host text, pid integer, since timestamptz, "
         "renewed timestamptz, expires timestamptz)",
+        f"CREATE TABLE {s}.followers (agent text NOT NULL, id text NOT NULL, "
+        "until timestamptz NOT NULL, PRIMARY KEY (agent, id))",
     ]
     for i in range(RECORD_PARTITIONS):
         parts.append(f"CREATE TABLE {s}.records_p{i} PARTITION OF {s}.records "

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from ...errors import JournalFencedError, JournalLockedError, LimitExceededError
 from ..base import Hint, seq_name
 from ._errors import translate, translated
 from ._lease import Lease, acquire, release
+from ._notify import CHECK_EVERY, channel, followed_sql
 from ._schema import advisory_key
 
 if TYPE_CHECKING:
@@ -217,8 +219,14 @@ class PostgresAgentStore:
             query = (f"INSERT INTO {self._s}.records (agent, seq, seg, off, line) "
                      "SELECT %s, %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM "
                      f"{self._s}.leases WHERE agent = %s AND epoch = %s FOR SHARE)")
-            params = (self.agent_id, seq, first, off, line, self.agent_id, lease.epoch)
+            params: tuple[Any, ...] = (self.agent_id, seq, first, off, line, self.agent_id,
+                                       lease.epoch)
             with lease.mutex:
+                self._check_followed(lease, what)
+                if lease.followed:  # a wake-up for the followers, sent with the commit
+                    query = (f"WITH ins AS ({query} RETURNING 1) SELECT pg_notify(%s, %s) "
+                             "FROM ins")
+                    params += (channel(self._s), self.agent_id)
                 lease.since_sync += 1
                 if lease.since_sync > 1:
                     lease.sync_each = False  # appends in a burst: commit asynchronously
@@ -253,6 +261,22 @@ class PostgresAgentStore:
             for off, data in other:
                 c.execute(f"INSERT INTO {self._s}.fragments (agent, seg, off, data) "
                           "VALUES (%s, %s, %s, %s)", (self.agent_id, first, off, data))
+            if lease is not None and records:
+                self._check_followed(lease, what)
+                if lease.followed:
+                    c.execute("SELECT pg_notify(%s, %s)", (channel(self._s), self.agent_id))
+
+    def _check_followed(self, lease: Lease, what: str) -> None:
+        """Look (at most every CHECK_EVERY seconds) whether the agent has a live follower."""
+        now = time.monotonic()
+        if now < lease.check_at:
+            return
+        try:
+            row = lease.conn.execute(followed_sql(self._s), (self.agent_id,)).fetchone()
+        except psycopg.Error as e:
+            raise self._lost(e, what) from e
+        lease.followed = row is not None
+        lease.check_at = now + CHECK_EVERY
 
     def _sync(self) -> None:
         lease = self._lease
