@@ -212,3 +212,14 @@ def test_one_commit_per_append(pg_dsn: str, pg_backend: PostgresBackend, mode: s
             j.append({"i": i})
         used = _xid(pg_dsn) - before - 1
     assert 100 <= used <= 102, used
+
+
+def test_delete_agent_refused_while_written(pg_backend: PostgresBackend) -> None:
+    with Journal("del", backend=pg_backend) as j:
+        j.append({"x": 1})
+        with pytest.raises(JournalLockedError):
+            pg_backend.delete_agent("del")
+    assert pg_backend.delete_agent("del") is True
+    assert not pg_backend.exists("del") and pg_backend.delete_agent("del") is False
+    pg_backend.agent("empty", create=True).close()
+    assert pg_backend.discard_empty("empty") and not pg_backend.exists("empty")

@@ -44,7 +44,13 @@ from ...errors import (
 from ._errors import translate, translated
 from ._lease import holders_sql
 from ._notify import Wakeups
-from ._schema import SCHEMA_VERSION, SchemaTooNewError, check_schema_name, migrate
+from ._schema import (
+    SCHEMA_VERSION,
+    SchemaTooNewError,
+    advisory_key,
+    check_schema_name,
+    migrate,
+)
 from .store import PostgresAgentStore, PostgresAppender
 
 __all__ = ["PostgresAgentStore", "PostgresAppender", "PostgresBackend", "SCHEMA_VERSION",
@@ -218,13 +224,19 @@ class PostgresBackend:
             JournalLockedError: a writer has the journal open.
         """
         validate_agent_id(agent_id)
-        if agent_id in self.lock_holders():
-            raise JournalLockedError(f"journal of agent {agent_id!r} is open for writing",
-                                     hint="close the Journal (or the saver) that writes it first")
+        busy = JournalLockedError(f"journal of agent {agent_id!r} is open for writing",
+                                  hint="close the Journal (or the saver) that writes it first")
         s = self.schema
         with self.checked(f"deleting agent {agent_id!r}") as c, c.transaction():
+            # Hold the agent's lock for the transaction, so no writer starts meanwhile.
+            got = c.execute("SELECT pg_try_advisory_xact_lock(%s)",
+                            (advisory_key(s, agent_id),)).fetchone()
+            live = c.execute(f"SELECT 1 FROM {s}.leases WHERE agent = %s AND expires > now() "
+                             "FOR UPDATE", (agent_id,)).fetchone()
+            if not (got and got[0]) or live is not None:
+                raise busy
             for table in ("records", "fragments", "segments", "snapshots", "hints",
-                          "quarantine", "leases"):
+                          "quarantine", "leases", "followers"):
                 c.execute(f"DELETE FROM {s}.{table} WHERE agent = %s", (agent_id,))
             cur = c.execute(f"DELETE FROM {s}.agents WHERE agent = %s", (agent_id,))
             return cur.rowcount == 1
