@@ -94,9 +94,12 @@ def test_writers_and_readers_on_many_agents(pg_dsn: str, pg_schema: str,
             assert j.last_step == 40 and j.resume().state["n"] == 40
 
 
+@pytest.mark.parametrize("mode", ["sync", "none"])
 def test_killed_writer_is_replaced_and_loses_nothing(pg_dsn: str, pg_schema: str,
-                                                     pg_backend: PostgresBackend) -> None:
-    w = child("write", pg_dsn, pg_schema, "k", "0", "sync")
+                                                     pg_backend: PostgresBackend,
+                                                     mode: str) -> None:
+    """Also in ``none`` mode: a committed row outlives the client that wrote it."""
+    w = child("write", pg_dsn, pg_schema, "k", "0", mode)
     acked: list[tuple[int, int]] = []
     try:
         while len(acked) < 30:
