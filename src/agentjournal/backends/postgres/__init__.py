@@ -41,7 +41,7 @@ from ...errors import (
     JournalNotFoundError,
     StoreError,
 )
-from ._errors import translate, translated
+from ._errors import translated
 from ._lease import holders_sql
 from ._notify import Wakeups
 from ._schema import (
@@ -141,17 +141,17 @@ class PostgresBackend:
 
     def query(self, sql: str, params: Any, what: str) -> list[tuple[Any, ...]]:
         """Run a read on a pooled connection; retried on another connection when the one it
-        got turns out dead (e.g. the server restarted since it was pooled)."""
-        for attempt in range(self.pool.max_size + 1):
-            try:
+        got turns out dead (e.g. the server restarted since it was pooled), never after an
+        error of the statement itself (a timeout is not retried)."""
+        with translated(what):
+            for attempt in range(self.pool.max_size + 1):
                 with self.pool.connection() as c:
-                    return c.execute(sql, params).fetchall()
-            except psycopg.OperationalError as e:
-                if attempt < self.pool.max_size and not isinstance(e, psycopg_pool.PoolTimeout):
-                    continue
-                raise translate(e, what) from e
-            except psycopg.Error as e:
-                raise translate(e, what) from e
+                    try:
+                        return c.execute(sql, params).fetchall()
+                    except psycopg.OperationalError:
+                        if not c.broken or attempt == self.pool.max_size:
+                            raise
+                # a broken connection went back to the pool, which discards it: try another
         raise AssertionError("unreachable")  # pragma: no cover
 
     @contextlib.contextmanager
