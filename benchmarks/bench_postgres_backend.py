@@ -101,7 +101,7 @@ def main() -> int:
             for mode in MODES:
                 lat = _run(be, f"pg-{mode}", mode, args.steps)
                 rows.append({"store": "postgres", "mode": mode, "lat": lat})
-            with psycopg.connect(dsn) as c:
+            with psycopg.connect(dsn) as c:  # the three advisory-lease journals only
                 (rec_bytes,) = c.execute(  # type: ignore[misc]
                     "SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits "
                     "WHERE inhparent = %s::regclass", (f"{args.schema}.records",)).fetchone()
@@ -109,6 +109,10 @@ def main() -> int:
                     f"SELECT count(*) FROM {args.schema}.records").fetchone()
                 (line_bytes,) = c.execute(  # type: ignore[misc]
                     f"SELECT sum(octet_length(line)) FROM {args.schema}.records").fetchone()
+            with PostgresBackend(dsn, schema=args.schema, lease="row") as row_be:
+                for mode in ("sync", "none"):  # the lease for transaction-mode poolers
+                    rows.append({"store": "pg-row", "mode": mode,
+                                 "lat": _run(row_be, f"row-{mode}", mode, args.steps)})
             for mode, setting in (("sync", "on"), ("none", "off")):
                 rows.append({"store": "raw-insert", "mode": mode,
                              "lat": _raw(dsn, args.schema, setting, args.steps)})

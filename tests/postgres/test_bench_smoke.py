@@ -21,6 +21,6 @@ def test_bench_postgres_backend_smoke(pg_dsn: str, pg_schema: str) -> None:
     line = next(x for x in p.stdout.splitlines() if x.startswith("BENCH_POSTGRES_BACKEND "))
     doc = json.loads(line.split(" ", 1)[1])
     assert set(doc["modes"]) == {f"{s}-{m}" for s in ("postgres", "filesystem")
-                                 for m in ("sync", "group", "none")} | {"raw-insert-sync",
-                                                                         "raw-insert-none"}
+                                 for m in ("sync", "group", "none")} | {
+        "raw-insert-sync", "raw-insert-none", "pg-row-sync", "pg-row-none"}
     assert doc["records"] >= 3 * 12
