@@ -38,34 +38,44 @@ def _message(i: int) -> dict[str, Any]:
             "content": f"message {i}: " + "lorem ipsum dolor sit amet " * 6}
 
 
-def _run(backend: Backend, agent: str, mode: str, steps: int) -> list[float]:
-    lat: list[float] = []
-    state: dict[str, Any] = {"messages": []}
-    with Journal(agent, backend=backend, durability=mode, snapshot_every=50) as j:
-        for i in range(steps):
-            state["messages"].append(_message(i))
-            t0 = time.perf_counter()
-            j.append(state)
-            lat.append(time.perf_counter() - t0)
-    return lat
+class _JournalSystem:
+    """One journal being appended to, a step at a time (so systems can take turns)."""
+
+    def __init__(self, backend: Backend, agent: str, mode: str) -> None:
+        self.j = Journal(agent, backend=backend, durability=mode, snapshot_every=50)
+        self.state: dict[str, Any] = {"messages": []}
+        self.lat: list[float] = []
+
+    def step(self) -> None:
+        self.state["messages"].append(_message(len(self.state["messages"])))
+        t0 = time.perf_counter()
+        self.j.append(self.state)
+        self.lat.append(time.perf_counter() - t0)
+
+    def close(self) -> None:
+        self.j.close()
 
 
-def _raw(dsn: str, schema: str, setting: str, steps: int) -> list[float]:
+class _RawSystem:
     """The floor: one plain autocommit INSERT of a 450-byte row per step, on one
     connection, with ``synchronous_commit`` = ``setting`` (what any client pays)."""
-    import psycopg
 
-    lat: list[float] = []
-    with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute(f"CREATE TABLE IF NOT EXISTS {schema}.raw_{setting} (seq bigint PRIMARY KEY, "
-                  "line bytea)")
-        c.execute(f"SET synchronous_commit = {setting}")
-        line = b"x" * 450
-        for i in range(steps):
-            t0 = time.perf_counter()
-            c.execute(f"INSERT INTO {schema}.raw_{setting} VALUES (%s, %s)", (i, line))
-            lat.append(time.perf_counter() - t0)
-    return lat
+    def __init__(self, dsn: str, schema: str, setting: str) -> None:
+        import psycopg
+
+        self.c = psycopg.connect(dsn, autocommit=True)
+        self.table = f"{schema}.raw_{setting}"
+        self.c.execute(f"CREATE TABLE {self.table} (seq bigint PRIMARY KEY, line bytea)")
+        self.c.execute(f"SET synchronous_commit = {setting}")
+        self.lat: list[float] = []
+
+    def step(self) -> None:
+        t0 = time.perf_counter()
+        self.c.execute(f"INSERT INTO {self.table} VALUES (%s, %s)", (len(self.lat), b"x" * 450))
+        self.lat.append(time.perf_counter() - t0)
+
+    def close(self) -> None:
+        self.c.close()
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -91,17 +101,37 @@ def main() -> int:
 
         server = PgServer().start()
         dsn = server.dsn
-    rows: list[dict[str, Any]] = []
     try:
         with psycopg.connect(dsn, autocommit=True) as c:
             c.execute(f"DROP SCHEMA IF EXISTS {args.schema} CASCADE")
             version = str(c.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
         be = PostgresBackend(dsn, schema=args.schema)
+        row_be = PostgresBackend(dsn, schema=args.schema, lease="row")
+        tmp = tempfile.TemporaryDirectory()
+        fs = FilesystemBackend(Path(tmp.name) / "store")
+        systems: dict[tuple[str, str], Any] = {}
         try:
             for mode in MODES:
-                lat = _run(be, f"pg-{mode}", mode, args.steps)
-                rows.append({"store": "postgres", "mode": mode, "lat": lat})
-            with psycopg.connect(dsn) as c:  # the three advisory-lease journals only
+                systems["postgres", mode] = _JournalSystem(be, f"pg-{mode}", mode)
+            for mode in ("sync", "none"):  # the lease for transaction-mode poolers
+                systems["pg-row", mode] = _JournalSystem(row_be, f"row-{mode}", mode)
+            for mode, setting in (("sync", "on"), ("none", "off")):
+                systems["raw-insert", mode] = _RawSystem(dsn, args.schema, setting)
+            for mode in MODES:
+                systems["filesystem", mode] = _JournalSystem(fs, f"fs-{mode}", mode)
+            # Take turns, 10 steps each, so that the machine's load (it is shared) falls on
+            # every system alike rather than on whichever ran while it was busy.
+            for _ in range(0, args.steps, 10):
+                for system in systems.values():
+                    for _ in range(10):
+                        system.step()
+        finally:
+            for system in systems.values():
+                system.close()
+            row_be.close()
+        rows = [{"store": k[0], "mode": k[1], "lat": v.lat} for k, v in systems.items()]
+        try:
+            with psycopg.connect(dsn) as c:  # the advisory and row lease journals
                 (rec_bytes,) = c.execute(  # type: ignore[misc]
                     "SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits "
                     "WHERE inhparent = %s::regclass", (f"{args.schema}.records",)).fetchone()
@@ -109,35 +139,26 @@ def main() -> int:
                     f"SELECT count(*) FROM {args.schema}.records").fetchone()
                 (line_bytes,) = c.execute(  # type: ignore[misc]
                     f"SELECT sum(octet_length(line)) FROM {args.schema}.records").fetchone()
-            with PostgresBackend(dsn, schema=args.schema, lease="row") as row_be:
-                for mode in ("sync", "none"):  # the lease for transaction-mode poolers
-                    rows.append({"store": "pg-row", "mode": mode,
-                                 "lat": _run(row_be, f"row-{mode}", mode, args.steps)})
-            for mode, setting in (("sync", "on"), ("none", "off")):
-                rows.append({"store": "raw-insert", "mode": mode,
-                             "lat": _raw(dsn, args.schema, setting, args.steps)})
             t0 = time.perf_counter()
             with PostgresBackend(dsn, schema=args.schema) as fresh, \
                     Journal("pg-sync", backend=fresh, readonly=True) as r:
-                assert len(r.resume().state["messages"]) == args.steps
+                assert len(r.resume().state["messages"]) == len(systems["postgres", "sync"].lat)
             resume_ms = (time.perf_counter() - t0) * 1000
         finally:
             be.close()
-        with tempfile.TemporaryDirectory() as tmp:
-            fs = FilesystemBackend(Path(tmp) / "store")
-            for mode in MODES:
-                rows.append({"store": "filesystem", "mode": mode,
-                             "lat": _run(fs, f"fs-{mode}", mode, args.steps)})
+            tmp.cleanup()
         with psycopg.connect(dsn, autocommit=True) as c:
             c.execute(f"DROP SCHEMA IF EXISTS {args.schema} CASCADE")
     finally:
         if server is not None:
             server.stop()
 
-    print(f"PostgreSQL {version}, {args.steps} appends per mode, growing conversation; "
+    steps = len(rows[0]["lat"])
+    print(f"PostgreSQL {version}, {steps} appends per system (taking turns), growing "
+          "conversation; "
           f"{os.cpu_count()} CPUs, shared machine: figures are indicative")
     print(f"{'store':<11} {'mode':<6} {'median us':>10} {'p90 us':>9} {'p99 us':>9}")
-    out: dict[str, Any] = {"steps": args.steps, "server": version, "modes": {}}
+    out: dict[str, Any] = {"steps": steps, "server": version, "modes": {}}
     for r in rows:
         lat = r["lat"]
         med, p90, p99 = (statistics.median(lat) * 1e6, _pct(lat, 0.9) * 1e6,
@@ -149,7 +170,7 @@ def main() -> int:
     per = int(rec_bytes) / max(int(nrec), 1)
     print(f"records table + indexes: {int(rec_bytes)} bytes for {nrec} records "
           f"({per:.0f} bytes/record; the lines themselves {int(line_bytes) / int(nrec):.0f})")
-    print(f"resume ({args.steps} steps, new backend object, read-only): {resume_ms:.1f} ms")
+    print(f"resume ({steps} steps, new backend object, read-only): {resume_ms:.1f} ms")
     out.update(records=int(nrec), records_table_bytes=int(rec_bytes),
                line_bytes=int(line_bytes), resume_ms=round(resume_ms, 1))
     print("BENCH_POSTGRES_BACKEND " + json.dumps(out, sort_keys=True))
