@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_bench_postgres_backend_smoke(pg_dsn: str, pg_schema: str) -> None:
     p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_postgres_backend.py"),
-                        "--dsn", pg_dsn, "--steps", "12", "--schema", pg_schema],
+                        "--dsn", pg_dsn, "--steps", "10", "--schema", pg_schema],
                        capture_output=True, text=True, timeout=300, cwd=ROOT,
                        env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     assert p.returncode == 0, p.stdout + p.stderr
@@ -23,4 +23,4 @@ def test_bench_postgres_backend_smoke(pg_dsn: str, pg_schema: str) -> None:
     assert set(doc["modes"]) == {f"{s}-{m}" for s in ("postgres", "filesystem")
                                  for m in ("sync", "group", "none")} | {
         "raw-insert-sync", "raw-insert-none", "pg-row-sync", "pg-row-none"}
-    assert doc["records"] >= 3 * 12
+    assert doc["records"] >= 5 * 10
