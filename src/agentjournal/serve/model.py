@@ -13,7 +13,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .. import delta
@@ -29,6 +29,7 @@ from ..replay.journal import Journal
 from . import engine
 from .rows import MAX_PAGE, row_of
 from .travel import Travel, apply_tracking
+from .witnesses import Witnesses
 
 POOL_SIZE = 16
 """Read-only journals kept open between requests."""
@@ -48,11 +49,15 @@ class Viewer:
     Args:
         backend: the store (any backend).
         key: the chain key of keyed journals (one for the whole store, like the CLI's).
+        witnesses: witness files (or directories of them) holding heads kept off the store
+            (``agentjournal anchor --witness``): each agent is checked against its heads.
     """
 
-    def __init__(self, backend: Backend, key: bytes | str | None = None) -> None:
+    def __init__(self, backend: Backend, key: bytes | str | None = None,
+                 witnesses: Iterable[str] = ()) -> None:
         self.backend = backend
         self.key = key.encode() if isinstance(key, str) else key
+        self.witnesses = Witnesses(witnesses, self.key)
         self._lock = threading.Lock()
         self._pool: collections.OrderedDict[str, Journal] = collections.OrderedDict()
         self._agent_locks: dict[str, threading.Lock] = {}
@@ -165,7 +170,7 @@ class Viewer:
         row: dict[str, Any] = {
             "agent_id": agent_id, "steps": 0, "records": 0, "first_seq": 0, "last_ts": None,
             "live": pid is not None, "writer_pid": pid, "snapshots": 0, "bytes": 0,
-            "health": "empty", "problem": None, "parent": None}
+            "health": "empty", "problem": None, "parent": None, "witness": None}
         try:
             with self.journal(agent_id) as j:
                 segs = j.segment_seqs()
@@ -193,6 +198,9 @@ class Viewer:
                     done = self.verified.get(agent_id)
                 row["health"] = ("damaged" if done and not done[1] else
                                  "verified" if done and done[0] == last.seq else "ok")
+            if self.witnesses.configured:
+                with self.journal(agent_id) as j:
+                    row["witness"] = self.witnesses.check(j)["status"]
         except (JournalError, OSError) as e:
             row["health"] = "key_needed" if is_key_needed(e) else "damaged"
             row["problem"] = str(e)
@@ -324,7 +332,8 @@ class Viewer:
         """Verify the whole journal, or check the records of a seq range."""
         with self.strict(agent_id) as j:
             if from_seq is None and to_seq is None:
-                rep = j.verify()
+                # With witnesses, the check of 'verify --against' too (a rollback problem).
+                rep = j.verify(against=self.witnesses.newest(agent_id))
                 bad = [p.seq for p in rep.problems if p.seq is not None]
                 self.verified[agent_id] = (rep.last_seq, rep.ok)
                 return {"agent_id": agent_id, "ok": rep.ok, "records": rep.records,
@@ -350,6 +359,8 @@ class Viewer:
             segs = j.segment_seqs()
             snaps = j.snapshot_seqs()
             sizes = engine.snapshot_sizes(self.backend, agent_id, snaps)
+            witness = self.witnesses.check(j) if self.witnesses.configured else None
+        newest = self.witnesses.newest(agent_id)
         info = self.agent(agent_id) if segs else None
         steps = {m["seq"]: m["step"] for m in (info["snapshots"] if info else [])}
         done = self.verified.get(agent_id)
@@ -361,8 +372,10 @@ class Viewer:
             "watermark": {"first_seq": segs[0] if segs else None,
                           "first_step": info["first_step"] if info else None,
                           "pruned": bool(segs and segs[0] > 1)},
-            # The engine has no anchored head yet (an externally kept copy of the last hash);
-            # the field is here so the page can show one when it does.
-            "anchored_head": None,
+            # The witnessed head with the highest seq, and how the journal stands against
+            # every witness file's head (None: started without --witness).
+            "anchored_head": None if newest is None else {"seq": newest.seq,
+                                                          "hash": newest.hash},
+            "witness": witness,
             "verified": None if done is None else {"last_seq": done[0], "ok": done[1]},
         }

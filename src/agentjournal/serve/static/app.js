@@ -143,6 +143,7 @@ async function showAgents() {
   const table = el("table", { id: "agents", class: "grid" });
   main.replaceChildren(el("h1", {}, "Agents"), filter, table);
   let rows = [];
+  const witnessed = !!(config.witnesses && config.witnesses.length);
   const draw = () => {
     const q = filter.value.toLowerCase();
     const byParent = new Map();
@@ -161,8 +162,8 @@ async function showAgents() {
     };
     walk("", 0);
     table.replaceChildren(
-      el("thead", {}, el("tr", {}, ["agent", "steps", "last activity", "writer", "snapshots", "bytes", "health"].map(h => el("th", {}, h)))),
-      el("tbody", {}, body.length ? body : el("tr", {}, el("td", { colspan: 7, class: "dim" }, "no agents"))));
+      el("thead", {}, el("tr", {}, ["agent", "steps", "last activity", "writer", "snapshots", "bytes", "health"].concat(witnessed ? ["witness"] : []).map(h => el("th", {}, h)))),
+      el("tbody", {}, body.length ? body : el("tr", {}, el("td", { colspan: 8, class: "dim" }, "no agents"))));
   };
   filter.addEventListener("input", () => {
     history.replaceState(null, "", filter.value ? "/?q=" + enc(filter.value) : "/");
@@ -178,7 +179,8 @@ function agentRow(r, depth) {
     el("td", { class: "num" }, r.steps), el("td", {}, r.last_ts ? ago(r.last_ts) : "–"),
     el("td", {}, el("span", { class: "badge " + (r.live ? "live" : "idle") }, r.live ? "live (pid " + r.writer_pid + ")" : "idle")),
     el("td", { class: "num" }, r.snapshots), el("td", { class: "num" }, fmtBytes(r.bytes)),
-    el("td", {}, el("span", { class: "health " + r.health, title: r.problem || "" }, r.health.replace("_", " "))));
+    el("td", {}, el("span", { class: "health " + r.health, title: r.problem || "" }, r.health.replace("_", " "))),
+    config.witnesses && config.witnesses.length ? el("td", {}, r.witness ? el("span", { class: "witness " + r.witness }, r.witness.replace("_", " ")) : "–") : null);
 }
 
 // ------------------------------------------------------------------ agent page
@@ -293,8 +295,9 @@ function buildAgentPage(a, main) {
   const exportBox = el("div", { id: "export" },
     el("a", { id: "export-all", href: base(a) + "/export", download: "" }, "export journal"), " · ",
     el("a", { id: "export-state", href: "#", onclick: ev => { ev.currentTarget.href = base(a) + "/state?download=1&step=" + a.step; } }, "state at this step (JSON)"), " · range ",
-    el("input", { id: "exp-from", type: "number", placeholder: "from" }), el("input", { id: "exp-to", type: "number", placeholder: "to" }),
-    el("a", { id: "export-range", href: "#", onclick: ev => { ev.currentTarget.href = base(a) + "/export?from_step=" + enc($("#exp-from").value) + "&to_step=" + enc($("#exp-to").value); } }, "export steps"));
+    el("input", { id: "exp-from", type: "number", min: 0, placeholder: "from" }), el("input", { id: "exp-to", type: "number", min: 0, placeholder: "to" }),
+    el("a", { id: "export-range", href: "#", download: "", onclick: ev => exportRange(a, ev) }, "export steps"),
+    el("span", { id: "export-note", class: "dim" }, " (in the export format: 'agentjournal import' verifies it)"));
   const left = el("section", { id: "left" }, a.form, a.filteredBox, a.list);
   const right = el("section", { id: "right" },
     el("h2", {}, "Changes"),
@@ -322,6 +325,22 @@ function buildAgentPage(a, main) {
     if (keys[ev.key]) { ev.preventDefault(); goto(a, keys[ev.key](), { scroll: true }); }
   };
   document.addEventListener("keydown", a.onKey);
+}
+
+// The range as the journal's export file (the server makes it; the link downloads it). Bad
+// bounds are caught here, so that the browser does not download an error as the file.
+function exportRange(a, ev) {
+  const f = $("#exp-from").value.trim(), t = $("#exp-to").value.trim();
+  const note = $("#export-note");
+  const lo = f === "" ? null : Number(f), hi = t === "" ? null : Number(t);
+  const bad = (lo !== null && (lo < a.info.first_step || lo > a.info.last_step)) ? "from must be a step in " + a.info.first_step + ".." + a.info.last_step
+    : (hi !== null && hi < 0) ? "to must be a step" : (lo !== null && hi !== null && hi < lo) ? "to is before from" : null;
+  if (bad) { ev.preventDefault(); note.textContent = " " + bad; note.className = "error-text"; return; }
+  note.textContent = " (in the export format: 'agentjournal import' verifies it)"; note.className = "dim";
+  const q = new URLSearchParams();
+  if (lo !== null) q.set("from_step", lo);
+  if (hi !== null) q.set("to_step", hi);
+  ev.currentTarget.href = base(a) + "/export?" + q.toString();
 }
 
 function drawMarks(a) {
@@ -614,12 +633,29 @@ async function loadIntegrity(a) {
     const r = await api(base(a) + "/integrity");
     a.integrityBox.replaceChildren(
       el("div", {}, "history kept from step " + r.watermark.first_step + " (seq " + r.watermark.first_seq + ")" + (r.watermark.pruned ? ", older steps pruned" : ", nothing pruned")),
-      el("div", {}, "anchored head: " + (r.anchored_head ? r.anchored_head : "none")),
+      witnessBox(r),
       el("div", { id: "verified-status" }, r.verified ? (r.verified.ok ? "verified up to seq " + r.verified.last_seq : "damaged") : "not verified yet"),
       el("details", {}, el("summary", {}, r.snapshots.length + " snapshots, " + r.segments + " segments"),
         el("table", { class: "grid small" }, el("tr", {}, el("th", {}, "seq"), el("th", {}, "step"), el("th", {}, "bytes")),
           r.snapshots.slice(-200).map(s => el("tr", {}, el("td", {}, s.seq), el("td", {}, s.step === null ? "–" : s.step), el("td", {}, fmtBytes(s.bytes)))))));
   } catch (e) { a.integrityBox.replaceChildren(errorBox(e)); }
+}
+const WITNESS_TEXT = {
+  matches: "matches its witnessed head", behind: "behind its witnessed head (records cut off, or the store rolled back)",
+  diverged: "diverged from its witnessed head (the history was rewritten)", pruned: "witnessed record pruned: cannot be checked",
+  bad_witness: "witness line fails its MAC", none: "no witness",
+};
+function witnessBox(r) {
+  const w = r.witness;
+  if (!w) return el("div", { id: "witness" }, "anchored head: none (start the viewer with --witness FILE to check one)");
+  const h = r.anchored_head;
+  return el("div", { id: "witness" },
+    el("div", {}, "anchored head: ", h ? el("code", { title: h.hash }, "seq " + h.seq + " " + h.hash.slice(0, 16) + "…") : "none", " ",
+      el("span", { id: "witness-status", class: "witness " + w.status }, WITNESS_TEXT[w.status] || w.status)),
+    w.heads.length ? el("ul", { class: "witness-heads" }, w.heads.map(x => el("li", { class: "witness-head", dataset: { status: x.status } },
+      el("span", { class: "witness " + x.status }, x.status.replace("_", " ")), " ", el("code", {}, x.path),
+      x.seq !== null ? " (seq " + x.seq + ")" : "", x.status === "matches" && x.since ? " — " + x.since + " records since" : "",
+      x.message ? el("div", { class: "dim" }, x.message) : null))) : null);
 }
 async function runVerify(a, from, to) {
   const box = a.verifyBox;
