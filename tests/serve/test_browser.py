@@ -8,6 +8,7 @@ and also to ``$VIEWER_SCREENSHOTS`` when set (that is how ``docs/img/viewer-*.pn
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -31,9 +32,11 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: 
 
 from agentjournal import Journal  # noqa: E402
 from agentjournal.backends.filesystem import FilesystemBackend  # noqa: E402
+from agentjournal.exchange import import_journal  # noqa: E402
 from agentjournal.serve import create_app  # noqa: E402
 
 from .conftest import write_chat  # noqa: E402
+from .test_witness import anchor  # noqa: E402
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -50,10 +53,10 @@ def _free_port() -> int:
 class Server:
     """uvicorn serving the viewer in a thread, on 127.0.0.1 and a free port."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, witnesses: tuple[str, ...] = ()) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        app = create_app(FilesystemBackend(root), allow_fork=True)
+        app = create_app(FilesystemBackend(root), allow_fork=True, witnesses=witnesses)
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
                                                     log_level="warning", lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -104,9 +107,10 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
-@pytest.fixture
-def page(browser: Browser, server: Server) -> Iterator[Page]:
-    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+@contextlib.contextmanager
+def open_page(browser: Browser, server: Server) -> Iterator[Page]:
+    """A fresh browser tab on ``server``; fails if the page throws or loads from elsewhere."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
     pg = ctx.new_page()
     pg.set_default_timeout(WAIT)
     errors: list[str] = []
@@ -117,6 +121,12 @@ def page(browser: Browser, server: Server) -> Iterator[Page]:
     ctx.close()
     assert errors == [], errors
     assert foreign == [], f"the page loaded something from elsewhere: {foreign}"
+
+
+@pytest.fixture
+def page(browser: Browser, server: Server) -> Iterator[Page]:
+    with open_page(browser, server) as pg:
+        yield pg
 
 
 def shot(page: Page, tmp_path: Path, name: str) -> None:
@@ -278,3 +288,82 @@ def test_fork_from_here(page: Page, server: Server, root: Path) -> None:
     with Journal("chat-b", root=root, readonly=True) as b, \
             Journal("chat", root=root, readonly=True) as a:
         assert b.resume().state == a.state_at(12)
+
+
+def test_export_a_step_range_in_the_export_format(page: Page, server: Server, root: Path,
+                                                  tmp_path: Path) -> None:
+    """The range the page downloads is an export file: it imports, verifies, and holds the
+    journal's states at every step of the range."""
+    page.goto(server.url + "/agents/chat?step=20")
+    expect(page.locator("#step-label")).to_have_text("step 20 / 40")
+    page.fill("#exp-from", "14")
+    page.fill("#exp-to", "22")
+    with page.expect_download() as got:
+        page.click("#export-range")
+    dl = got.value
+    assert dl.suggested_filename == "chat.steps-14-22.export.jsonl"
+    path = tmp_path / dl.suggested_filename
+    dl.save_as(path)
+    with open(path, "rb") as f:
+        rep = import_journal(f, root=tmp_path / "imported")
+    assert rep.range is not None and rep.range["to_step"] == 22
+    with Journal("chat", root=tmp_path / "imported", readonly=True) as copy, \
+            Journal("chat", root=root, readonly=True) as orig:
+        assert copy.verify().ok
+        for step in range(14, 23):
+            assert copy.state_at(step) == orig.state_at(step)
+    # Bounds that cannot be exported are said on the page; nothing is downloaded.
+    downloads: list[object] = []
+    page.on("download", lambda d: downloads.append(d))
+    page.fill("#exp-from", "30")
+    page.fill("#exp-to", "3")
+    page.click("#export-range")
+    expect(page.locator("#export-note")).to_contain_text("to is before from")
+    page.fill("#exp-from", "99")
+    page.fill("#exp-to", "")
+    page.click("#export-range")
+    expect(page.locator("#export-note")).to_contain_text("from must be a step in 1..40")
+    assert downloads == []
+
+
+@pytest.fixture(scope="module")
+def witnessed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A store whose agents were anchored to a witness file; 'tampered' was then recorded
+    again (a valid chain, but not the history that was anchored)."""
+    base = tmp_path_factory.mktemp("witnessed")
+    store, heads = base / "store", base / "heads.jsonl"
+    write_chat(store, "kept", steps=12)
+    write_chat(store, "tampered", steps=12)
+    write_chat(store, "unwitnessed", steps=3)
+    anchor(store, "kept", heads)
+    anchor(store, "tampered", heads)
+    shutil.rmtree(store / "tampered")
+    write_chat(store, "tampered", steps=12)
+    with Server(store, witnesses=(str(heads),)) as s:
+        yield s
+
+
+def test_integrity_panel_shows_the_witnessed_head(browser: Browser, witnessed: Server,
+                                                  tmp_path: Path) -> None:
+    with open_page(browser, witnessed) as page:
+        page.goto(witnessed.url + "/")
+        expect(page.locator('tr[data-agent="tampered"] .witness')).to_have_text("diverged")
+        expect(page.locator('tr[data-agent="kept"] .witness')).to_have_text("matches")
+        expect(page.locator('tr[data-agent="unwitnessed"] .witness')).to_have_text("none")
+        page.goto(witnessed.url + "/agents/kept")
+        status = page.locator("#witness-status")
+        expect(status).to_have_text("matches its witnessed head")
+        expect(page.locator("#witness")).to_contain_text("anchored head: seq ")
+        page.goto(witnessed.url + "/agents/tampered")
+        expect(status).to_contain_text("diverged")
+        assert "diverged" in str(status.get_attribute("class"))
+        assert status.evaluate("e => getComputedStyle(e).color") == "rgb(179, 38, 30)"
+        expect(page.locator("#witness .witness-head")).to_contain_text(
+            "is not the one anchored")
+        page.click("#verify")
+        expect(page.locator("#verify-result")).to_contain_text("damaged")
+        expect(page.locator("#verify-result")).to_contain_text("rollback")
+        page.locator("#integrity").scroll_into_view_if_needed()
+        shot(page, tmp_path, "viewer-integrity.png")
+        page.goto(witnessed.url + "/agents/unwitnessed")
+        expect(status).to_have_text("no witness")
