@@ -67,6 +67,9 @@ class Viewer:
         self.closing = threading.Event()
         """Set when the server shuts down: open live-tail streams end at their next poll."""
         self._keys: dict[str, bytes | None] = {}
+        self._idents: dict[str, tuple[int, int] | None] = {}
+        """Which journal of each agent id the pool and caches hold (see
+        :func:`engine.store_identity`)."""
         self.travel = Travel()
         self.verified: dict[str, tuple[int, bool]] = {}
         """Last full verify per agent: ``(last_seq verified, ok)``."""
@@ -114,8 +117,18 @@ class Viewer:
         with self._lock:
             lock = self._agent_locks.setdefault(agent_id, threading.Lock())
         with lock:
+            ident = engine.store_identity(self.backend, agent_id)
             with self._lock:
                 j = self._pool.pop(agent_id, None)
+                replaced = self._idents.get(agent_id, ident) != ident
+                self._idents[agent_id] = ident
+            if replaced:
+                # Removed and recorded again under the same id: nothing known of the old
+                # journal holds for the new one.
+                if j is not None:
+                    j.close()
+                    j = None
+                self._forget(agent_id)
             if j is None:
                 j = self.strict(agent_id)
             try:
@@ -126,6 +139,18 @@ class Viewer:
                     while len(self._pool) > POOL_SIZE:
                         _, old = self._pool.popitem(last=False)
                         old.close()
+
+    def _forget(self, agent_id: str) -> None:
+        """Drop what is cached about ``agent_id``'s journal."""
+        self.travel.forget(agent_id)
+        with self._lock:
+            for k in [k for k in self._first_records if k[0] == agent_id]:
+                del self._first_records[k]
+            for k2 in [k for k in self._snap_steps if k[0] == agent_id]:
+                del self._snap_steps[k2]
+            self._parents.pop(agent_id, None)
+            self._keys.pop(agent_id, None)
+            self.verified.pop(agent_id, None)
 
     def close(self) -> None:
         """Close every pooled journal."""

@@ -318,7 +318,11 @@ function buildAgentPage(a, main) {
   if (config.allow_fork) buildFork(a);
   loadIntegrity(a);
   a.onKey = ev => {
-    if (ev.target && (ev.target.tagName === "INPUT" || ev.target.tagName === "TEXTAREA" || ev.target.tagName === "SELECT")) return;
+    // Keys typed into a field are the field's (a checkbox or a button is no field: after a
+    // click on "follow", the keys still move through the steps; the slider moves itself).
+    const t = ev.target;
+    if (t && (t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable ||
+      (t.tagName === "INPUT" && !["checkbox", "radio", "button", "submit"].includes(t.type)))) return;
     // Relative to the step last asked for, so quick repeated keys add up while loading.
     const at = a.want !== undefined ? a.want : a.step;
     const keys = { ArrowLeft: () => at - 1, ArrowRight: () => at + 1, Home: () => a.info.first_step, End: () => a.info.last_step };
@@ -589,7 +593,10 @@ function node(a, label, v, tokens, h) {
       prev = i;
     });
     if (shown < entries.length) rows.push(el("li", { class: "dim" }, el("button", { class: "more", onclick: () => fill(shown + KIDS_MAX * 10) }, "show more (" + (entries.length - shown) + " more)")));
-    for (const [t, ov] of h.ghosts.get(path) || []) rows.push(el("li", { class: "node ghost ch-remove" }, el("span", { class: "key" }, t), ": ", el("del", { class: "old" }, short(ov))));
+    // What the step removed here, struck through: as many as the children shown, then a count.
+    const gone = h.ghosts.get(path) || [];
+    for (const [t, ov] of gone.slice(0, KIDS_MAX)) rows.push(el("li", { class: "node ghost ch-remove" }, el("span", { class: "key" }, t), ": ", el("del", { class: "old" }, short(ov))));
+    if (gone.length > KIDS_MAX) rows.push(el("li", { class: "dim ghost-more" }, "… " + (gone.length - KIDS_MAX) + " more removed (see the changes above)"));
     kids.replaceChildren(...rows);
   };
   const li = el("li", { class: cls + " branch", dataset: { path } });
