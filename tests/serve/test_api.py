@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,8 @@ def test_state_and_changes_replay_exactly(store: Path, client: TestClient) -> No
     status = next(op for op in ch["ops"] if op["path"] == "/status")
     assert (status["op"], status["old"], status["value"]) == (
         "replace", "<script>window.__pwned = 1</script>", "done")
+    assert ch["agent_id"] == "chat" and ch["step"] == 30
+    assert get(client, "/api/agents/chat/state?step=30")["agent_id"] == "chat"
     popped = get(client, "/api/agents/chat/changes?step=5")["ops"]
     assert {"op": "remove", "path": "/pending/0", "at": "/pending/0", "old": "a"} in popped
     appended = next(op for op in popped if op["path"] == "/messages/-")
@@ -373,6 +376,29 @@ def test_fork_only_same_origin_json(tmp_path: Path) -> None:
             assert j.resume().state == src.state_at(4)
     with Journal("src-edit", root=tmp_path, readonly=True) as j:
         assert j.resume().state == {"messages": [], "x": 1}
+
+
+def test_a_journal_removed_and_recorded_again_is_shown_afresh(tmp_path: Path) -> None:
+    """Re-running an agent under the same id (after removing its journal) while the viewer
+    runs: nothing of the old journal (open handle, cursor, caches) is shown for the new one."""
+    with Journal("again", root=tmp_path) as j:
+        for i in range(1, 31):
+            j.append({"i": i, "gen": "old"})
+    with TestClient(create_app(FilesystemBackend(tmp_path)), base_url=BASE) as c:
+        assert get(c, "/api/agents/again/state?step=30")["state"] == {"i": 30, "gen": "old"}
+        get(c, "/api/agents/again/changes?step=30")
+        assert get(c, "/api/agents/again/verify")["ok"]
+        shutil.rmtree(tmp_path / "again")
+        assert error(c, "/api/agents/again/state?step=30", 404)["error"] == "not_found"
+        with Journal("again", root=tmp_path) as j:
+            for i in range(1, 41):
+                j.append({"i": i * 10, "gen": "new"})
+        assert get(c, "/api/agents/again")["last_step"] == 40
+        assert get(c, "/api/agents/again/state?step=30")["state"] == {"i": 300, "gen": "new"}
+        ops = get(c, "/api/agents/again/changes?step=30")["ops"]
+        assert {"op": "replace", "path": "/i", "at": "/i", "value": 300, "old": 290} in ops
+        row = next(r for r in get(c, "/api/agents")["agents"] if r["agent_id"] == "again")
+        assert row["steps"] == 40 and row["health"] == "verified"
 
 
 def test_memory_backend_is_served() -> None:

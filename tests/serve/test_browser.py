@@ -9,9 +9,14 @@ and also to ``$VIEWER_SCREENSHOTS`` when set (that is how ``docs/img/viewer-*.pn
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -108,15 +113,16 @@ def browser() -> Iterator[Browser]:
 
 
 @contextlib.contextmanager
-def open_page(browser: Browser, server: Server) -> Iterator[Page]:
-    """A fresh browser tab on ``server``; fails if the page throws or loads from elsewhere."""
+def open_page(browser: Browser, url: str) -> Iterator[Page]:
+    """A fresh browser tab for the server at ``url``; fails if the page throws or loads
+    anything from elsewhere."""
     ctx = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
     pg = ctx.new_page()
     pg.set_default_timeout(WAIT)
     errors: list[str] = []
     foreign: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.on("request", lambda r: None if r.url.startswith(server.url) else foreign.append(r.url))
+    pg.on("request", lambda r: None if r.url.startswith(url) else foreign.append(r.url))
     yield pg
     ctx.close()
     assert errors == [], errors
@@ -125,7 +131,7 @@ def open_page(browser: Browser, server: Server) -> Iterator[Page]:
 
 @pytest.fixture
 def page(browser: Browser, server: Server) -> Iterator[Page]:
-    with open_page(browser, server) as pg:
+    with open_page(browser, server.url) as pg:
         yield pg
 
 
@@ -345,7 +351,7 @@ def witnessed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def test_integrity_panel_shows_the_witnessed_head(browser: Browser, witnessed: Server,
                                                   tmp_path: Path) -> None:
-    with open_page(browser, witnessed) as page:
+    with open_page(browser, witnessed.url) as page:
         page.goto(witnessed.url + "/")
         expect(page.locator('tr[data-agent="tampered"] .witness')).to_have_text("diverged")
         expect(page.locator('tr[data-agent="kept"] .witness')).to_have_text("matches")
@@ -367,3 +373,87 @@ def test_integrity_panel_shows_the_witnessed_head(browser: Browser, witnessed: S
         shot(page, tmp_path, "viewer-integrity.png")
         page.goto(witnessed.url + "/agents/unwitnessed")
         expect(status).to_have_text("no witness")
+
+
+def test_keys_still_move_after_a_click_on_follow(page: Page, server: Server) -> None:
+    page.goto(server.url + "/agents/chat?step=10")
+    expect(page.locator("#step-label")).to_have_text("step 10 / 40")
+    page.click("#follow")  # the focus is on the checkbox now
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#step-label")).to_have_text("step 11 / 40")
+    page.keyboard.press("End")
+    expect(page.locator("#step-label")).to_have_text("step 40 / 40")
+    page.fill("#jump", "")
+    page.keyboard.press("Home")  # typed into a field: the field's, not a move
+    expect(page.locator("#step-label")).to_have_text("step 40 / 40")
+
+
+def test_a_long_removal_is_shown_capped(browser: Browser, tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    with Journal("lists", root=root) as j:
+        j.append({"items": list(range(500)), "keep": 1})
+        j.append({"items": [], "keep": 1})
+    with Server(root) as s, open_page(browser, s.url) as page:
+        page.goto(s.url + "/agents/lists?step=2")
+        expect(page.locator("#diff")).to_contain_text("step 2:")
+        ghosts = page.locator('#tree li[data-path="/items"] .ghost.ch-remove')
+        expect(ghosts).to_have_count(100)
+        expect(page.locator('#tree li[data-path="/items"] .ghost-more')).to_have_text(
+            "… 400 more removed (see the changes above)")
+
+
+def test_serve_the_demo_store_as_a_user_does(browser: Browser, tmp_path: Path) -> None:
+    """'agentjournal demo', 'agentjournal anchor', then 'agentjournal serve' as a process on
+    the demo's store, with a witness; the page shows the agent, its steps, its state, its
+    witnessed head, and exports a range that imports and verifies."""
+    env = {**os.environ, "AGENTJOURNAL_ROOT": str(tmp_path / "store")}
+    env.pop("AGENTJOURNAL_KEY", None)
+    cli = [sys.executable, "-m", "agentjournal.cli"]
+    subprocess.run([*cli, "demo"], env=env, check=True, capture_output=True, timeout=120)
+    witness = tmp_path / "heads.jsonl"
+    subprocess.run([*cli, "anchor", "demo-1", "--witness", str(witness)], env=env, check=True,
+                   capture_output=True, timeout=60)
+    proc = subprocess.Popen([*cli, "serve", "--port", "0", "--witness", str(witness)],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        m = re.search(r"on (http://127\.0\.0\.1:\d+)/ ", line)
+        assert m, line
+        url = m.group(1)
+        with open_page(browser, url) as page:
+            page.goto(url + "/")
+            row = page.locator('tr[data-agent="demo-1"]')
+            expect(row.locator(".health")).to_have_text("verified")
+            expect(row.locator(".witness")).to_have_text("matches")
+            row.locator("a").click()
+            expect(page.locator("#step-label")).to_have_text(re.compile(r"step (\d+) / \1$"))
+            expect(page.locator("#steps .row.current")).not_to_have_count(0)
+            expect(page.locator("#witness-status")).to_have_text("matches its witnessed head")
+            page.keyboard.press("Home")
+            expect(page.locator("#step-label")).to_have_text(re.compile(r"^step 0 / "))
+            page.keyboard.press("ArrowRight")
+            expect(page.locator("#diff li.op")).not_to_have_count(0)
+            page.fill("#exp-from", "3")
+            page.fill("#exp-to", "8")
+            with page.expect_download() as got:
+                page.click("#export-range")
+            path = tmp_path / "range.jsonl"
+            got.value.save_as(path)
+        res = subprocess.run([*cli, "--root", str(tmp_path / "copy"), "import", str(path),
+                              "--json"], env=env, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["range"]["to_step"] == 8
+        res = subprocess.run([*cli, "--root", str(tmp_path / "copy"), "verify", "demo-1"],
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stdout + res.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            assert proc.wait(20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()
