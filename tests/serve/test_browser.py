@@ -457,3 +457,21 @@ def test_serve_the_demo_store_as_a_user_does(browser: Browser, tmp_path: Path) -
                 proc.wait()
             if proc.stderr is not None:
                 proc.stderr.close()
+
+
+def test_live_tail_does_not_jump_while_scrolled_up(page: Page, server: Server,
+                                                   writer: Journal) -> None:
+    page.goto(server.url + "/agents/live")
+    last = writer.last_step
+    expect(page.locator("#step-label")).to_have_text(f"step {last} / {last}")
+    expect(page.locator("#live")).to_have_text("live tail")
+    for i in range(40):  # enough rows to scroll
+        writer.append({"i": 100 + i, "log": []})
+    last = writer.last_step
+    expect(page.locator("#step-label")).to_have_text(f"step {last} / {last}")
+    page.evaluate("""() => { const l = document.querySelector('#steps'); l.scrollTop = 0;
+                             l.dispatchEvent(new Event('scroll')); }""")
+    writer.append({"i": 999, "log": [], "note": "while scrolled up"})
+    expect(page.locator("#step-label")).to_have_text(f"step {last} / {last + 1}")
+    expect(page.locator("#new-steps")).to_have_text("1 new")
+    assert page.evaluate("() => document.querySelector('#steps').scrollTop") == 0

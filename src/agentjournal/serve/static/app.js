@@ -713,7 +713,9 @@ function startTail(a) {
     const row = JSON.parse(ev.data);
     if (row.seq <= a.info.last_seq) return;
     const wasBottom = atBottom(a);
-    const wasLast = a.step === a.info.last_step;
+    // The step being moved to counts, not the one shown: in a burst of records the page is
+    // still on its way to the previous one when the next arrives.
+    const wasLast = (a.want !== undefined ? a.want : a.step) === a.info.last_step;
     const newStep = row.step > a.info.last_step;
     a.info.last_seq = row.seq;
     a.info.last_step = Math.max(a.info.last_step, row.step);
