@@ -207,8 +207,12 @@ def test_verify_and_integrity(client: TestClient) -> None:
     assert ok["ok"] and ok["first_bad_seq"] is None and ok["records"] > 40
     bad = get(client, "/api/agents/broken/verify")
     assert not bad["ok"] and bad["problems"]
+    assert bad["first_bad_seq"] == 3  # the edited record (its line names no seq: derived)
     rng = get(client, "/api/agents/broken/verify?from=1&to=5")
     assert not rng["ok"] and rng["problems"][0]["kind"] == "corrupt"
+    assert rng["first_bad_seq"] == 3
+    # A range starting after the bad line but in its segment cannot say where it is.
+    assert get(client, "/api/agents/broken/verify?from=5&to=6")["first_bad_seq"] is None
     rows = {r["agent_id"]: r for r in get(client, "/api/agents")["agents"]}
     assert rows["chat"]["health"] == "verified" and rows["broken"]["health"] == "damaged"
     info = get(client, "/api/agents/chat/integrity")

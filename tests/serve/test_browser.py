@@ -475,3 +475,25 @@ def test_live_tail_does_not_jump_while_scrolled_up(page: Page, server: Server,
     expect(page.locator("#step-label")).to_have_text(f"step {last} / {last + 1}")
     expect(page.locator("#new-steps")).to_have_text("1 new")
     assert page.evaluate("() => document.querySelector('#steps').scrollTop") == 0
+
+
+def test_a_refused_export_is_said_on_the_page(browser: Browser, tmp_path: Path) -> None:
+    """Exporting a damaged journal is refused: the page says why, nothing is downloaded."""
+    root = tmp_path / "store"
+    write_chat(root, "broken", steps=12)
+    seg = sorted((root / "broken" / "segments").iterdir())[0]
+    seg.write_bytes(seg.read_bytes().replace(b"turn 3", b"TURN 3"))
+    with Server(root) as s, open_page(browser, s.url) as page:
+        downloads: list[object] = []
+        page.on("download", lambda d: downloads.append(d))
+        page.goto(s.url + "/agents/broken?step=12")
+        expect(page.locator("#step-label")).to_have_text("step 12 / 12")
+        page.click("#export-all")
+        expect(page.locator("#export-note")).to_contain_text(
+            "not exported: record hash does not match its bytes")
+        page.fill("#exp-from", "11")
+        page.click("#export-range")
+        expect(page.locator("#export-note")).to_contain_text("not exported:")
+        page.click("#verify")
+        expect(page.locator("#verify-result")).to_contain_text("first bad seq 3")
+        assert downloads == []

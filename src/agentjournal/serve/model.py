@@ -360,19 +360,18 @@ class Viewer:
                 # With witnesses, the check of 'verify --against' too (a rollback problem).
                 rep = j.verify(against=self.witnesses.newest(agent_id))
                 bad = [p.seq for p in rep.problems if p.seq is not None]
+                if any(p.seq is None and p.kind == "corrupt" for p in rep.problems):
+                    # A line failing its hash names no seq: it is the one after the last
+                    # record that reads (seqs have no gaps).
+                    _, problem = _read_range(j, rep.first_seq or 1, None)
+                    if problem is not None and problem["seq"] is not None:
+                        bad.append(problem["seq"])
                 self.verified[agent_id] = (rep.last_seq, rep.ok)
                 return {"agent_id": agent_id, "ok": rep.ok, "records": rep.records,
                         "first_seq": rep.first_seq, "last_seq": rep.last_seq,
                         "first_bad_seq": min(bad) if bad else None,
                         "problems": [vars(p) for p in rep.problems[:50]]}
-            n, problem = 0, None
-            try:
-                for _ in j.records(from_seq or 1, to_seq):
-                    n += 1
-            except CorruptRecordError as e:
-                problem = {"kind": "key_needed" if is_key_needed(e) else "corrupt",
-                           "message": e.message, "path": e.path, "offset": e.offset,
-                           "seq": e.seq}
+            n, problem = _read_range(j, from_seq or 1, to_seq)
             return {"agent_id": agent_id, "ok": problem is None, "records": n,
                     "first_seq": from_seq, "last_seq": to_seq,
                     "first_bad_seq": problem["seq"] if problem else None,
@@ -404,3 +403,24 @@ class Viewer:
             "witness": witness,
             "verified": None if done is None else {"last_seq": done[0], "ok": done[1]},
         }
+
+
+def _read_range(j: Journal, from_seq: int, to_seq: int | None
+                ) -> tuple[int, dict[str, Any] | None]:
+    """Read the records ``from_seq..to_seq``: how many read, and the first problem (with the
+    seq of the record that does not read, known from the last one that does)."""
+    segs = j.segment_seqs()
+    start = max(from_seq, segs[0]) if segs else from_seq
+    n = 0
+    try:
+        for _ in j.records(start, to_seq):
+            n += 1
+    except CorruptRecordError as e:
+        seq = e.seq
+        if seq is None and (n or start in segs):
+            # Known only when the reading got past the range's start or began at a segment's:
+            # otherwise the bad line may be before the range, in the same segment.
+            seq = start + n
+        return n, {"kind": "key_needed" if is_key_needed(e) else "corrupt",
+                   "message": e.message, "path": e.path, "offset": e.offset, "seq": seq}
+    return n, None

@@ -293,11 +293,11 @@ function buildAgentPage(a, main) {
       el("button", { onclick: () => goto(a, a.info.last_step, { scroll: true }), title: "last step (End)" }, "last"),
       el("label", {}, a.followBox, " follow"), a.newBadge));
   const exportBox = el("div", { id: "export" },
-    el("a", { id: "export-all", href: base(a) + "/export", download: "" }, "export journal"), " · ",
-    el("a", { id: "export-state", href: "#", onclick: ev => { ev.currentTarget.href = base(a) + "/state?download=1&step=" + a.step; } }, "state at this step (JSON)"), " · range ",
+    el("a", { id: "export-all", href: base(a) + "/export", onclick: ev => { ev.preventDefault(); download(base(a) + "/export"); } }, "export journal"), " · ",
+    el("a", { id: "export-state", href: "#", onclick: ev => { ev.preventDefault(); download(base(a) + "/state?download=1&step=" + a.step); } }, "state at this step (JSON)"), " · range ",
     el("input", { id: "exp-from", type: "number", min: 0, placeholder: "from" }), el("input", { id: "exp-to", type: "number", min: 0, placeholder: "to" }),
-    el("a", { id: "export-range", href: "#", download: "", onclick: ev => exportRange(a, ev) }, "export steps"),
-    el("span", { id: "export-note", class: "dim" }, " (in the export format: 'agentjournal import' verifies it)"));
+    el("a", { id: "export-range", href: "#", onclick: ev => { ev.preventDefault(); exportRange(a); } }, "export steps"),
+    el("span", { id: "export-note", class: "dim" }, EXPORT_NOTE));
   const left = el("section", { id: "left" }, a.form, a.filteredBox, a.list);
   const right = el("section", { id: "right" },
     el("h2", {}, "Changes"),
@@ -331,20 +331,38 @@ function buildAgentPage(a, main) {
   document.addEventListener("keydown", a.onKey);
 }
 
-// The range as the journal's export file (the server makes it; the link downloads it). Bad
-// bounds are caught here, so that the browser does not download an error as the file.
-function exportRange(a, ev) {
+// Downloads go through fetch, so that a refusal (a damaged journal, a pruned step) is said
+// on the page instead of being saved as the file. The file is held by the page while saved.
+const EXPORT_NOTE = " (in the export format: 'agentjournal import' verifies it)";
+function note(text, bad) { const n = $("#export-note"); n.textContent = " " + text; n.className = bad ? "error-text" : "dim"; }
+async function download(url) {
+  note("preparing…", false);
+  try {
+    const r = await fetch(url);
+    if (!r.ok) {
+      let msg = r.statusText;
+      try { const b = await r.json(); msg = b.message + (b.hint ? " — " + b.hint : ""); } catch (e) { /* not JSON */ }
+      note("not exported: " + msg, true);
+      return;
+    }
+    const m = /filename="([^"]+)"/.exec(r.headers.get("content-disposition") || "");
+    const link = el("a", { href: URL.createObjectURL(await r.blob()), download: m ? m[1] : "export.jsonl", hidden: true });
+    document.body.append(link); link.click(); link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+    note(EXPORT_NOTE.trim(), false);
+  } catch (e) { note("not exported: " + e.message, true); }
+}
+// A range of steps as the journal's export file. Bounds outside the history are said here.
+function exportRange(a) {
   const f = $("#exp-from").value.trim(), t = $("#exp-to").value.trim();
-  const note = $("#export-note");
   const lo = f === "" ? null : Number(f), hi = t === "" ? null : Number(t);
   const bad = (lo !== null && (lo < a.info.first_step || lo > a.info.last_step)) ? "from must be a step in " + a.info.first_step + ".." + a.info.last_step
     : (hi !== null && hi < 0) ? "to must be a step" : (lo !== null && hi !== null && hi < lo) ? "to is before from" : null;
-  if (bad) { ev.preventDefault(); note.textContent = " " + bad; note.className = "error-text"; return; }
-  note.textContent = " (in the export format: 'agentjournal import' verifies it)"; note.className = "dim";
+  if (bad) { note(bad, true); return; }
   const q = new URLSearchParams();
   if (lo !== null) q.set("from_step", lo);
   if (hi !== null) q.set("to_step", hi);
-  ev.currentTarget.href = base(a) + "/export?" + q.toString();
+  download(base(a) + "/export?" + q.toString());
 }
 
 function drawMarks(a) {
