@@ -367,3 +367,24 @@ def test_random_ranges_round_trip(tmp_path: Path, config: dict[str, Any]) -> Non
                         assert j.seq_of_step(s) == j.seq_of_step(copy.last_step), s
                         continue
                     assert copy.state_at(s) == j.state_at(s), (lo, hi, s)
+
+
+def test_a_range_after_damage_is_exported_and_one_across_it_refused(
+        tmp_path: Path, src: Path, dst: Path, states: list[Any]) -> None:
+    """A range reads only its own segments (from the snapshot before it): damage earlier in
+    the journal does not keep the intact later steps from being exported, verified."""
+    seg = sorted((src / "researcher" / "segments").iterdir())[0]  # steps 1..10
+    data = seg.read_bytes()
+    at = data.index(b'"step":3,')
+    seg.write_bytes(data[:at] + b'"step":3 ,' + data[at + len(b'"step":3,'):])
+    assert run("verify", "researcher", root=src).exit_code == 1
+    out = tmp_path / "late.jsonl"
+    doc = run_json("export", "researcher", "-o", str(out), "--from", "22", root=src)
+    assert doc["range"]["first_step"] == 20
+    run_json("import", str(out), root=dst)
+    assert run("verify", "researcher", root=dst).exit_code == 0
+    res = run("show", "researcher", "--at", "25", root=dst)
+    assert json.loads(res.stdout) == states[25]
+    res = run("export", "researcher", "-o", str(tmp_path / "x.jsonl"), "--from", "2",
+              "--to", "12", root=src)
+    assert res.exit_code == 5 and not (tmp_path / "x.jsonl").exists()

@@ -200,7 +200,7 @@ def _walk(journal: Journal, snap_seqs: set[int], steps: _Steps | None,
     done = False
     prev: str | None = None
     expect: int | None = None
-    for k, (first, sealed) in enumerate(segs):
+    for k, (first, sealed) in enumerate(segs):  # k: the index in ``found.segs`` too
         last_seg = k == len(segs) - 1
         where = store.location("segment", first)
         if expect is not None and first != expect:
@@ -269,11 +269,16 @@ def _plan(journal: Journal, with_snapshots: bool, steps: _Steps | None) -> _Plan
     plan = _Plan(rep=rep)
     snap_seqs = set(store.list_snapshots())
     segs = store.list_segments()
-    found = _walk(journal, snap_seqs, steps, segs)
+    start = _range_start(journal, segs, snap_seqs, steps[0]) if steps is not None else 0
+    found = _walk(journal, snap_seqs, steps, segs[start:])
     chosen = found.segs
     end_seq = chosen[-1].last_seq if chosen else 0
     if steps is not None and chosen:
-        chosen, end_seq = _select_range(journal, found, steps, plan)
+        try:
+            chosen, end_seq = _select_range(journal, found, steps, plan, origin=start == 0)
+        except _Rewalk:  # the snapshot it was to start from cannot be used: read it all
+            found = _walk(journal, snap_seqs, steps, segs)
+            chosen, end_seq = _select_range(journal, found, steps, plan, origin=True)
     for i, seg in enumerate(chosen):
         nbytes, records = seg.bytes, seg.records
         if i == len(chosen) - 1 and steps is not None:
@@ -333,14 +338,44 @@ def _mark_in(found: _Walk, seq: int, first: int, last: int) -> str | None:
     return got[1]
 
 
-def _select_range(journal: Journal, found: _Walk, steps: _Steps,
-                  plan: _Plan) -> tuple[list[_Seg], int]:
+def _range_start(journal: Journal, segs: list[tuple[int, bool]], snap_seqs: set[int],
+                 lo: int | None) -> int:
+    """Index of the segment a range's walk may start at: the newest one, at or before the
+    first that can hold step ``lo``, that follows a snapshot (0: the journal's start).
+
+    Segments wholly before the range are not read (their headers say where steps start):
+    a range near the end of a long journal costs its own segments, and damage before it does
+    not keep it from being exported.
+    """
+    if lo is None:
+        return 0
+    try:
+        k = 0
+        while k + 1 < len(segs) and journal.first_step_of_segment(segs[k + 1][0]) < lo:
+            k += 1  # every record of segment k is of a step before ``lo``
+    except (CorruptRecordError, OSError):
+        return 0  # an unreadable header: read it all (and report it)
+    while k > 0 and segs[k][0] - 1 not in snap_seqs:
+        k -= 1
+    return k
+
+
+class _Rewalk(Exception):
+    """Internal: the range's walk began at a snapshot that cannot be used."""
+
+
+def _select_range(journal: Journal, found: _Walk, steps: _Steps, plan: _Plan, *,
+                  origin: bool) -> tuple[list[_Seg], int]:
     """The segments of a range export and its last seq; sets ``plan.range`` and
-    ``plan.tail`` (the anchor record, when the range does not start at seq 1)."""
+    ``plan.tail`` (the anchor record, when the range does not start at seq 1).
+
+    ``origin``: ``found`` starts at the journal's first segment (else at one that follows a
+    snapshot, which must then be usable, or :class:`_Rewalk` is raised).
+    """
     lo, hi = steps
     segs = found.segs
     first_step = found.first_steps[0]
-    pruned = segs[0].first > 1
+    pruned = origin and segs[0].first > 1
     if found.start_seq is None and not found.stopped:
         raise StepNotFoundError(
             f"{journal.agent_id!r} ends at step {segs[-1].last_step}, before step {lo}",
@@ -355,8 +390,8 @@ def _select_range(journal: Journal, found: _Walk, steps: _Steps,
     start_seq = min(found.start_seq or end_seq, end_seq)
     # The newest segment start at or before the range whose previous record is a usable
     # snapshot (segments roll at snapshots), else the journal's own start.
-    pick = 0
-    for i in range(k_end, 0, -1):
+    pick: int | None = 0 if origin else None
+    for i in range(k_end, 0 if origin else -1, -1):
         first = segs[i].first
         if first > start_seq or first - 1 not in found.at:
             continue
@@ -365,6 +400,8 @@ def _select_range(journal: Journal, found: _Walk, steps: _Steps,
         if why is None:
             pick = i
             break
+    if pick is None:
+        raise _Rewalk
     chosen = segs[pick:k_end + 1]
     first = chosen[0].first
     anchor_seq = 0
