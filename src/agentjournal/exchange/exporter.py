@@ -133,8 +133,8 @@ def export_journal(journal: Journal, out: IO[bytes], *, snapshots: bool = True,
     ``to_step``, byte for byte, with that snapshot, and, when this does not start at seq 1, one
     ``anchor`` record written by the export (sealed with the journal's key) that vouches for
     the records before it. ``agentjournal import`` verifies and imports it like any export;
-    the manifest's ``range`` (and the report's) says what it holds. See
-    ``docs/cli.md`` for what such a file proves.
+    the manifest's ``range`` (and the report's) says what it holds. Only the range's segments
+    are read and verified. See ``docs/cli.md`` for what such a file proves.
 
     Args:
         journal: an open journal (read-only is enough).
