@@ -18,6 +18,7 @@ from agentjournal.backends.filesystem import FilesystemBackend
 from agentjournal.backends.memory import MemoryBackend
 from agentjournal.cli import cli
 from agentjournal.cli.serve import is_loopback
+from agentjournal.errors import TamperedError
 from agentjournal.exchange import import_journal, verify_export
 from agentjournal.serve import CSP, create_app
 
@@ -72,6 +73,12 @@ def test_keyed_journal_with_the_key(store: Path) -> None:
         assert row["health"] == "verified" and row["steps"] == 5
         assert get(c, "/api/agents/vault/state?step=5")["state"]["notes"]["n5"] == 5
         assert get(c, "/api/agents/vault/verify")["ok"]
+        r = c.get("/api/agents/vault/export?from_step=2&to_step=4")
+        assert r.status_code == 200
+        rep = verify_export(io.BytesIO(r.content), key=KEY)  # sealed with the key
+        assert rep.keyed and rep.range is not None and rep.range["to_step"] == 4
+        with pytest.raises(TamperedError):
+            verify_export(io.BytesIO(r.content))
         # The unkeyed journals still read (an unkeyed chain ignores the key).
         assert get(c, "/api/agents/chat/state?step=1")["state"]["notes"] == {"n1": 1}
     with TestClient(create_app(FilesystemBackend(store)), base_url=BASE) as c:
