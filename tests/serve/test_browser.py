@@ -478,7 +478,8 @@ def test_live_tail_does_not_jump_while_scrolled_up(page: Page, server: Server,
 
 
 def test_a_refused_export_is_said_on_the_page(browser: Browser, tmp_path: Path) -> None:
-    """Exporting a damaged journal is refused: the page says why, nothing is downloaded."""
+    """Exporting a damaged journal, or a range over the damage, is refused: the page says
+    why, nothing is downloaded. The intact range after it exports."""
     root = tmp_path / "store"
     write_chat(root, "broken", steps=12)
     seg = sorted((root / "broken" / "segments").iterdir())[0]
@@ -491,9 +492,21 @@ def test_a_refused_export_is_said_on_the_page(browser: Browser, tmp_path: Path) 
         page.click("#export-all")
         expect(page.locator("#export-note")).to_contain_text(
             "not exported: record hash does not match its bytes")
-        page.fill("#exp-from", "11")
+        page.fill("#exp-from", "2")
+        page.fill("#exp-to", "5")
         page.click("#export-range")
         expect(page.locator("#export-note")).to_contain_text("not exported:")
         page.click("#verify")
         expect(page.locator("#verify-result")).to_contain_text("first bad seq 3")
         assert downloads == []
+        page.fill("#exp-from", "11")
+        page.fill("#exp-to", "")
+        with page.expect_download() as got:
+            page.click("#export-range")
+        path = tmp_path / got.value.suggested_filename
+        got.value.save_as(path)
+        with open(path, "rb") as f:
+            rep = import_journal(f, root=tmp_path / "salvaged")
+        assert rep.range is not None and rep.range["first_step"] == 10
+        with Journal("broken", root=tmp_path / "salvaged", readonly=True) as j:
+            assert j.verify().ok and j.state_at(12)["notes"]["n12"] == 12
