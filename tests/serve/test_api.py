@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from agentjournal.backends.filesystem import FilesystemBackend
 from agentjournal.backends.memory import MemoryBackend
 from agentjournal.cli import cli
 from agentjournal.cli.serve import is_loopback
-from agentjournal.exchange import verify_export
+from agentjournal.errors import TamperedError
+from agentjournal.exchange import import_journal, verify_export
 from agentjournal.serve import CSP, create_app
 
 from .conftest import BIG_STEPS, KEY
@@ -71,6 +73,12 @@ def test_keyed_journal_with_the_key(store: Path) -> None:
         assert row["health"] == "verified" and row["steps"] == 5
         assert get(c, "/api/agents/vault/state?step=5")["state"]["notes"]["n5"] == 5
         assert get(c, "/api/agents/vault/verify")["ok"]
+        r = c.get("/api/agents/vault/export?from_step=2&to_step=4")
+        assert r.status_code == 200
+        rep = verify_export(io.BytesIO(r.content), key=KEY)  # sealed with the key
+        assert rep.keyed and rep.range is not None and rep.range["to_step"] == 4
+        with pytest.raises(TamperedError):
+            verify_export(io.BytesIO(r.content))
         # The unkeyed journals still read (an unkeyed chain ignores the key).
         assert get(c, "/api/agents/chat/state?step=1")["state"]["notes"] == {"n1": 1}
     with TestClient(create_app(FilesystemBackend(store)), base_url=BASE) as c:
@@ -152,6 +160,8 @@ def test_state_and_changes_replay_exactly(store: Path, client: TestClient) -> No
     status = next(op for op in ch["ops"] if op["path"] == "/status")
     assert (status["op"], status["old"], status["value"]) == (
         "replace", "<script>window.__pwned = 1</script>", "done")
+    assert ch["agent_id"] == "chat" and ch["step"] == 30
+    assert get(client, "/api/agents/chat/state?step=30")["agent_id"] == "chat"
     popped = get(client, "/api/agents/chat/changes?step=5")["ops"]
     assert {"op": "remove", "path": "/pending/0", "at": "/pending/0", "old": "a"} in popped
     appended = next(op for op in popped if op["path"] == "/messages/-")
@@ -204,8 +214,12 @@ def test_verify_and_integrity(client: TestClient) -> None:
     assert ok["ok"] and ok["first_bad_seq"] is None and ok["records"] > 40
     bad = get(client, "/api/agents/broken/verify")
     assert not bad["ok"] and bad["problems"]
+    assert bad["first_bad_seq"] == 3  # the edited record (its line names no seq: derived)
     rng = get(client, "/api/agents/broken/verify?from=1&to=5")
     assert not rng["ok"] and rng["problems"][0]["kind"] == "corrupt"
+    assert rng["first_bad_seq"] == 3
+    # A range starting after the bad line but in its segment cannot say where it is.
+    assert get(client, "/api/agents/broken/verify?from=5&to=6")["first_bad_seq"] is None
     rows = {r["agent_id"]: r for r in get(client, "/api/agents")["agents"]}
     assert rows["chat"]["health"] == "verified" and rows["broken"]["health"] == "damaged"
     info = get(client, "/api/agents/chat/integrity")
@@ -215,16 +229,34 @@ def test_verify_and_integrity(client: TestClient) -> None:
     assert info["verified"]["ok"]
 
 
-def test_export_whole_and_range(client: TestClient) -> None:
+def test_export_whole_and_range(store: Path, client: TestClient, tmp_path: Path) -> None:
     r = client.get("/api/agents/chat/export")
     assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
     assert verify_export(io.BytesIO(r.content)).records > 40
-    r = client.get("/api/agents/chat/export?from_step=5&to_step=6")
-    lines = [json.loads(x) for x in r.content.splitlines()]
-    assert {x["step"] for x in lines} == {5, 6} and all(len(x["h"]) == 64 for x in lines)
+    # A range is in the export format too: it imports, verifies, and holds the same states.
+    r = client.get("/api/agents/chat/export?from_step=15&to_step=26")
+    assert r.status_code == 200
+    assert 'filename="chat.steps-15-26.export.jsonl"' in r.headers["content-disposition"]
+    rep = import_journal(io.BytesIO(r.content), root=tmp_path)
+    assert rep.range is not None and rep.range["first_step"] == 10
+    assert rep.range["to_step"] == 26 and rep.range["anchor_seq"] == rep.last_seq
+    with Journal("chat", root=tmp_path, readonly=True) as copy, \
+            Journal("chat", root=store, readonly=True) as orig:
+        assert copy.verify().ok and copy.last_step == 26
+        for step in range(10, 27):
+            assert copy.state_at(step) == orig.state_at(step)
+    r = client.get("/api/agents/chat/export?to_step=3")
+    assert verify_export(io.BytesIO(r.content)).last_step == 3
     r = client.get("/api/agents/chat/state?step=7&download=1")
     assert json.loads(r.content)["status"].startswith("<script>")
     assert "chat-step-7.json" in r.headers["content-disposition"]
+
+
+@pytest.mark.parametrize(("query", "status"), [
+    ("from_step=9&to_step=3", 400), ("from_step=999", 404), ("from_step=x", 400),
+    ("to_step=-1", 400)])
+def test_export_bad_range(client: TestClient, query: str, status: int) -> None:
+    error(client, "/api/agents/chat/export?" + query, status)
 
 
 # --- live tail ---------------------------------------------------------------------------------
@@ -355,6 +387,29 @@ def test_fork_only_same_origin_json(tmp_path: Path) -> None:
             assert j.resume().state == src.state_at(4)
     with Journal("src-edit", root=tmp_path, readonly=True) as j:
         assert j.resume().state == {"messages": [], "x": 1}
+
+
+def test_a_journal_removed_and_recorded_again_is_shown_afresh(tmp_path: Path) -> None:
+    """Re-running an agent under the same id (after removing its journal) while the viewer
+    runs: nothing of the old journal (open handle, cursor, caches) is shown for the new one."""
+    with Journal("again", root=tmp_path) as j:
+        for i in range(1, 31):
+            j.append({"i": i, "gen": "old"})
+    with TestClient(create_app(FilesystemBackend(tmp_path)), base_url=BASE) as c:
+        assert get(c, "/api/agents/again/state?step=30")["state"] == {"i": 30, "gen": "old"}
+        get(c, "/api/agents/again/changes?step=30")
+        assert get(c, "/api/agents/again/verify")["ok"]
+        shutil.rmtree(tmp_path / "again")
+        assert error(c, "/api/agents/again/state?step=30", 404)["error"] == "not_found"
+        with Journal("again", root=tmp_path) as j:
+            for i in range(1, 41):
+                j.append({"i": i * 10, "gen": "new"})
+        assert get(c, "/api/agents/again")["last_step"] == 40
+        assert get(c, "/api/agents/again/state?step=30")["state"] == {"i": 300, "gen": "new"}
+        ops = get(c, "/api/agents/again/changes?step=30")["ops"]
+        assert {"op": "replace", "path": "/i", "at": "/i", "value": 300, "old": 290} in ops
+        row = next(r for r in get(c, "/api/agents")["agents"] if r["agent_id"] == "again")
+        assert row["steps"] == 40 and row["health"] == "verified"
 
 
 def test_memory_backend_is_served() -> None:

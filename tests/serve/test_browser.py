@@ -8,9 +8,15 @@ and also to ``$VIEWER_SCREENSHOTS`` when set (that is how ``docs/img/viewer-*.pn
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -31,9 +37,11 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: 
 
 from agentjournal import Journal  # noqa: E402
 from agentjournal.backends.filesystem import FilesystemBackend  # noqa: E402
+from agentjournal.exchange import import_journal  # noqa: E402
 from agentjournal.serve import create_app  # noqa: E402
 
 from .conftest import write_chat  # noqa: E402
+from .test_witness import anchor  # noqa: E402
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -50,10 +58,10 @@ def _free_port() -> int:
 class Server:
     """uvicorn serving the viewer in a thread, on 127.0.0.1 and a free port."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, witnesses: tuple[str, ...] = ()) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        app = create_app(FilesystemBackend(root), allow_fork=True)
+        app = create_app(FilesystemBackend(root), allow_fork=True, witnesses=witnesses)
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
                                                     log_level="warning", lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -104,19 +112,27 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
-@pytest.fixture
-def page(browser: Browser, server: Server) -> Iterator[Page]:
-    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+@contextlib.contextmanager
+def open_page(browser: Browser, url: str) -> Iterator[Page]:
+    """A fresh browser tab for the server at ``url``; fails if the page throws or loads
+    anything from elsewhere."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
     pg = ctx.new_page()
     pg.set_default_timeout(WAIT)
     errors: list[str] = []
     foreign: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.on("request", lambda r: None if r.url.startswith(server.url) else foreign.append(r.url))
+    pg.on("request", lambda r: None if r.url.startswith(url) else foreign.append(r.url))
     yield pg
     ctx.close()
     assert errors == [], errors
     assert foreign == [], f"the page loaded something from elsewhere: {foreign}"
+
+
+@pytest.fixture
+def page(browser: Browser, server: Server) -> Iterator[Page]:
+    with open_page(browser, server.url) as pg:
+        yield pg
 
 
 def shot(page: Page, tmp_path: Path, name: str) -> None:
@@ -278,3 +294,219 @@ def test_fork_from_here(page: Page, server: Server, root: Path) -> None:
     with Journal("chat-b", root=root, readonly=True) as b, \
             Journal("chat", root=root, readonly=True) as a:
         assert b.resume().state == a.state_at(12)
+
+
+def test_export_a_step_range_in_the_export_format(page: Page, server: Server, root: Path,
+                                                  tmp_path: Path) -> None:
+    """The range the page downloads is an export file: it imports, verifies, and holds the
+    journal's states at every step of the range."""
+    page.goto(server.url + "/agents/chat?step=20")
+    expect(page.locator("#step-label")).to_have_text("step 20 / 40")
+    page.fill("#exp-from", "14")
+    page.fill("#exp-to", "22")
+    with page.expect_download() as got:
+        page.click("#export-range")
+    dl = got.value
+    assert dl.suggested_filename == "chat.steps-14-22.export.jsonl"
+    path = tmp_path / dl.suggested_filename
+    dl.save_as(path)
+    with open(path, "rb") as f:
+        rep = import_journal(f, root=tmp_path / "imported")
+    assert rep.range is not None and rep.range["to_step"] == 22
+    with Journal("chat", root=tmp_path / "imported", readonly=True) as copy, \
+            Journal("chat", root=root, readonly=True) as orig:
+        assert copy.verify().ok
+        for step in range(14, 23):
+            assert copy.state_at(step) == orig.state_at(step)
+    # Bounds that cannot be exported are said on the page; nothing is downloaded.
+    downloads: list[object] = []
+    page.on("download", lambda d: downloads.append(d))
+    page.fill("#exp-from", "30")
+    page.fill("#exp-to", "3")
+    page.click("#export-range")
+    expect(page.locator("#export-note")).to_contain_text("to is before from")
+    page.fill("#exp-from", "99")
+    page.fill("#exp-to", "")
+    page.click("#export-range")
+    expect(page.locator("#export-note")).to_contain_text("from must be a step in 1..40")
+    assert downloads == []
+
+
+@pytest.fixture(scope="module")
+def witnessed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A store whose agents were anchored to a witness file; 'tampered' was then recorded
+    again (a valid chain, but not the history that was anchored)."""
+    base = tmp_path_factory.mktemp("witnessed")
+    store, heads = base / "store", base / "heads.jsonl"
+    write_chat(store, "kept", steps=12)
+    write_chat(store, "tampered", steps=12)
+    write_chat(store, "unwitnessed", steps=3)
+    anchor(store, "kept", heads)
+    anchor(store, "tampered", heads)
+    shutil.rmtree(store / "tampered")
+    write_chat(store, "tampered", steps=12)
+    with Server(store, witnesses=(str(heads),)) as s:
+        yield s
+
+
+def test_integrity_panel_shows_the_witnessed_head(browser: Browser, witnessed: Server,
+                                                  tmp_path: Path) -> None:
+    with open_page(browser, witnessed.url) as page:
+        page.goto(witnessed.url + "/")
+        expect(page.locator('tr[data-agent="tampered"] .witness')).to_have_text("diverged")
+        expect(page.locator('tr[data-agent="kept"] .witness')).to_have_text("matches")
+        expect(page.locator('tr[data-agent="unwitnessed"] .witness')).to_have_text("none")
+        page.goto(witnessed.url + "/agents/kept")
+        status = page.locator("#witness-status")
+        expect(status).to_have_text("matches its witnessed head")
+        expect(page.locator("#witness")).to_contain_text("anchored head: seq ")
+        page.goto(witnessed.url + "/agents/tampered")
+        expect(status).to_contain_text("diverged")
+        assert "diverged" in str(status.get_attribute("class"))
+        assert status.evaluate("e => getComputedStyle(e).color") == "rgb(179, 38, 30)"
+        expect(page.locator("#witness .witness-head")).to_contain_text(
+            "is not the one anchored")
+        page.click("#verify")
+        expect(page.locator("#verify-result")).to_contain_text("damaged")
+        expect(page.locator("#verify-result")).to_contain_text("rollback")
+        page.locator("#integrity").scroll_into_view_if_needed()
+        shot(page, tmp_path, "viewer-integrity.png")
+        page.goto(witnessed.url + "/agents/unwitnessed")
+        expect(status).to_have_text("no witness")
+
+
+def test_keys_still_move_after_a_click_on_follow(page: Page, server: Server) -> None:
+    page.goto(server.url + "/agents/chat?step=10")
+    expect(page.locator("#step-label")).to_have_text("step 10 / 40")
+    page.click("#follow")  # the focus is on the checkbox now
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#step-label")).to_have_text("step 11 / 40")
+    page.keyboard.press("End")
+    expect(page.locator("#step-label")).to_have_text("step 40 / 40")
+    page.fill("#jump", "")
+    page.keyboard.press("Home")  # typed into a field: the field's, not a move
+    expect(page.locator("#step-label")).to_have_text("step 40 / 40")
+
+
+def test_a_long_removal_is_shown_capped(browser: Browser, tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    with Journal("lists", root=root) as j:
+        j.append({"items": list(range(500)), "keep": 1})
+        j.append({"items": [], "keep": 1})
+    with Server(root) as s, open_page(browser, s.url) as page:
+        page.goto(s.url + "/agents/lists?step=2")
+        expect(page.locator("#diff")).to_contain_text("step 2:")
+        ghosts = page.locator('#tree li[data-path="/items"] .ghost.ch-remove')
+        expect(ghosts).to_have_count(100)
+        expect(page.locator('#tree li[data-path="/items"] .ghost-more')).to_have_text(
+            "… 400 more removed (see the changes above)")
+
+
+def test_serve_the_demo_store_as_a_user_does(browser: Browser, tmp_path: Path) -> None:
+    """'agentjournal demo', 'agentjournal anchor', then 'agentjournal serve' as a process on
+    the demo's store, with a witness; the page shows the agent, its steps, its state, its
+    witnessed head, and exports a range that imports and verifies."""
+    env = {**os.environ, "AGENTJOURNAL_ROOT": str(tmp_path / "store")}
+    env.pop("AGENTJOURNAL_KEY", None)
+    cli = [sys.executable, "-m", "agentjournal.cli"]
+    subprocess.run([*cli, "demo"], env=env, check=True, capture_output=True, timeout=120)
+    witness = tmp_path / "heads.jsonl"
+    subprocess.run([*cli, "anchor", "demo-1", "--witness", str(witness)], env=env, check=True,
+                   capture_output=True, timeout=60)
+    proc = subprocess.Popen([*cli, "serve", "--port", "0", "--witness", str(witness)],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        m = re.search(r"on (http://127\.0\.0\.1:\d+)/ ", line)
+        assert m, line
+        url = m.group(1)
+        with open_page(browser, url) as page:
+            page.goto(url + "/")
+            row = page.locator('tr[data-agent="demo-1"]')
+            expect(row.locator(".health")).to_have_text("verified")
+            expect(row.locator(".witness")).to_have_text("matches")
+            row.locator("a").click()
+            expect(page.locator("#step-label")).to_have_text(re.compile(r"step (\d+) / \1$"))
+            expect(page.locator("#steps .row.current")).not_to_have_count(0)
+            expect(page.locator("#witness-status")).to_have_text("matches its witnessed head")
+            page.keyboard.press("Home")
+            expect(page.locator("#step-label")).to_have_text(re.compile(r"^step 0 / "))
+            page.keyboard.press("ArrowRight")
+            expect(page.locator("#diff li.op")).not_to_have_count(0)
+            page.fill("#exp-from", "3")
+            page.fill("#exp-to", "8")
+            with page.expect_download() as got:
+                page.click("#export-range")
+            path = tmp_path / "range.jsonl"
+            got.value.save_as(path)
+        res = subprocess.run([*cli, "--root", str(tmp_path / "copy"), "import", str(path),
+                              "--json"], env=env, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["range"]["to_step"] == 8
+        res = subprocess.run([*cli, "--root", str(tmp_path / "copy"), "verify", "demo-1"],
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stdout + res.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            assert proc.wait(20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()
+
+
+def test_live_tail_does_not_jump_while_scrolled_up(page: Page, server: Server,
+                                                   writer: Journal) -> None:
+    page.goto(server.url + "/agents/live")
+    last = writer.last_step
+    expect(page.locator("#step-label")).to_have_text(f"step {last} / {last}")
+    expect(page.locator("#live")).to_have_text("live tail")
+    for i in range(40):  # enough rows to scroll
+        writer.append({"i": 100 + i, "log": []})
+    last = writer.last_step
+    expect(page.locator("#step-label")).to_have_text(f"step {last} / {last}")
+    page.evaluate("""() => { const l = document.querySelector('#steps'); l.scrollTop = 0;
+                             l.dispatchEvent(new Event('scroll')); }""")
+    writer.append({"i": 999, "log": [], "note": "while scrolled up"})
+    expect(page.locator("#step-label")).to_have_text(f"step {last} / {last + 1}")
+    expect(page.locator("#new-steps")).to_have_text("1 new")
+    assert page.evaluate("() => document.querySelector('#steps').scrollTop") == 0
+
+
+def test_a_refused_export_is_said_on_the_page(browser: Browser, tmp_path: Path) -> None:
+    """Exporting a damaged journal, or a range over the damage, is refused: the page says
+    why, nothing is downloaded. The intact range after it exports."""
+    root = tmp_path / "store"
+    write_chat(root, "broken", steps=12)
+    seg = sorted((root / "broken" / "segments").iterdir())[0]
+    seg.write_bytes(seg.read_bytes().replace(b"turn 3", b"TURN 3"))
+    with Server(root) as s, open_page(browser, s.url) as page:
+        downloads: list[object] = []
+        page.on("download", lambda d: downloads.append(d))
+        page.goto(s.url + "/agents/broken?step=12")
+        expect(page.locator("#step-label")).to_have_text("step 12 / 12")
+        page.click("#export-all")
+        expect(page.locator("#export-note")).to_contain_text(
+            "not exported: record hash does not match its bytes")
+        page.fill("#exp-from", "2")
+        page.fill("#exp-to", "5")
+        page.click("#export-range")
+        expect(page.locator("#export-note")).to_contain_text("not exported:")
+        page.click("#verify")
+        expect(page.locator("#verify-result")).to_contain_text("first bad seq 3")
+        assert downloads == []
+        page.fill("#exp-from", "11")
+        page.fill("#exp-to", "")
+        with page.expect_download() as got:
+            page.click("#export-range")
+        path = tmp_path / got.value.suggested_filename
+        got.value.save_as(path)
+        with open(path, "rb") as f:
+            rep = import_journal(f, root=tmp_path / "salvaged")
+        assert rep.range is not None and rep.range["first_step"] == 10
+        with Journal("broken", root=tmp_path / "salvaged", readonly=True) as j:
+            assert j.verify().ok and j.state_at(12)["notes"]["n12"] == 12

@@ -250,6 +250,7 @@ def _print_compact(s: Settings, d: schemas.CompactOut) -> None:
 Examples:
   $ agentjournal export researcher -o researcher.journal.jsonl
   $ agentjournal export researcher > researcher-copy.jsonl
+  $ agentjournal export researcher --from 12 --to 20 -o steps-12-20.jsonl
 """)
 @click.argument("agent")
 @click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
@@ -257,16 +258,28 @@ Examples:
 @click.option("--no-snapshots", is_flag=True,
               help="Leave snapshots out (a pruned journal still keeps the one it needs).")
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+@click.option("--from", "from_step", type=click.IntRange(min=0), metavar="STEP",
+              help="Export only from STEP on (the file starts at the snapshot before it).")
+@click.option("--to", "to_step", type=click.IntRange(min=0), metavar="STEP",
+              help="Export only up to STEP (its last record).")
 @store_options
 @json_option
-def export_cmd(agent: str, output: str, no_snapshots: bool, force: bool, as_json: bool) -> None:
+def export_cmd(agent: str, output: str, no_snapshots: bool, force: bool,
+               from_step: int | None, to_step: int | None, as_json: bool) -> None:
     """Write AGENT's journal to one self-contained, verifiable JSONL file.
 
     The file holds a manifest line, the journal's lines byte for byte (hash chain included)
     and its snapshots, so 'agentjournal import' can verify it completely. A live journal is
     exported up to its last complete record.
+
+    With --from/--to, only a range of steps: the journal's lines from the snapshot at or
+    before --from up to --to, byte for byte, plus an anchor record that says the earlier
+    records were left out; it imports and verifies like a whole export.
     """
     s = get_settings()
+    if from_step is not None and to_step is not None and to_step < from_step:
+        raise click.BadParameter(f"--to {to_step} is before --from {from_step}",
+                                 param_hint="--to")
     to_stdout = output == "-"
     if to_stdout and as_json:
         raise click.UsageError("--json needs --output FILE (stdout carries the export)")
@@ -279,29 +292,43 @@ def export_cmd(agent: str, output: str, no_snapshots: bool, force: bool, as_json
     with s.journal(agent) as j, s.progress(f"exporting {agent}", "bytes") as update:
         if to_stdout:
             out = click.get_binary_stream("stdout")
-            rep = exchange.export_journal(j, out, snapshots=not no_snapshots, progress=update)
+            rep = exchange.export_journal(j, out, snapshots=not no_snapshots, progress=update,
+                                          from_step=from_step, to_step=to_step)
             out.flush()
         else:
             with _atomic_output(output) as f:
                 rep = exchange.export_journal(j, f, snapshots=not no_snapshots,
-                                              progress=update)
+                                              progress=update, from_step=from_step,
+                                              to_step=to_step)
     doc: schemas.ExportOut = {
         "agent_id": rep.agent_id, "path": output, "records": rep.records,
         "segments": rep.segments, "snapshots": rep.snapshots, "bytes": rep.bytes,
         "first_seq": rep.first_seq, "last_seq": rep.last_seq, "last_step": rep.last_step,
-        "last_hash": rep.last_hash, "keyed": rep.keyed,
+        "last_hash": rep.last_hash, "keyed": rep.keyed, "range": _range_out(rep.range),
         "skipped": [{"seq": k["seq"], "reason": k["reason"]} for k in rep.skipped]}
     if as_json:
         s.emit_json(doc)
         return
     for k in rep.skipped:
         s.warn(f"snapshot {k['seq']} left out (the journal does not use it): {k['reason']}")
-    msg = (f"exported {agent}: {plural(rep.records, 'record')} (steps up to {rep.last_step}), "
+    r = rep.range
+    steps = (f"steps {r['first_step']}..{r['to_step']}" if r is not None
+             else f"steps up to {rep.last_step}")
+    msg = (f"exported {agent}: {plural(rep.records, 'record')} ({steps}), "
            f"{plural(rep.snapshots, 'snapshot')}, {human_bytes(rep.bytes)}")
     if to_stdout:
         s.note(msg)
     else:
         s.out.print(msg + f" → {output}")
+
+
+def _range_out(r: dict[str, Any] | None) -> schemas.ExportRange | None:
+    """The ``range`` of ``export``/``import --json``."""
+    if r is None:
+        return None
+    return {"from_step": r["from_step"], "to_step": r["to_step"],
+            "first_step": r["first_step"], "base_seq": r["base_seq"], "end_seq": r["end_seq"],
+            "anchor_seq": r["anchor_seq"]}
 
 
 @contextlib.contextmanager
@@ -356,12 +383,14 @@ def import_cmd(file: str, dry_run: bool, as_json: bool) -> None:
         "written": rep.written, "records": rep.records, "segments": rep.segments,
         "snapshots": rep.snapshots, "bytes": rep.bytes, "first_seq": rep.first_seq,
         "last_seq": rep.last_seq, "last_step": rep.last_step, "last_hash": rep.last_hash,
-        "keyed": rep.keyed}
+        "keyed": rep.keyed, "range": _range_out(rep.range)}
     if as_json:
         s.emit_json(doc)
         return
-    what = (f"{plural(rep.records, 'record')} (steps up to {rep.last_step}), "
-            f"{plural(rep.snapshots, 'snapshot')}")
+    r = rep.range
+    steps = (f"steps {r['first_step']}..{r['to_step']} of the journal" if r is not None
+             else f"steps up to {rep.last_step}")
+    what = f"{plural(rep.records, 'record')} ({steps}), {plural(rep.snapshots, 'snapshot')}"
     if dry_run:
         s.out.print(Text.assemble(("ok ", "bold green"), f"{file}: agent ",
                                   (rep.agent_id, "bold"), f", {what}; verified, not imported"))

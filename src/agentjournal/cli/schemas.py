@@ -160,6 +160,21 @@ class SkippedSnapshot(TypedDict):
     reason: str
 
 
+class ExportRange(TypedDict):
+    """What the export of a step range holds (``export --from/--to``)."""
+
+    from_step: int
+    to_step: int
+    first_step: int
+    """The first step whose state the file rebuilds (the range starts at a snapshot)."""
+    base_seq: int
+    """The snapshot the history starts from (0: it starts at seq 1)."""
+    end_seq: int
+    """The journal's last record in the file."""
+    anchor_seq: int
+    """The anchor record the export wrote after it (0: none was needed)."""
+
+
 class ExportOut(TypedDict):
     """``export --json``."""
 
@@ -174,6 +189,8 @@ class ExportOut(TypedDict):
     last_step: int
     last_hash: str
     keyed: bool
+    range: ExportRange | None
+    """The step range held, or null for the whole journal."""
     skipped: NotRequired[list[SkippedSnapshot]]
     """Snapshots left out (damaged, or not matching the chain); absent on ``import``."""
 
@@ -394,8 +411,8 @@ SCHEMAS: dict[str, Any] = {
 
 _STRICT = {"extra": "forbid", "strict": True}
 _TYPED_DICTS = (ProblemOut, LsAgent, LsOut, LogEntry, ShowOut, PatchOp, VerifyAgent, VerifyOut,
-                ForkOut, CompactOut, ExportOut, ImportOut, ResumeCost, StatsOut, RepairCut,
-                RepairOut, WriteOut, HistoryStartOut, BlameChild, BlameOut, GrepMatch,
+                ForkOut, CompactOut, ExportRange, ExportOut, ImportOut, ResumeCost, StatsOut,
+                RepairCut, RepairOut, WriteOut, HistoryStartOut, BlameChild, BlameOut, GrepMatch,
                 BisectOut, AnchorOut)
 
 

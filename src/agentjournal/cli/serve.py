@@ -28,6 +28,7 @@ def is_loopback(host: str) -> bool:
 Examples:
   agentjournal serve --open           (serve ./.agentjournal, open a browser)
   agentjournal serve --allow-fork --port 9000
+  agentjournal serve --witness heads.jsonl   (check each agent against its anchored head)
   $ agentjournal serve --dry-run
 \b
 Then open http://127.0.0.1:8765/ (or /agents/AGENT?step=N for one step).
@@ -45,8 +46,13 @@ Then open http://127.0.0.1:8765/ (or /agents/AGENT?step=N for one step).
 @click.option("--allow-remote", is_flag=True,
               help="Allow binding to a non-loopback address (anyone who reaches it can "
                    "read every journal).")
+@click.option("--witness", "witnesses", multiple=True, metavar="PATH",
+              type=click.Path(exists=True, dir_okay=True),
+              help="A witness file written by 'agentjournal anchor --witness', or a directory "
+                   "of them (repeatable): the integrity panel shows whether each agent's "
+                   "history matches its anchored head.")
 def serve_cmd(host: str, port: int, open_browser: bool, allow_fork: bool, dry_run: bool,
-              allow_remote: bool) -> None:
+              allow_remote: bool, witnesses: tuple[str, ...]) -> None:
     """Browse the journals of the store in a web page: agents, steps, state at any step,
     diffs, search, live tail, integrity; read-only unless started with --allow-fork.
 
@@ -78,7 +84,8 @@ def serve_cmd(host: str, port: int, open_browser: bool, allow_fork: bool, dry_ru
         return
     backend = FilesystemBackend(s.root)
     app = create_app(backend, key=s.key, allow_fork=allow_fork,
-                     hosts=None if remote else ("127.0.0.1", "localhost", "::1"))
+                     hosts=None if remote else ("127.0.0.1", "localhost", "::1"),
+                     witnesses=witnesses)
     # A browser tab keeps its live-tail stream open: without a grace limit, Ctrl-C would
     # wait for every tab to go away.
     config = uvicorn.Config(app, host=host, port=port, log_level="warning",

@@ -24,6 +24,13 @@ chain, :func:`~agentjournal.snapshot.check.snapshot_mismatch`) and reports the o
 directions read segments a piece at a time: memory is bounded by the record and snapshot
 limits, never by the length of the journal or of the file.
 
+A *range* of steps (``export_journal(..., from_step=, to_step=)``, ``export --from/--to``) is
+written in the same layout, as pruning and a cut would leave the journal: its lines from the
+segment after the newest usable snapshot at or before the range (or from its start) up to the
+range's last record, byte for byte, with that snapshot, then, when it does not start at seq 1,
+one ``anchor`` record written by the export that vouches for the records left out before it.
+The manifest's ``range`` (:class:`RangeInfo`) says what it holds. It imports like any export.
+
 Import verifies the whole file before it writes anything, writes through the backend
 (:meth:`~agentjournal.backends.base.AgentStore.create_segment`), refuses an agent that already
 has a journal, finally runs :meth:`Journal.verify` on what it wrote, and removes everything it
@@ -39,6 +46,7 @@ from .fileformat import (
     ExportReport,
     ImportReport,
     Manifest,
+    RangeInfo,
     SegmentInfo,
     SnapshotInfo,
     SnapshotLine,
@@ -52,6 +60,7 @@ __all__ = [
     "ImportRefusedError",
     "ImportReport",
     "Manifest",
+    "RangeInfo",
     "SegmentInfo",
     "SnapshotInfo",
     "SnapshotLine",

@@ -48,6 +48,29 @@ class SnapshotInfo(msgspec.Struct, frozen=True):
     compressed: bool = True
 
 
+class RangeInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """The manifest's ``range``: what part of the journal a range export holds.
+
+    A range export is the journal as pruning and a cut would leave it: its records
+    ``first_seq..end_seq`` verbatim, starting right after a snapshot of the journal (or at its
+    own start), then, when it does not start at seq 1, one ``anchor`` record written by the
+    export (``anchor_seq``) that vouches for the records left out before it.
+    """
+
+    from_step: int
+    """The first step asked for (0: from the start)."""
+    to_step: int
+    """The last step asked for, or the journal's last step when it ends before."""
+    first_step: int
+    """The first step whose state the file rebuilds (its base snapshot's, or the start's)."""
+    base_seq: int
+    """The snapshot the history starts from (0: none, it starts at seq 1)."""
+    end_seq: int
+    """The journal's last record in the file (the anchor after it is the export's)."""
+    anchor_seq: int = 0
+    """The anchor record added by the export (0: none was needed)."""
+
+
 class Manifest(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind",
                tag=MANIFEST_KIND, omit_defaults=False):
     """The first line of an export file.
@@ -70,6 +93,8 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind",
     last_hash: str
     segments: list[SegmentInfo]
     snapshots: list[SnapshotInfo]
+    range: RangeInfo | None = None
+    """Set for the export of a step range (None: the whole journal)."""
 
 
 class SnapshotLine(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind",
@@ -103,6 +128,8 @@ class ExportReport:
     keyed: bool = False
     skipped: list[dict[str, Any]] = field(default_factory=list)
     """Snapshots left out because the journal would not use them: ``{"seq", "reason"}``."""
+    range: dict[str, Any] | None = None
+    """For a range export, its :class:`RangeInfo` as a dict; None for a whole journal."""
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON-able values."""

@@ -144,6 +144,12 @@ def _check_manifest(m: Manifest, where: str) -> None:
         prev = snap.seq
     if first > 1 and not m.snapshots:
         raise bad(f"history starts at seq {first} without a snapshot to rebuild it from")
+    r = m.range
+    if r is not None and not (
+            r.base_seq == m.first_seq - 1 and r.first_step <= r.to_step
+            and r.end_seq == m.last_seq - (1 if r.anchor_seq else 0)
+            and r.anchor_seq in (0, m.last_seq) and r.from_step <= r.to_step):
+        raise bad("its range does not describe its records")
 
 
 def verify_export(src: IO[bytes], *, key: bytes | str | None = None, where: str = "<export>",
@@ -356,7 +362,8 @@ class _Importer:
         if self.key and not m.keyed:
             raise TamperedError("the export is of an unkeyed journal but a key was given",
                                 path=where, offset=0, hint="import it without --key")
-        rep = ImportReport(agent_id=m.agent_id, keyed=m.keyed)
+        rep = ImportReport(agent_id=m.agent_id, keyed=m.keyed,
+                           range=None if m.range is None else msgspec.structs.asdict(m.range))
         self.want = {s.seq for s in m.snapshots}
         self.chain_at = {}
         self.marks = {}

@@ -215,22 +215,25 @@ def integrity(v: Viewer, r: Request) -> Any:
 
 @endpoint
 def export(v: Viewer, r: Request) -> Any:
-    """The whole journal in the export format, or a step range as journal records (JSONL)."""
+    """The journal, or the steps ``from_step..to_step`` of it, in the export format of
+    ``agentjournal export`` (``import`` verifies and imports either)."""
     agent_id = _agent(r)
     lo, hi = _int(r, "from_step"), _int(r, "to_step")
-    if lo is None and hi is None:
-        out = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 - streamed below
+    if lo is not None and hi is not None and hi < lo:
+        raise BadRequestError(f"to_step {hi} is before from_step {lo}")
+    out = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 - streamed below
+    try:
         with v.journal(agent_id) as j:
-            export_journal(j, out)
-        out.seek(0)
-        name = f"{agent_id}.export.jsonl"
-        return StreamingResponse(_chunks(out), media_type="application/x-ndjson",
-                                 headers={"Content-Disposition": f'attachment; filename="{name}"'})
-    with v.journal(agent_id) as j:
-        lines = [msgspec.json.encode(rec) + b"\n" for rec in j.history(lo, hi)]
-    name = f"{agent_id}.steps-{lo or 0}-{hi if hi is not None else 'end'}.jsonl"
-    return Response(b"".join(lines), media_type="application/x-ndjson",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+            export_journal(j, out, from_step=lo, to_step=hi)
+    except BaseException:
+        out.close()
+        raise
+    out.seek(0)
+    name = (f"{agent_id}.export.jsonl" if lo is None and hi is None else
+            f"{agent_id}.steps-{lo if lo is not None else 'start'}-"
+            f"{hi if hi is not None else 'end'}.export.jsonl")
+    return StreamingResponse(_chunks(out), media_type="application/x-ndjson",
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 def _chunks(f: Any) -> Iterator[bytes]:

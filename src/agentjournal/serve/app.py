@@ -123,7 +123,8 @@ class Guard:
 
 
 def create_app(backend: Backend, key: bytes | str | None = None, allow_fork: bool = False,
-               *, hosts: Iterable[str] | None = LOOPBACK_HOSTS) -> Starlette:
+               *, hosts: Iterable[str] | None = LOOPBACK_HOSTS,
+               witnesses: Iterable[str] = ()) -> Starlette:
     """The viewer over ``backend``.
 
     Args:
@@ -131,6 +132,8 @@ def create_app(backend: Backend, key: bytes | str | None = None, allow_fork: boo
         key: the chain key of keyed journals.
         allow_fork: accept ``POST .../fork`` (from the page's own origin only).
         hosts: the ``Host`` names accepted (None: any; for a server bound beyond loopback).
+        witnesses: witness files, or directories of them, to check each agent's history
+            against (heads written by ``agentjournal anchor --witness``).
 
     Example::
 
@@ -140,8 +143,9 @@ def create_app(backend: Backend, key: bytes | str | None = None, allow_fork: boo
 
         uvicorn.run(create_app(FilesystemBackend(".agentjournal")), port=8765)
     """
-    viewer = Viewer(backend, key)
-    config = {"version": __version__, "allow_fork": allow_fork, "store": backend.describe()}
+    viewer = Viewer(backend, key, witnesses)
+    config = {"version": __version__, "allow_fork": allow_fork, "store": backend.describe(),
+              "witnesses": viewer.witnesses.paths}
 
     async def index(_request: Request) -> Response:
         return FileResponse(str(STATIC / "index.html"), media_type="text/html",

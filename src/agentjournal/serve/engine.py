@@ -1,17 +1,21 @@
 """The viewer's contact with engine pieces below the ``Journal`` facade, in one place.
 
 Everything else in :mod:`agentjournal.serve` uses the public :class:`~agentjournal.Journal`
-API. Three things come from the backend and the journal layer:
+API. Four things come from the backend and the journal layer:
 
 - the incremental follower of ``agentjournal log --follow`` (:class:`LiveTail`, over
   :class:`agentjournal.journal.follow.Tail`);
 - which agents have a writer now (``backend.lock_holders()``, read once per listing);
-- the stored size of each snapshot (``store.snapshot_bytes``).
+- the stored size of each snapshot (``store.snapshot_bytes``);
+- which directory holds an agent's journal (to notice one removed and made again).
 """
 
 from __future__ import annotations
 
+import os
+
 from ..backends.base import Backend
+from ..backends.filesystem import FilesystemBackend
 from ..events import AnyRecord
 from ..journal.follow import Tail
 
@@ -20,6 +24,22 @@ def writer_pids(backend: Backend, agent_ids: list[str]) -> dict[str, int]:
     """Agents (of ``agent_ids``) whose writer lock is held now, with the holder's pid."""
     held = backend.lock_holders()  # one look for the whole store
     return {a: held[a] for a in agent_ids if a in held}
+
+
+def store_identity(backend: Backend, agent_id: str) -> tuple[int, int] | None:
+    """What tells one journal of ``agent_id`` from another made later under the same id
+    (the agent's directory, for the filesystem backend); None when unknown or absent.
+
+    A journal removed and recorded again (a demo run twice, an import after ``rm -r``)
+    must not be shown through handles and caches of the one before.
+    """
+    if not isinstance(backend, FilesystemBackend):
+        return None
+    try:
+        st = os.stat(os.path.join(backend.root, agent_id))
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def snapshot_sizes(backend: Backend, agent_id: str, seqs: list[int]) -> dict[int, int | None]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .. import delta
@@ -29,6 +29,7 @@ from ..replay.journal import Journal
 from . import engine
 from .rows import MAX_PAGE, row_of
 from .travel import Travel, apply_tracking
+from .witnesses import Witnesses
 
 POOL_SIZE = 16
 """Read-only journals kept open between requests."""
@@ -48,11 +49,15 @@ class Viewer:
     Args:
         backend: the store (any backend).
         key: the chain key of keyed journals (one for the whole store, like the CLI's).
+        witnesses: witness files (or directories of them) holding heads kept off the store
+            (``agentjournal anchor --witness``): each agent is checked against its heads.
     """
 
-    def __init__(self, backend: Backend, key: bytes | str | None = None) -> None:
+    def __init__(self, backend: Backend, key: bytes | str | None = None,
+                 witnesses: Iterable[str] = ()) -> None:
         self.backend = backend
         self.key = key.encode() if isinstance(key, str) else key
+        self.witnesses = Witnesses(witnesses, self.key)
         self._lock = threading.Lock()
         self._pool: collections.OrderedDict[str, Journal] = collections.OrderedDict()
         self._agent_locks: dict[str, threading.Lock] = {}
@@ -62,6 +67,9 @@ class Viewer:
         self.closing = threading.Event()
         """Set when the server shuts down: open live-tail streams end at their next poll."""
         self._keys: dict[str, bytes | None] = {}
+        self._idents: dict[str, tuple[int, int] | None] = {}
+        """Which journal of each agent id the pool and caches hold (see
+        :func:`engine.store_identity`)."""
         self.travel = Travel()
         self.verified: dict[str, tuple[int, bool]] = {}
         """Last full verify per agent: ``(last_seq verified, ok)``."""
@@ -109,8 +117,18 @@ class Viewer:
         with self._lock:
             lock = self._agent_locks.setdefault(agent_id, threading.Lock())
         with lock:
+            ident = engine.store_identity(self.backend, agent_id)
             with self._lock:
                 j = self._pool.pop(agent_id, None)
+                replaced = self._idents.get(agent_id, ident) != ident
+                self._idents[agent_id] = ident
+            if replaced:
+                # Removed and recorded again under the same id: nothing known of the old
+                # journal holds for the new one.
+                if j is not None:
+                    j.close()
+                    j = None
+                self._forget(agent_id)
             if j is None:
                 j = self.strict(agent_id)
             try:
@@ -121,6 +139,18 @@ class Viewer:
                     while len(self._pool) > POOL_SIZE:
                         _, old = self._pool.popitem(last=False)
                         old.close()
+
+    def _forget(self, agent_id: str) -> None:
+        """Drop what is cached about ``agent_id``'s journal."""
+        self.travel.forget(agent_id)
+        with self._lock:
+            for k in [k for k in self._first_records if k[0] == agent_id]:
+                del self._first_records[k]
+            for k2 in [k for k in self._snap_steps if k[0] == agent_id]:
+                del self._snap_steps[k2]
+            self._parents.pop(agent_id, None)
+            self._keys.pop(agent_id, None)
+            self.verified.pop(agent_id, None)
 
     def close(self) -> None:
         """Close every pooled journal."""
@@ -165,7 +195,7 @@ class Viewer:
         row: dict[str, Any] = {
             "agent_id": agent_id, "steps": 0, "records": 0, "first_seq": 0, "last_ts": None,
             "live": pid is not None, "writer_pid": pid, "snapshots": 0, "bytes": 0,
-            "health": "empty", "problem": None, "parent": None}
+            "health": "empty", "problem": None, "parent": None, "witness": None}
         try:
             with self.journal(agent_id) as j:
                 segs = j.segment_seqs()
@@ -193,6 +223,9 @@ class Viewer:
                     done = self.verified.get(agent_id)
                 row["health"] = ("damaged" if done and not done[1] else
                                  "verified" if done and done[0] == last.seq else "ok")
+            if self.witnesses.configured:
+                with self.journal(agent_id) as j:
+                    row["witness"] = self.witnesses.check(j)["status"]
         except (JournalError, OSError) as e:
             row["health"] = "key_needed" if is_key_needed(e) else "damaged"
             row["problem"] = str(e)
@@ -324,21 +357,21 @@ class Viewer:
         """Verify the whole journal, or check the records of a seq range."""
         with self.strict(agent_id) as j:
             if from_seq is None and to_seq is None:
-                rep = j.verify()
+                # With witnesses, the check of 'verify --against' too (a rollback problem).
+                rep = j.verify(against=self.witnesses.newest(agent_id))
                 bad = [p.seq for p in rep.problems if p.seq is not None]
+                if any(p.seq is None and p.kind == "corrupt" for p in rep.problems):
+                    # A line failing its hash names no seq: it is the one after the last
+                    # record that reads (seqs have no gaps).
+                    _, problem = _read_range(j, rep.first_seq or 1, None)
+                    if problem is not None and problem["seq"] is not None:
+                        bad.append(problem["seq"])
                 self.verified[agent_id] = (rep.last_seq, rep.ok)
                 return {"agent_id": agent_id, "ok": rep.ok, "records": rep.records,
                         "first_seq": rep.first_seq, "last_seq": rep.last_seq,
                         "first_bad_seq": min(bad) if bad else None,
                         "problems": [vars(p) for p in rep.problems[:50]]}
-            n, problem = 0, None
-            try:
-                for _ in j.records(from_seq or 1, to_seq):
-                    n += 1
-            except CorruptRecordError as e:
-                problem = {"kind": "key_needed" if is_key_needed(e) else "corrupt",
-                           "message": e.message, "path": e.path, "offset": e.offset,
-                           "seq": e.seq}
+            n, problem = _read_range(j, from_seq or 1, to_seq)
             return {"agent_id": agent_id, "ok": problem is None, "records": n,
                     "first_seq": from_seq, "last_seq": to_seq,
                     "first_bad_seq": problem["seq"] if problem else None,
@@ -350,6 +383,8 @@ class Viewer:
             segs = j.segment_seqs()
             snaps = j.snapshot_seqs()
             sizes = engine.snapshot_sizes(self.backend, agent_id, snaps)
+            witness = self.witnesses.check(j) if self.witnesses.configured else None
+        newest = self.witnesses.newest(agent_id)
         info = self.agent(agent_id) if segs else None
         steps = {m["seq"]: m["step"] for m in (info["snapshots"] if info else [])}
         done = self.verified.get(agent_id)
@@ -361,8 +396,31 @@ class Viewer:
             "watermark": {"first_seq": segs[0] if segs else None,
                           "first_step": info["first_step"] if info else None,
                           "pruned": bool(segs and segs[0] > 1)},
-            # The engine has no anchored head yet (an externally kept copy of the last hash);
-            # the field is here so the page can show one when it does.
-            "anchored_head": None,
+            # The witnessed head with the highest seq, and how the journal stands against
+            # every witness file's head (None: started without --witness).
+            "anchored_head": None if newest is None else {"seq": newest.seq,
+                                                          "hash": newest.hash},
+            "witness": witness,
             "verified": None if done is None else {"last_seq": done[0], "ok": done[1]},
         }
+
+
+def _read_range(j: Journal, from_seq: int, to_seq: int | None
+                ) -> tuple[int, dict[str, Any] | None]:
+    """Read the records ``from_seq..to_seq``: how many read, and the first problem (with the
+    seq of the record that does not read, known from the last one that does)."""
+    segs = j.segment_seqs()
+    start = max(from_seq, segs[0]) if segs else from_seq
+    n = 0
+    try:
+        for _ in j.records(start, to_seq):
+            n += 1
+    except CorruptRecordError as e:
+        seq = e.seq
+        if seq is None and (n or start in segs):
+            # Known only when the reading got past the range's start or began at a segment's:
+            # otherwise the bad line may be before the range, in the same segment.
+            seq = start + n
+        return n, {"kind": "key_needed" if is_key_needed(e) else "corrupt",
+                   "message": e.message, "path": e.path, "offset": e.offset, "seq": seq}
+    return n, None

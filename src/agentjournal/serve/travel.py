@@ -117,6 +117,15 @@ class Travel:
             self._stash.clear()
             self._last_doc.clear()
 
+    def forget(self, agent_id: str) -> None:
+        """Forget the cursor and caches of one agent (its journal was replaced)."""
+        with self._lock:
+            self._cursors.pop(agent_id, None)
+            self._stash.pop(agent_id, None)
+            self._last_doc.pop(agent_id, None)
+            for key in [k for k in self._segments if k[0] == agent_id]:
+                del self._segments[key]
+
     def cursor_state(self, j: Journal, seq: int) -> Any:
         """The state after record ``seq``: from the agent's cursor when it is there (or just
         before), else snapshot + replay. The caller holds the agent's lock and owns the cursor
@@ -166,7 +175,7 @@ class Travel:
         if not found:
             raise PathNotFoundError(f"no value at {path!r} at step {step}",
                                     hint="pick a path from the state tree")
-        return encode({"j.agent_id": j.agent_id, "step": step, "seq": seq, "path": path,
+        return encode({"agent_id": j.agent_id, "step": step, "seq": seq, "path": path,
                         "state": value})
 
     def _segment_records(self, j: Journal, segs: list[int], k: int) -> list[AnyRecord]:
@@ -241,7 +250,7 @@ class Travel:
                     all_ops.extend(ops)
                 out_recs.append({**row_of(rec, None), "ops": ops})
                 k += 1
-            doc = encode({"j.agent_id": j.agent_id, "step": step, "seq": recs[k - 1].seq,
+            doc = encode({"agent_id": j.agent_id, "step": step, "seq": recs[k - 1].seq,
                            "records": out_recs, "ops": all_ops})
             if recs[k - 1].seq < live or step < hi:
                 # Complete: a later step exists. (The last step of a live journal may still
@@ -280,4 +289,4 @@ class Travel:
         if last is not None and last[0] == step:
             return last[1]
         j.seq_of_step(step)  # raises for a step out of range
-        return encode({"j.agent_id": j.agent_id, "step": step, "records": [], "ops": []})
+        return encode({"agent_id": j.agent_id, "step": step, "records": [], "ops": []})

@@ -143,6 +143,7 @@ async function showAgents() {
   const table = el("table", { id: "agents", class: "grid" });
   main.replaceChildren(el("h1", {}, "Agents"), filter, table);
   let rows = [];
+  const witnessed = !!(config.witnesses && config.witnesses.length);
   const draw = () => {
     const q = filter.value.toLowerCase();
     const byParent = new Map();
@@ -161,8 +162,8 @@ async function showAgents() {
     };
     walk("", 0);
     table.replaceChildren(
-      el("thead", {}, el("tr", {}, ["agent", "steps", "last activity", "writer", "snapshots", "bytes", "health"].map(h => el("th", {}, h)))),
-      el("tbody", {}, body.length ? body : el("tr", {}, el("td", { colspan: 7, class: "dim" }, "no agents"))));
+      el("thead", {}, el("tr", {}, ["agent", "steps", "last activity", "writer", "snapshots", "bytes", "health"].concat(witnessed ? ["witness"] : []).map(h => el("th", {}, h)))),
+      el("tbody", {}, body.length ? body : el("tr", {}, el("td", { colspan: 8, class: "dim" }, "no agents"))));
   };
   filter.addEventListener("input", () => {
     history.replaceState(null, "", filter.value ? "/?q=" + enc(filter.value) : "/");
@@ -178,7 +179,8 @@ function agentRow(r, depth) {
     el("td", { class: "num" }, r.steps), el("td", {}, r.last_ts ? ago(r.last_ts) : "–"),
     el("td", {}, el("span", { class: "badge " + (r.live ? "live" : "idle") }, r.live ? "live (pid " + r.writer_pid + ")" : "idle")),
     el("td", { class: "num" }, r.snapshots), el("td", { class: "num" }, fmtBytes(r.bytes)),
-    el("td", {}, el("span", { class: "health " + r.health, title: r.problem || "" }, r.health.replace("_", " "))));
+    el("td", {}, el("span", { class: "health " + r.health, title: r.problem || "" }, r.health.replace("_", " "))),
+    config.witnesses && config.witnesses.length ? el("td", {}, r.witness ? el("span", { class: "witness " + r.witness }, r.witness.replace("_", " ")) : "–") : null);
 }
 
 // ------------------------------------------------------------------ agent page
@@ -291,10 +293,11 @@ function buildAgentPage(a, main) {
       el("button", { onclick: () => goto(a, a.info.last_step, { scroll: true }), title: "last step (End)" }, "last"),
       el("label", {}, a.followBox, " follow"), a.newBadge));
   const exportBox = el("div", { id: "export" },
-    el("a", { id: "export-all", href: base(a) + "/export", download: "" }, "export journal"), " · ",
-    el("a", { id: "export-state", href: "#", onclick: ev => { ev.currentTarget.href = base(a) + "/state?download=1&step=" + a.step; } }, "state at this step (JSON)"), " · range ",
-    el("input", { id: "exp-from", type: "number", placeholder: "from" }), el("input", { id: "exp-to", type: "number", placeholder: "to" }),
-    el("a", { id: "export-range", href: "#", onclick: ev => { ev.currentTarget.href = base(a) + "/export?from_step=" + enc($("#exp-from").value) + "&to_step=" + enc($("#exp-to").value); } }, "export steps"));
+    el("a", { id: "export-all", href: base(a) + "/export", onclick: ev => { ev.preventDefault(); download(base(a) + "/export"); } }, "export journal"), " · ",
+    el("a", { id: "export-state", href: "#", onclick: ev => { ev.preventDefault(); download(base(a) + "/state?download=1&step=" + a.step); } }, "state at this step (JSON)"), " · range ",
+    el("input", { id: "exp-from", type: "number", min: 0, placeholder: "from" }), el("input", { id: "exp-to", type: "number", min: 0, placeholder: "to" }),
+    el("a", { id: "export-range", href: "#", onclick: ev => { ev.preventDefault(); exportRange(a); } }, "export steps"),
+    el("span", { id: "export-note", class: "dim" }, EXPORT_NOTE));
   const left = el("section", { id: "left" }, a.form, a.filteredBox, a.list);
   const right = el("section", { id: "right" },
     el("h2", {}, "Changes"),
@@ -315,13 +318,51 @@ function buildAgentPage(a, main) {
   if (config.allow_fork) buildFork(a);
   loadIntegrity(a);
   a.onKey = ev => {
-    if (ev.target && (ev.target.tagName === "INPUT" || ev.target.tagName === "TEXTAREA" || ev.target.tagName === "SELECT")) return;
+    // Keys typed into a field are the field's (a checkbox or a button is no field: after a
+    // click on "follow", the keys still move through the steps; the slider moves itself).
+    const t = ev.target;
+    if (t && (t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable ||
+      (t.tagName === "INPUT" && !["checkbox", "radio", "button", "submit"].includes(t.type)))) return;
     // Relative to the step last asked for, so quick repeated keys add up while loading.
     const at = a.want !== undefined ? a.want : a.step;
     const keys = { ArrowLeft: () => at - 1, ArrowRight: () => at + 1, Home: () => a.info.first_step, End: () => a.info.last_step };
     if (keys[ev.key]) { ev.preventDefault(); goto(a, keys[ev.key](), { scroll: true }); }
   };
   document.addEventListener("keydown", a.onKey);
+}
+
+// Downloads go through fetch, so that a refusal (a damaged journal, a pruned step) is said
+// on the page instead of being saved as the file. The file is held by the page while saved.
+const EXPORT_NOTE = " (in the export format: 'agentjournal import' verifies it)";
+function note(text, bad) { const n = $("#export-note"); n.textContent = " " + text; n.className = bad ? "error-text" : "dim"; }
+async function download(url) {
+  note("preparing…", false);
+  try {
+    const r = await fetch(url);
+    if (!r.ok) {
+      let msg = r.statusText;
+      try { const b = await r.json(); msg = b.message + (b.hint ? " — " + b.hint : ""); } catch (e) { /* not JSON */ }
+      note("not exported: " + msg, true);
+      return;
+    }
+    const m = /filename="([^"]+)"/.exec(r.headers.get("content-disposition") || "");
+    const link = el("a", { href: URL.createObjectURL(await r.blob()), download: m ? m[1] : "export.jsonl", hidden: true });
+    document.body.append(link); link.click(); link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+    note(EXPORT_NOTE.trim(), false);
+  } catch (e) { note("not exported: " + e.message, true); }
+}
+// A range of steps as the journal's export file. Bounds outside the history are said here.
+function exportRange(a) {
+  const f = $("#exp-from").value.trim(), t = $("#exp-to").value.trim();
+  const lo = f === "" ? null : Number(f), hi = t === "" ? null : Number(t);
+  const bad = (lo !== null && (lo < a.info.first_step || lo > a.info.last_step)) ? "from must be a step in " + a.info.first_step + ".." + a.info.last_step
+    : (hi !== null && hi < 0) ? "to must be a step" : (lo !== null && hi !== null && hi < lo) ? "to is before from" : null;
+  if (bad) { note(bad, true); return; }
+  const q = new URLSearchParams();
+  if (lo !== null) q.set("from_step", lo);
+  if (hi !== null) q.set("to_step", hi);
+  download(base(a) + "/export?" + q.toString());
 }
 
 function drawMarks(a) {
@@ -570,7 +611,10 @@ function node(a, label, v, tokens, h) {
       prev = i;
     });
     if (shown < entries.length) rows.push(el("li", { class: "dim" }, el("button", { class: "more", onclick: () => fill(shown + KIDS_MAX * 10) }, "show more (" + (entries.length - shown) + " more)")));
-    for (const [t, ov] of h.ghosts.get(path) || []) rows.push(el("li", { class: "node ghost ch-remove" }, el("span", { class: "key" }, t), ": ", el("del", { class: "old" }, short(ov))));
+    // What the step removed here, struck through: as many as the children shown, then a count.
+    const gone = h.ghosts.get(path) || [];
+    for (const [t, ov] of gone.slice(0, KIDS_MAX)) rows.push(el("li", { class: "node ghost ch-remove" }, el("span", { class: "key" }, t), ": ", el("del", { class: "old" }, short(ov))));
+    if (gone.length > KIDS_MAX) rows.push(el("li", { class: "dim ghost-more" }, "… " + (gone.length - KIDS_MAX) + " more removed (see the changes above)"));
     kids.replaceChildren(...rows);
   };
   const li = el("li", { class: cls + " branch", dataset: { path } });
@@ -614,12 +658,29 @@ async function loadIntegrity(a) {
     const r = await api(base(a) + "/integrity");
     a.integrityBox.replaceChildren(
       el("div", {}, "history kept from step " + r.watermark.first_step + " (seq " + r.watermark.first_seq + ")" + (r.watermark.pruned ? ", older steps pruned" : ", nothing pruned")),
-      el("div", {}, "anchored head: " + (r.anchored_head ? r.anchored_head : "none")),
+      witnessBox(r),
       el("div", { id: "verified-status" }, r.verified ? (r.verified.ok ? "verified up to seq " + r.verified.last_seq : "damaged") : "not verified yet"),
       el("details", {}, el("summary", {}, r.snapshots.length + " snapshots, " + r.segments + " segments"),
         el("table", { class: "grid small" }, el("tr", {}, el("th", {}, "seq"), el("th", {}, "step"), el("th", {}, "bytes")),
           r.snapshots.slice(-200).map(s => el("tr", {}, el("td", {}, s.seq), el("td", {}, s.step === null ? "–" : s.step), el("td", {}, fmtBytes(s.bytes)))))));
   } catch (e) { a.integrityBox.replaceChildren(errorBox(e)); }
+}
+const WITNESS_TEXT = {
+  matches: "matches its witnessed head", behind: "behind its witnessed head (records cut off, or the store rolled back)",
+  diverged: "diverged from its witnessed head (the history was rewritten)", pruned: "witnessed record pruned: cannot be checked",
+  bad_witness: "witness line fails its MAC", none: "no witness",
+};
+function witnessBox(r) {
+  const w = r.witness;
+  if (!w) return el("div", { id: "witness" }, "anchored head: none (start the viewer with --witness FILE to check one)");
+  const h = r.anchored_head;
+  return el("div", { id: "witness" },
+    el("div", {}, "anchored head: ", h ? el("code", { title: h.hash }, "seq " + h.seq + " " + h.hash.slice(0, 16) + "…") : "none", " ",
+      el("span", { id: "witness-status", class: "witness " + w.status }, WITNESS_TEXT[w.status] || w.status)),
+    w.heads.length ? el("ul", { class: "witness-heads" }, w.heads.map(x => el("li", { class: "witness-head", dataset: { status: x.status } },
+      el("span", { class: "witness " + x.status }, x.status.replace("_", " ")), " ", el("code", {}, x.path),
+      x.seq !== null ? " (seq " + x.seq + ")" : "", x.status === "matches" && x.since ? " — " + x.since + " records since" : "",
+      x.message ? el("div", { class: "dim" }, x.message) : null))) : null);
 }
 async function runVerify(a, from, to) {
   const box = a.verifyBox;
@@ -670,7 +731,9 @@ function startTail(a) {
     const row = JSON.parse(ev.data);
     if (row.seq <= a.info.last_seq) return;
     const wasBottom = atBottom(a);
-    const wasLast = a.step === a.info.last_step;
+    // The step being moved to counts, not the one shown: in a burst of records the page is
+    // still on its way to the previous one when the next arrives.
+    const wasLast = (a.want !== undefined ? a.want : a.step) === a.info.last_step;
     const newStep = row.step > a.info.last_step;
     a.info.last_seq = row.seq;
     a.info.last_step = Math.max(a.info.last_step, row.step);
