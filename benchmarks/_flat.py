@@ -14,7 +14,7 @@ per step, ``snapshot_every=100``) and measured:
 * ``state_at`` at random steps and listing 1000 steps (``history``), on the agent's writable
   journal and on a read-only one;
 * ``verify`` throughput, and the peak RSS of ``verify`` and of ``export`` (to ``/dev/null``),
-  each in its own interpreter, which reports its own ``getrusage(RUSAGE_SELF).ru_maxrss``
+  each in its own interpreter, which reports its own peak RSS (``VmHWM``)
   (``RUSAGE_CHILDREN`` in the parent would be the maximum over every child run so far);
 * for ``keep`` at 1k and 100k steps, the per-step cost in the default ``sync`` durability:
   the journal built in ``none`` mode is reopened in ``sync`` mode and 1000 more steps are timed.
@@ -83,8 +83,16 @@ def _stats_us(xs: Any) -> dict[str, Any]:
 
 
 def _maxrss_mb() -> float:
-    # Linux reports ru_maxrss in KiB.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # The process's own peak (VmHWM, per address space). ru_maxrss is not: Linux keeps it
+    # across fork and exec, so a child of a large benchmark process reports the parent's size.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 # --- worker side (a fresh interpreter per measure) -------------------------------------------

@@ -27,6 +27,9 @@ class RetentionView:
         self._sealed_prefix = 0
         """``_segs[:_sealed_prefix]`` are all sealed (compression resumes after them)."""
         self._usable: set[int] = set()
+        self._snaps: list[int] | None = None
+        """The snapshot listing, taken once and kept current from this core's own writes and
+        deletions (only the lock holder writes or deletes snapshots)."""
         self._fork_base: bool | None = None
         """Snapshots known to be usable (written by this process, or checked once)."""
         if core.writer is not None:
@@ -39,16 +42,21 @@ class RetentionView:
 
     def wrote_snapshot(self, seq: int) -> None:
         self._usable.add(seq)
+        if self._snaps is not None and seq not in self._snaps:
+            bisect.insort(self._snaps, seq)
 
     def recheck(self) -> None:
         """Forget what is known (an explicit compaction checks every file and lists again)."""
         self._usable.clear()
+        self._snaps = None
         self._segs = None
         self._firsts = []
         self._sealed_prefix = 0
 
     def snapshots(self) -> list[int]:
-        snaps = self.core.store.list_snapshots()
+        if self._snaps is None or self.core.writer is None:
+            self._snaps = self.core.store.list_snapshots()
+        snaps = list(self._snaps)
         if snaps and snaps[0] == 1 and self._state_only_in_snapshot_1():
             return snaps[1:]  # replay of record 1 needs it: retention never sees it
         return snaps
@@ -143,6 +151,8 @@ class RetentionView:
     def delete_snapshot(self, seq: int) -> None:
         self.core.store.delete_snapshot(seq)
         self._usable.discard(seq)
+        if self._snaps is not None and seq in self._snaps:
+            self._snaps.remove(seq)
 
     def delete_segment(self, first: int) -> None:
         self.core.store.delete_segment(first)
