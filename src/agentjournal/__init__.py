@@ -26,7 +26,7 @@ from .errors import (
     UnsafePathError,
     UnsupportedOperationError,
 )
-from .events import FORMAT_VERSION, Anchor, Fork, Header, SnapshotMark, Step
+from .events import FORMAT_VERSION, Anchor, Cut, Fork, Header, SnapshotMark, Step
 from .hooks import BaseHook, HookContext, HookEvent, HookManager, HookPriority, HookResult
 from .journal.writer import Durability, RecoveryWarning
 from .manager import HistoryEntry, StateManager, format_checkpoint_id, parse_checkpoint_id
@@ -41,6 +41,7 @@ __all__ = [
     "FORMAT_VERSION",
     "AgentState",
     "Anchor",
+    "Cut",
     "Appended",
     "AutonomousConfig",
     "Backend",

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CorruptSnapshotError, JournalError, LimitExceededError
-from ..events import Anchor, SnapshotMark
+from ..events import Anchor, Cut, SnapshotMark
 from ..journal.reader import scan
 
 if TYPE_CHECKING:
@@ -29,6 +29,23 @@ class Problem:
 
 
 @dataclass
+class CutInfo:
+    """One ``cut`` record: recovery cut bytes off the journal when it was opened."""
+
+    seq: int
+    """Seq of the ``cut`` record."""
+    ts: float
+    reason: str
+    segment: int
+    offset: int
+    size: int
+    digest: str
+    quarantine: str
+    kept: bool
+    """The quarantine file it names is still there."""
+
+
+@dataclass
 class VerifyReport:
     """What :meth:`Journal.verify` checked and found."""
 
@@ -47,6 +64,8 @@ class VerifyReport:
     quarantined: list[str] = field(default_factory=list)
     """Bytes recovery cut off this journal, kept for inspection (a crash's torn tail, or a
     repair). Not a problem of the journal as it is, but never to be passed over in silence."""
+    cuts: list[CutInfo] = field(default_factory=list)
+    """The cuts recorded in the chain (``cut`` records, format 3), oldest first."""
 
     @property
     def ok(self) -> bool:
@@ -62,6 +81,7 @@ def verify_journal(j: Journal, progress: Callable[[int, int], None] | None) -> V
     store = j.store
     rep = VerifyReport(agent_id=j.agent_id)
     rep.quarantined = store.list_quarantine()
+    kept = {q.rsplit("/", 1)[-1] for q in rep.quarantined}
     segs = store.list_segments()
     snaps = set(store.list_snapshots())
     rep.segments, rep.snapshots = len(segs), len(snaps)
@@ -107,6 +127,11 @@ def verify_journal(j: Journal, progress: Callable[[int, int], None] | None) -> V
                 marks[rec.at] = rec.digest
             elif isinstance(rec, Anchor):
                 anchors.append(rec)
+            elif isinstance(rec, Cut):
+                rep.cuts.append(CutInfo(
+                    seq=rec.seq, ts=rec.ts, reason=rec.reason, segment=rec.segment,
+                    offset=rec.offset, size=rec.size, digest=rec.digest,
+                    quarantine=rec.quarantine, kept=rec.quarantine in kept))
         if sc.records:
             rep.last_seq, rep.last_step = sc.records[-1].seq, sc.records[-1].step
             rep.last_hash = sc.records[-1].h

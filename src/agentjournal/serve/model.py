@@ -330,7 +330,9 @@ class Viewer:
                 return {"agent_id": agent_id, "ok": rep.ok, "records": rep.records,
                         "first_seq": rep.first_seq, "last_seq": rep.last_seq,
                         "first_bad_seq": min(bad) if bad else None,
-                        "problems": [vars(p) for p in rep.problems[:50]]}
+                        "problems": [vars(p) for p in rep.problems[:50]],
+                        "cuts": [vars(c) for c in rep.cuts],
+                        "quarantined": len(rep.quarantined)}
             n, problem = 0, None
             try:
                 for _ in j.records(from_seq or 1, to_seq):
