@@ -28,6 +28,7 @@ from .errors import (
 )
 from .events import FORMAT_VERSION, Anchor, Cut, Fork, Header, SnapshotMark, Step
 from .hooks import BaseHook, HookContext, HookEvent, HookManager, HookPriority, HookResult
+from .journal.reader import TornTailWarning
 from .journal.writer import Durability, RecoveryWarning
 from .manager import HistoryEntry, StateManager, format_checkpoint_id, parse_checkpoint_id
 from .migrate import MigrationReport, import_seed_checkpoints
@@ -80,6 +81,7 @@ __all__ = [
     "NotJSONEncodableError",
     "Problem",
     "RecoveryWarning",
+    "TornTailWarning",
     "RedactionError",
     "Resumed",
     "SnapshotMark",
