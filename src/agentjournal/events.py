@@ -27,7 +27,7 @@ class _Line(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", omit_de
 
     @property
     def kind(self) -> str:
-        """The line's ``kind``: ``header``, ``step``, ``snapshot``, ``fork``, ``anchor``, ``cut``."""
+        """The line's ``kind``, the tag written in its JSON (``step``, ``anchor``, ``cut``...)."""
         return str(type(self).__struct_config__.tag)
 
 
