@@ -91,11 +91,17 @@ class Dir:
 
     @classmethod
     def open_root(cls, path: str, *, create: bool) -> Dir:
-        """Open (and with ``create`` make, 0700) the store root directory."""
+        """Open (and with ``create`` make, 0700, with any missing parents) the store root."""
         path = os.path.abspath(path)
         if create:
             try:
-                ops.mkdir(path, DIR_MODE)
+                try:
+                    ops.mkdir(path, DIR_MODE)
+                except FileNotFoundError:
+                    # ``root="a/b/c"`` with missing parents: make them, as ``mkdir -p`` does
+                    # (with the umask's mode; the root itself is 0700).
+                    os.makedirs(os.path.dirname(path), DIR_MODE, exist_ok=True)
+                    ops.mkdir(path, DIR_MODE)
             except FileExistsError:
                 pass
             else:

@@ -24,6 +24,7 @@ from agentjournal import (
     CorruptRecordError,
     Journal,
     JournalExistsError,
+    JournalNotFoundError,
     SnapshotSkippedWarning,
     TamperedError,
     _fs,
@@ -427,3 +428,20 @@ def test_t13_manager_close_closes_every_journal(tmp_path: Path,
              "with Journal(sys.argv[1], sys.argv[2]) as j: print(j.last_step)", a,
              str(tmp_path)], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0 and out.stdout.strip() == "1", out.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------- a new root
+
+
+def test_t13_a_root_with_missing_parents_is_made(tmp_path: Path) -> None:
+    """Issue 10 item 30: ``Journal("bot", root="a/b/c")`` failed with "record a step first"
+    when ``a/b`` did not exist; the writer makes the parents, the root is 0700."""
+    root = tmp_path / "a" / "b" / "c"
+    with Journal("bot", root) as j:
+        j.append({"ok": True})
+    assert (root / "bot").is_dir() and root.stat().st_mode & 0o777 == 0o700
+    with Journal("bot", root, readonly=True) as r:
+        assert r.resume().state == {"ok": True}
+    with pytest.raises(JournalNotFoundError):  # a reader still creates nothing
+        Journal("bot", tmp_path / "x" / "y", readonly=True)
+    assert not (tmp_path / "x").exists()
