@@ -151,7 +151,10 @@ class Dir:
         """Open the regular file ``name`` under this directory without following symlinks.
 
         ``O_NONBLOCK`` (no effect on regular files) keeps a FIFO planted under the root from
-        blocking the open; anything but a regular file is then refused.
+        blocking the open; anything but a regular file is then refused. A file opened for
+        writing must have one link: a hard link planted at ``LOCK`` or at a segment would
+        make the writer overwrite or truncate a file outside the store (``O_NOFOLLOW`` only
+        stops symlinks).
         """
         try:
             fd = ops.open(name, flags | _NOFOLLOW | os.O_NONBLOCK, FILE_MODE, dir_fd=self.fd)
@@ -171,6 +174,12 @@ class Dir:
             if not stat.S_ISREG(st.st_mode):
                 raise UnsafePathError(f"{self.join(name)} is not a regular file",
                                       path=self.join(name))
+            if flags & (os.O_WRONLY | os.O_RDWR) and st.st_nlink > 1:
+                raise UnsafePathError(
+                    f"{self.join(name)} has {st.st_nlink} hard links; refusing to write "
+                    "through it", path=self.join(name),
+                    hint="a hard link makes writes land in a file outside the store: remove "
+                    "the planted link (agentjournal's files have exactly one)")
             if flags & os.O_CREAT and stat.S_IMODE(st.st_mode) != FILE_MODE:
                 ops.fchmod(fd, FILE_MODE)
         except BaseException:

@@ -445,3 +445,31 @@ def test_t13_a_root_with_missing_parents_is_made(tmp_path: Path) -> None:
     with pytest.raises(JournalNotFoundError):  # a reader still creates nothing
         Journal("bot", tmp_path / "x" / "y", readonly=True)
     assert not (tmp_path / "x").exists()
+
+
+# --------------------------------------------------------------------------- hard links
+
+
+@pytest.mark.parametrize("target", ["LOCK", "segment"])
+def test_t13_a_planted_hard_link_is_never_written_through(tmp_path: Path, target: str) -> None:
+    """Issue 10 item 7: ``O_NOFOLLOW`` stops symlinks, not hard links; a hard link planted at
+    ``LOCK`` or at the last segment made the writer overwrite or truncate a file outside the
+    store. Every file opened for writing must have exactly one link."""
+    from agentjournal import UnsafePathError
+
+    root = tmp_path / "store"
+    with Journal(AGENT, root, snapshot_every=None) as j:
+        j.append({"a": 1})
+    victim = tmp_path / "outside.txt"
+    victim.write_bytes(b"precious\n" * 100)
+    if target == "LOCK":
+        planted = root / AGENT / "LOCK"
+    else:
+        planted = sorted((root / AGENT / "segments").glob("*.jsonl"))[-1]
+        victim.write_bytes(planted.read_bytes() + b"garbage tail\n")  # looks like the segment
+    before = victim.read_bytes()
+    planted.unlink()
+    os.link(victim, planted)
+    with pytest.raises(UnsafePathError, match="hard links"):
+        Journal(AGENT, root)
+    assert victim.read_bytes() == before, "a file outside the store was changed"
