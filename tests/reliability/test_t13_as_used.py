@@ -215,6 +215,10 @@ def test_t13_a_planted_snapshot_is_not_trusted_in_a_keyed_journal(tmp_path: Path
         with Journal(AGENT, tmp_path, key=b"k", readonly=True) as r:
             assert r.resume().state == {"i": 5}
             assert r.state_at(5) == {"i": 4}
+            # verify said ok too; a planted file is a problem of the store even unused.
+            rep = r.verify()
+            assert [(p.kind, p.seq) for p in rep.problems] == [("snapshot", 5)]
+            assert "vouches" in rep.problems[0].message
         with Journal(AGENT, tmp_path, key=b"k", snapshot_every=2, keep_snapshots=1) as j:
             j.append({"i": 6})
             j.append({"i": 7})  # a real snapshot; retention keeps it, not the planted one

@@ -86,6 +86,8 @@ def verify_journal(j: Journal, progress: Callable[[int, int], None] | None) -> V
     snaps = set(store.list_snapshots())
     rep.segments, rep.snapshots = len(segs), len(snaps)
     seq_hash: dict[int, str] = {}
+    after: dict[int, object] = {}
+    """The record right after each snapshot's seq (keyed: it must be the snapshot's record)."""
     marks: dict[int, str] = {}
     anchors: list[Anchor] = []
     prev: str | None = None
@@ -123,6 +125,8 @@ def verify_journal(j: Journal, progress: Callable[[int, int], None] | None) -> V
         for rec in sc.records:
             if rec.seq in snaps:
                 seq_hash[rec.seq] = rec.h
+            if rec.seq - 1 in snaps:
+                after[rec.seq - 1] = rec
             if isinstance(rec, SnapshotMark):
                 marks[rec.at] = rec.digest
             elif isinstance(rec, Anchor):
@@ -199,6 +203,11 @@ def verify_journal(j: Journal, progress: Callable[[int, int], None] | None) -> V
             msg = f"snapshot chain hash does not match record {seq}"
         elif seq in marks and marks[seq] != digest:
             msg = "snapshot content differs from the digest recorded in the journal"
+        elif (j.key is not None and seq not in marks and seq in after
+              and not isinstance(after[seq], Cut)):
+            # Keyed: only the keyed record written right after a snapshot binds it (anyone can
+            # copy a chain hash). None yet at the tip, or torn off (a `cut` follows): a crash.
+            msg = "no keyed snapshot record vouches for this snapshot (planted?); it is not used"
         if msg:
             rep.snapshots_ok = False
             rep.problems.append(Problem("snapshot", msg, path=where, seq=seq))
