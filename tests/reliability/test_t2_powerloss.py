@@ -388,10 +388,9 @@ def _check_image(root: Path, img: Image, options: dict[str, Any], acked: int,
                                 state_at_samples=0)
             recovered = False
             for rec in j.records():
-                # Recovery records its cuts (format 3): `cut` records no script wrote, only
-                # ever after everything that was (a recovery cut short by the power loss may
-                # have recorded one, and the next one another).
-                if isinstance(rec, Cut):
+                # Recovery records its cuts (format 3): this open's `cut` records were
+                # written by no logged session, and only ever after everything that was.
+                if isinstance(rec, Cut) and rec.h not in written.get(rec.seq, ()):
                     recovered = True
                     continue
                 assert not recovered, f"record {rec.seq} after a recovery's cut record"
