@@ -324,7 +324,8 @@ class JournalWriter:
 
     def _roll(self, rec: AnyRecord) -> None:
         """Start a new segment whose first record will be ``rec``."""
-        durable = self.durability is not Durability.NONE
+        # The record of a cut is made durable in every mode (see _record_cuts).
+        durable = self.durability is not Durability.NONE or isinstance(rec, Cut)
         if self._app is not None:
             if durable and self._pending:
                 self._sync_now()
