@@ -477,3 +477,33 @@ def test_t13_a_planted_hard_link_is_never_written_through(tmp_path: Path, target
     with pytest.raises(UnsafePathError, match="hard links"):
         Journal(AGENT, root)
     assert victim.read_bytes() == before, "a file outside the store was changed"
+
+
+_CRASH_BEFORE_MARK = """
+import os, sys
+from agentjournal import Journal
+from agentjournal.journal import writer
+writer.JournalWriter.append_mark = lambda *a, **k: os._exit(0)  # the crash
+with Journal(sys.argv[2], sys.argv[1], key=b"k", snapshot_every=None) as j:
+    for i in range(3):
+        j.append({"i": i})
+    j.snapshot()
+"""
+
+
+def test_t13_a_crash_between_a_keyed_snapshot_and_its_record(tmp_path: Path) -> None:
+    """Killed after a keyed snapshot's file and before its ``snapshot`` record: once the next
+    record was appended, the unbound snapshot looked planted — a SnapshotSkippedWarning on
+    every resume, and (since verify checks it) a problem. The next writer removes it."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", _CRASH_BEFORE_MARK, str(tmp_path), AGENT], check=True)
+    assert (tmp_path / AGENT / "snapshots" / f"{3:020d}.json.lz4").exists()
+    with Journal(AGENT, tmp_path, key=b"k", snapshot_every=None) as j:  # warnings are errors
+        assert j.snapshot_seqs() == [] and j.writer is not None
+        assert any("removed the snapshot of seq 3" in m for m in j.writer.recovery.messages)
+        j.append({"i": 3})
+        assert j.snapshot() is not None  # a new one is bound as usual
+    with Journal(AGENT, tmp_path, key=b"k", readonly=True) as r:
+        assert r.resume().state == {"i": 3} and r.verify().ok

@@ -135,6 +135,8 @@ class JournalWriter:
             self.recovery = self._recover(old)
             self.hint = Hint(seg=self.seg_first, snap=old.snap if old else 0, clean=False)
             store.write_hint(self.hint)
+            if self.key is not None and (old is None or not old.clean):
+                self._drop_unbound_snapshot()
             self._record_cuts()
         except BaseException:
             if self._app is not None:
@@ -213,6 +215,22 @@ class JournalWriter:
                 self._app = self.store.open_segment(plan.tail_first)
         self.durable_seq = self.last_seq
         return rec
+
+    def _drop_unbound_snapshot(self) -> None:
+        """Keyed: remove a snapshot of the last record that has no ``snapshot`` record.
+
+        Only the keyed record right after a snapshot binds it, so one at the last record with
+        nothing after it can never be bound: a crash came between writing the file and its
+        record (or its record was torn off). Once anything else is appended it would look
+        planted (skipped with a warning on every resume, reported by ``verify``); a snapshot
+        is a cache, so it goes. Only after a crash: a clean close never leaves one.
+        """
+        if self.last_seq and self.last_seq in self.store.list_snapshots():
+            self.store.delete_snapshot(self.last_seq)
+            msg = (f"removed the snapshot of seq {self.last_seq}: a crash came before its "
+                   "snapshot record, so nothing binds it to the chain")
+            self.recovery.messages.append(msg)
+            log.info(msg)
 
     def _record_cuts(self) -> None:
         """Append one ``cut`` record per cut recovery made, so the chain itself says that and
