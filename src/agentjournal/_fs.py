@@ -317,3 +317,26 @@ def umask(mask: int) -> Iterator[None]:
         yield
     finally:
         os.umask(old)
+
+
+FDS_PER_JOURNAL = 6
+"""Descriptors an open writer holds at most (lock, agent dir, segments/, snapshots/, the
+open segment, quarantine/)."""
+FD_RESERVE = 64
+"""Descriptors left for everything else of the process (sockets, logs, snapshot writes)."""
+
+
+def open_journals_within_fd_limit() -> int:
+    """How many writers fit in the process's soft descriptor limit (at least 1).
+
+    A bound for keeping writers open (``StateManager``): its ``max_open_journals`` default
+    assumes the usual limit of 1024; under a lower one (``ulimit -n 256``) fewer fit.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return 1 << 30
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 30
+    return max(1, (soft - FD_RESERVE) // FDS_PER_JOURNAL)

@@ -367,8 +367,10 @@ def test_t13_a_manager_recovers_a_poisoned_writer(tmp_path: Path) -> None:
         _fs.ops = saved
 
 
-def test_t13_a_manager_bounds_its_open_journals(tmp_path: Path) -> None:
-    """300 agents under a descriptor limit of 256 (issue 10, item 21)."""
+@pytest.mark.parametrize("max_open", [32, 0], ids=["32", "default"])
+def test_t13_a_manager_bounds_its_open_journals(tmp_path: Path, max_open: int) -> None:
+    """300 agents under a descriptor limit of 256 (issue 10, item 21); also with the default
+    ``max_open_journals`` (128, meant for the usual 1024), which hit EMFILE under 256."""
     import subprocess
     import sys
     import textwrap
@@ -378,8 +380,9 @@ def test_t13_a_manager_bounds_its_open_journals(tmp_path: Path) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
         from agentjournal import AgentState, FilesystemStorage, StateManager
         async def main():
+            kw = {"max_open_journals": int(sys.argv[2])} if int(sys.argv[2]) else {}
             async with StateManager(FilesystemStorage(sys.argv[1]), checkpoint_frequency=None,
-                                    max_open_journals=32) as sm:
+                                    **kw) as sm:
                 for round in (1, 2):
                     for i in range(300):
                         s = AgentState(agent_id=f"agent-{i}", step_number=round)
@@ -387,8 +390,8 @@ def test_t13_a_manager_bounds_its_open_journals(tmp_path: Path) -> None:
                 print(len(os.listdir("/proc/self/fd")), len(sm._agents))
         asyncio.run(main())
     """)
-    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path), str(max_open)],
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     fds, held = map(int, out.stdout.split())
     assert held <= 32 and fds < 256
