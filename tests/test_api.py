@@ -9,6 +9,7 @@ import time
 import pytest
 
 from agentjournal import (
+    Cut,
     Durability,
     InvalidPatchError,
     Journal,
@@ -234,7 +235,10 @@ def test_repair_cuts_damage_followed_by_records(tmp_path):
         j = Journal("r", tmp_path, repair=True)
     with j:
         assert j.writer is not None and j.writer.recovery.repaired
-        assert j.last_seq == 5 and j.resume().state == {"i": 4}
+        # Records 1..5 are kept; the cut itself is record 6 of the chain (format 3).
+        cut = list(j.records())[-1]
+        assert isinstance(cut, Cut) and (cut.seq, cut.reason, cut.lines_after) == (6, "damage", 4)
+        assert j.last_seq == 6 and j.resume().state == {"i": 4}
         j.append({"i": 99})
         assert j.verify().ok
     assert list((tmp_path / "r" / "quarantine").iterdir()), "the cut bytes are kept"

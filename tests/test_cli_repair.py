@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agentjournal import CorruptRecordError, Journal
+from agentjournal import CorruptRecordError, Cut, Journal
 from agentjournal.backends.filesystem import FilesystemBackend
 from agentjournal.cli.schemas import validate
 from test_cli_support import make_agent, run, run_json, segment_files, writer_in_another_process
@@ -76,14 +76,15 @@ def test_dry_run_reports_the_damage_and_changes_nothing(root: Path) -> None:
     assert res.exit_code == 1, res.stderr
     assert "would cut" in res.stdout and f"{seg}:{offset}" in res.stdout
     assert f"damaged record at seq {seq} and the {AFTER} intact records after it" in res.stdout
-    assert f"would end at step {seq - 2} (seq {seq - 1})" in res.stdout
+    # Records up to seq - 1 are kept; the record of the cut takes seq `seq`.
+    assert f"would end at step {seq - 2} (seq {seq}, the record of the cut)" in res.stdout
     doc = _repair_json(root, "--dry-run", code=1)
     assert doc["dry_run"] and not doc["repaired"] and not doc["ok"]
     assert doc["cuts"] == [{
         "kind": "damage", "segment": str(seg), "offset": offset, "bytes": len(cut), "seq": seq,
         "records_after": AFTER, "message": doc["cuts"][0]["message"], "quarantine": None}]
     assert doc["cannot_fix"] == []
-    assert doc["last_seq"] == seq - 1
+    assert doc["last_seq"] == seq
     assert not doc["verify"]["ok"] and doc["verify"]["problems"][0]["offset"] == offset
     assert _tree(root) == before, "a dry run changes nothing"
     assert not (root / AGENT / "quarantine").exists()
@@ -99,7 +100,7 @@ def test_repair_cuts_the_damage_and_the_journal_goes_on(root: Path) -> None:
     res = run("repair", AGENT, root=root)
     assert res.exit_code == 0, res.stderr
     assert "cut" in res.stdout and f"{seg}:{offset}" in res.stdout
-    assert f"now ends at step {seq - 2} (seq {seq - 1})" in res.stdout
+    assert f"now ends at step {seq - 2} (seq {seq}, the record of the cut)" in res.stdout
     assert f"ok  {AGENT}" in res.stdout  # verified afterwards
     assert "warning: cut" not in res.stderr  # reported once, not also as the engine's warning
     quarantined = list((root / AGENT / "quarantine").iterdir())
@@ -108,9 +109,12 @@ def test_repair_cuts_the_damage_and_the_journal_goes_on(root: Path) -> None:
     assert seg.stat().st_size == offset
 
     with Journal(AGENT, root) as j:
-        assert j.last_seq == seq - 1
+        cut_rec = list(j.records())[-1]
+        assert isinstance(cut_rec, Cut) and cut_rec.seq == seq and cut_rec.reason == "damage"
+        assert (cut_rec.offset, cut_rec.size, cut_rec.lines_after) == (offset, len(cut), AFTER)
+        assert cut_rec.quarantine == quarantined[0].name
         j.append({"after": "repair"})
-        assert j.last_seq == seq and j.verify().ok
+        assert j.last_seq == seq + 1 and j.verify().ok
     assert run("verify", AGENT, root=root).exit_code == 0
     assert run_json("repair", AGENT, root=root)["cuts"] == []  # nothing left to do
 
@@ -123,8 +127,12 @@ def test_repair_json(root: Path) -> None:
     assert (c["kind"], c["segment"], c["offset"], c["bytes"], c["seq"], c["records_after"]) == (
         "damage", str(seg), offset, len(cut), seq, AFTER)
     assert Path(c["quarantine"]).read_bytes() == cut
-    assert (doc["last_seq"], doc["last_step"]) == (seq - 1, seq - 2)
-    assert doc["verify"]["ok"] and doc["verify"]["last_seq"] == seq - 1
+    assert (doc["last_seq"], doc["last_step"]) == (seq, seq - 2)  # seq: the record of the cut
+    assert doc["verify"]["ok"] and doc["verify"]["last_seq"] == seq
+    [recorded] = doc["verify"]["cuts"]
+    assert (recorded["seq"], recorded["reason"], recorded["offset"], recorded["size"]) == (
+        seq, "damage", offset, len(cut))
+    assert recorded["kept"] and recorded["quarantine"] == Path(c["quarantine"]).name
     assert doc["cannot_fix"] == []
 
 
@@ -144,9 +152,11 @@ def test_torn_tail_is_repaired(root: Path) -> None:
     res = run("repair", AGENT, root=root)
     assert res.exit_code == 0, res.stderr
     assert "torn_tail" in res.stdout and f"{seg}:{last_line}" in res.stdout
+    # The segment ends where the tail was cut; the record of the cut starts a new one.
     assert seg.stat().st_size == last_line
     with Journal(AGENT, root, readonly=True) as j:
-        assert j.last_seq == last_seq - 1 and j.verify().ok
+        assert j.last_seq == last_seq and j.verify().ok
+        assert isinstance(list(j.records())[-1], Cut)
 
 
 # --------------------------------------------------------------------------- nothing to do

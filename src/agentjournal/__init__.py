@@ -50,12 +50,14 @@ from .errors import (
 from .events import (
     FORMAT_VERSION as FORMAT_VERSION,
     Anchor as Anchor,
+    Cut as Cut,
     Fork as Fork,
     Header as Header,
     SnapshotMark as SnapshotMark,
     Step as Step,
 )
 from .hooks import BaseHook, HookContext, HookEvent, HookManager, HookPriority, HookResult
+from .journal.reader import TornTailWarning as TornTailWarning
 from .journal.writer import Durability, RecoveryWarning as RecoveryWarning
 from .manager import HistoryEntry, StateManager, format_checkpoint_id, parse_checkpoint_id
 from .migrate import MigrationReport, import_seed_checkpoints

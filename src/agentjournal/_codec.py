@@ -122,3 +122,31 @@ def decompress(data: bytes, limit: int, *, what: str = "file") -> bytes:
     if d.unused_data:
         raise ValueError(f"{what} has trailing bytes after its lz4 frame")
     return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+def decompress_prefix(data: bytes, n: int, *, what: str = "file") -> bytes:
+    """The first ``n`` bytes of an lz4 frame's content (all of it when shorter), decompressing
+    no more than that: what reading a sealed segment's header costs is then bounded by the
+    header, never by what the frame inflates to (an attacker's 1 MB file may declare 1 GiB).
+
+    A peek: the frame's content checksum, which needs the whole content, is not checked here
+    (every full read checks it; what a peek returns is checked as a line like any other).
+
+    Raises:
+        ValueError: the frame is malformed (lz4's RuntimeError mapped).
+    """
+    if not data.startswith(LZ4_MAGIC):
+        raise ValueError(f"{what} is not an lz4 frame")
+    d = lz4.frame.LZ4FrameDecompressor()
+    try:
+        pieces = [d.decompress(data, max_length=n)]
+        total = len(pieces[0])
+        while total < n and not d.eof and not d.needs_input:
+            piece = d.decompress(b"", max_length=n - total)
+            if not piece:
+                break
+            pieces.append(piece)
+            total += len(piece)
+    except RuntimeError as e:
+        raise ValueError(f"{what} failed lz4 decompression: {e}") from None
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)

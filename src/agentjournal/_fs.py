@@ -91,11 +91,17 @@ class Dir:
 
     @classmethod
     def open_root(cls, path: str, *, create: bool) -> Dir:
-        """Open (and with ``create`` make, 0700) the store root directory."""
+        """Open (and with ``create`` make, 0700, with any missing parents) the store root."""
         path = os.path.abspath(path)
         if create:
             try:
-                ops.mkdir(path, DIR_MODE)
+                try:
+                    ops.mkdir(path, DIR_MODE)
+                except FileNotFoundError:
+                    # ``root="a/b/c"`` with missing parents: make them, as ``mkdir -p`` does
+                    # (with the umask's mode; the root itself is 0700).
+                    os.makedirs(os.path.dirname(path), DIR_MODE, exist_ok=True)
+                    ops.mkdir(path, DIR_MODE)
             except FileExistsError:
                 pass
             else:
@@ -145,7 +151,10 @@ class Dir:
         """Open the regular file ``name`` under this directory without following symlinks.
 
         ``O_NONBLOCK`` (no effect on regular files) keeps a FIFO planted under the root from
-        blocking the open; anything but a regular file is then refused.
+        blocking the open; anything but a regular file is then refused. A file opened for
+        writing must have one link: a hard link planted at ``LOCK`` or at a segment would
+        make the writer overwrite or truncate a file outside the store (``O_NOFOLLOW`` only
+        stops symlinks).
         """
         try:
             fd = ops.open(name, flags | _NOFOLLOW | os.O_NONBLOCK, FILE_MODE, dir_fd=self.fd)
@@ -165,6 +174,12 @@ class Dir:
             if not stat.S_ISREG(st.st_mode):
                 raise UnsafePathError(f"{self.join(name)} is not a regular file",
                                       path=self.join(name))
+            if flags & (os.O_WRONLY | os.O_RDWR) and st.st_nlink > 1:
+                raise UnsafePathError(
+                    f"{self.join(name)} has {st.st_nlink} hard links; refusing to write "
+                    "through it", path=self.join(name),
+                    hint="a hard link makes writes land in a file outside the store: remove "
+                    "the planted link (agentjournal's files have exactly one)")
             if flags & os.O_CREAT and stat.S_IMODE(st.st_mode) != FILE_MODE:
                 ops.fchmod(fd, FILE_MODE)
         except BaseException:
@@ -302,3 +317,26 @@ def umask(mask: int) -> Iterator[None]:
         yield
     finally:
         os.umask(old)
+
+
+FDS_PER_JOURNAL = 6
+"""Descriptors an open writer holds at most (lock, agent dir, segments/, snapshots/, the
+open segment, quarantine/)."""
+FD_RESERVE = 64
+"""Descriptors left for everything else of the process (sockets, logs, snapshot writes)."""
+
+
+def open_journals_within_fd_limit() -> int:
+    """How many writers fit in the process's soft descriptor limit (at least 1).
+
+    A bound for keeping writers open (``StateManager``): its ``max_open_journals`` default
+    assumes the usual limit of 1024; under a lower one (``ulimit -n 256``) fewer fit.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return 1 << 30
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 30
+    return max(1, (soft - FD_RESERVE) // FDS_PER_JOURNAL)

@@ -33,7 +33,7 @@ from .errors import (
     StepNotFoundError,
     StepPrunedError,
 )
-from .events import Anchor, AnyRecord, Fork, SnapshotMark, Step
+from .events import Anchor, AnyRecord, Cut, Fork, SnapshotMark, Step
 from .replay import Appended, Journal
 from .state import (
     STATUSES,
@@ -240,7 +240,8 @@ def list_saves(j: Journal, hide_deleted: bool = True) -> list[CheckpointMetadata
 def history_entry(agent_id: str, r: AnyRecord) -> HistoryEntry:
     """One record as a :class:`HistoryEntry` (a save's id names its seq; a snapshot mark's, the
     save it snapshots)."""
-    kind = {Step: "step", SnapshotMark: "snapshot", Fork: "fork", Anchor: "anchor"}[type(r)]
+    kind = {Step: "step", SnapshotMark: "snapshot", Fork: "fork", Anchor: "anchor",
+            Cut: "cut"}[type(r)]
     ops = r.ops if isinstance(r, (Step, Fork)) else []
     at = r.at if isinstance(r, SnapshotMark) else r.seq if isinstance(r, (Step, Fork)) else None
     return HistoryEntry(seq=r.seq, step=r.step,

@@ -13,10 +13,12 @@ from typing import Any
 
 import msgspec
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Version of the on-disk format written by this code (segment header and snapshot ``format``).
 
-Version 2 added the optional ``meta`` member of ``step`` records; version 1 files read as before.
+Version 2 added the optional ``meta`` member of ``step`` records; version 3 the ``cut`` record
+kind (recovery records in the chain what it cut off). Files of every earlier version read as
+before.
 """
 
 
@@ -25,7 +27,7 @@ class _Line(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", omit_de
 
     @property
     def kind(self) -> str:
-        """The line's ``kind``: ``header``, ``step``, ``snapshot``, ``fork`` or ``anchor``."""
+        """The line's ``kind``, the tag written in its JSON (``step``, ``anchor``, ``cut``...)."""
         return str(type(self).__struct_config__.tag)
 
 
@@ -100,8 +102,34 @@ class Anchor(Record, tag="anchor", frozen=True):
     h: str = ""
 
 
-AnyRecord = Step | SnapshotMark | Fork | Anchor
-AnyLine = Header | Step | SnapshotMark | Fork | Anchor
+class Cut(Record, tag="cut", frozen=True):
+    """Written by recovery (format 3): bytes were cut off the end of a segment on open.
+
+    A crash's torn tail, or (``repair``) damage and what followed it. The bytes themselves are
+    kept in the agent's ``quarantine/`` under ``quarantine``; ``digest`` (BLAKE2b-256, unkeyed,
+    hex) and ``size`` identify them, so the chain itself says that and where history was cut.
+    """
+
+    reason: str
+    """``torn_tail`` (a line cut short by a crash) or ``damage`` (cut by ``repair``)."""
+    segment: int
+    """First seq of the segment the bytes were cut from (its file name)."""
+    offset: int
+    """Byte offset in that segment where the cut started."""
+    size: int
+    """How many bytes were cut."""
+    digest: str
+    quarantine: str
+    """Name of the file in ``quarantine/`` holding the bytes (a name, never a path)."""
+    cut_seq: int
+    """The seq the first cut line would have had (this record's seq for a torn tail)."""
+    lines_after: int = 0
+    """(``damage``) complete lines after the damaged one whose hash verified."""
+    h: str = ""
+
+
+AnyRecord = Step | SnapshotMark | Fork | Anchor | Cut
+AnyLine = Header | Step | SnapshotMark | Fork | Anchor | Cut
 
 line_decoder: msgspec.json.Decoder[AnyLine] = msgspec.json.Decoder(AnyLine)
 header_decoder: msgspec.json.Decoder[Header] = msgspec.json.Decoder(Header)

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 from . import delta
+from ._fs import open_journals_within_fd_limit as _fd_budget
 from ._fullstate import FullStateStore, is_seed_backend
 from ._ids import validate_agent_id
 from ._saves import (
@@ -132,7 +133,8 @@ class StateManager:
         max_open_journals: keep at most this many agents' writers open (each holds a few
             file descriptors and its agent's lock); the least recently saved idle one is
             closed (synced, lock released) when another is opened, and reopened on its next
-            save. A manager serving thousands of agents never runs out of descriptors.
+            save. A manager serving thousands of agents never runs out of descriptors: fewer
+            are kept open when the process's descriptor limit would not hold this many.
 
     Raises:
         ValueError: a trigger or count out of range.
@@ -270,7 +272,7 @@ class StateManager:
 
     def _close_idle(self, room_for: int) -> None:
         """Close the least recently saved idle writers until ``room_for`` more fit."""
-        excess = len(self._agents) + room_for - self.max_open_journals
+        excess = len(self._agents) + room_for - min(self.max_open_journals, _fd_budget())
         if excess <= 0:
             return
         idle = [a for a, ag in self._agents.items()

@@ -347,7 +347,7 @@ class HistoryEntry:
         0.12→0.15`` (a snapshot or anchor says so), cut to ``width`` characters."""
         from .summary import summarize_ops
 
-        if self.kind in ("snapshot", "anchor"):
+        if self.kind in ("snapshot", "anchor", "cut"):
             return f"({self.kind})"
         text = summarize_ops(self.ops) if self.ops else "(no change)"
         return text if len(text) <= width else text[: width - 3] + "..."

@@ -26,7 +26,7 @@ from typing import Literal
 import msgspec
 
 from .errors import CorruptRecordError, JournalError, TamperedError
-from .events import AnyRecord, Fork, SnapshotMark, Step
+from .events import AnyRecord, Cut, Fork, SnapshotMark, Step
 from .replay.journal import Journal
 from .replay.results import Resumed
 
@@ -46,7 +46,7 @@ __all__ = [
 
 Health = Literal["ok", "empty", "torn_tail", "key_needed", "wrong_key", "wrong_agent",
                  "corrupt", "unreadable"]
-Kind = Literal["step", "snapshot", "fork", "anchor"]
+Kind = Literal["step", "snapshot", "fork", "anchor", "cut"]
 
 
 def record_kind(rec: AnyRecord) -> Kind:
@@ -57,7 +57,7 @@ def record_kind(rec: AnyRecord) -> Kind:
         return "snapshot"
     if isinstance(rec, Fork):
         return "fork"
-    return "anchor"
+    return "cut" if isinstance(rec, Cut) else "anchor"
 
 
 def classify(e: BaseException, *, keyed: bool) -> Health:

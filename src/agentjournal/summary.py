@@ -14,7 +14,7 @@ from typing import Any
 
 from . import delta
 from .errors import InvalidPatchError
-from .events import Anchor, AnyRecord, Fork, SnapshotMark, Step
+from .events import Anchor, AnyRecord, Cut, Fork, SnapshotMark, Step
 
 _UNKNOWN: Any = object()
 UNKNOWN: Any = _UNKNOWN
@@ -269,4 +269,8 @@ def summarize(rec: AnyRecord, before: Any = _UNKNOWN) -> str:
     if isinstance(rec, Anchor):
         return (f"history before seq {rec.first_seq} pruned "
                 f"({_plural(len(rec.removed), 'segment')} removed)")
+    if isinstance(rec, Cut):
+        what = "a torn tail" if rec.reason == "torn_tail" else "damage (repair)"
+        return (f"recovery cut {what} of {_plural(rec.size, 'byte')} at byte {rec.offset} "
+                f"of segment {rec.segment}; kept in quarantine/{rec.quarantine}")
     return ""  # pragma: no cover - every record kind is handled above

@@ -6,7 +6,8 @@ The histories are fixed (only timestamps differ between runs). The expected stat
 this script's own list of states, never from replaying the journal, so the manifest is an
 independent record of what the files must replay to. Commit the output when the format
 version changes (keep the old directories: they are what compatibility is tested against).
-Format 2 added agent ``golden-meta`` (step records with ``meta``).
+Format 2 added agent ``golden-meta`` (step records with ``meta``); format 3 agent
+``golden-cut`` (recovery cut a torn tail on open and recorded it in a ``cut`` record).
 """
 
 from __future__ import annotations
@@ -17,13 +18,17 @@ import json
 import os
 import shutil
 import sys
+import warnings
 from copy import deepcopy
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "src"))
 
-from agentjournal import FORMAT_VERSION, Journal, StepNotFoundError  # noqa: E402
+from agentjournal import FORMAT_VERSION, Cut, Journal, RecoveryWarning, StepNotFoundError  # noqa: E402
+
+TORN = b'{"kind":"step","seq":9,"ts":1796126466.5,"step":8,"prev":"'
+"""The torn tail of ``golden-cut``: a record cut short by a crash."""
 
 
 def canonical(state: Any) -> str:
@@ -133,6 +138,22 @@ def build(out: str) -> dict[str, Any]:
                 metas[str(rec.seq)] = note
     expected["golden-meta"] = {k: st for k, st in enumerate(want, start=1)}
 
+    # 6. (format 3) a crash tore the last record; opening for writing cut it into quarantine/
+    # and recorded the cut in the chain (a `cut` record starting a format-3 segment)
+    opts: dict[str, Any] = {"snapshot_every": 4, "segment_max_records": 5}
+    with Journal("golden-cut", out, **opts) as j:
+        for k, st in enumerate(want[:7], start=1):
+            j.append(st, step=k)
+    segdir = os.path.join(out, "golden-cut", "segments")
+    with open(os.path.join(segdir, sorted(os.listdir(segdir))[-1]), "ab") as f:
+        f.write(TORN)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RecoveryWarning)
+        with Journal("golden-cut", out, **opts) as j:
+            for k, st in enumerate(want[7:], start=8):
+                j.append(st, step=k)
+    expected["golden-cut"] = {k: st for k, st in enumerate(want, start=1)}
+
     keys = {"golden-keyed": "golden-key"}
     for agent, by_step in expected.items():
         key = keys.get(agent)
@@ -161,6 +182,10 @@ def build(out: str) -> dict[str, Any]:
             }
             if agent == "golden-meta":
                 manifest["agents"][agent]["metas"] = metas
+            cuts = [{"seq": r.seq, "reason": r.reason, "segment": r.segment, "size": r.size,
+                     "digest": r.digest, "cut_seq": r.cut_seq} for r in recs if isinstance(r, Cut)]
+            if cuts:
+                manifest["agents"][agent]["cuts"] = cuts
     return manifest
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import msgspec
 
 from agentjournal import Journal, RecoveryWarning, SnapshotSkippedWarning, delta
-from agentjournal.events import Anchor, Fork, SnapshotMark, Step
+from agentjournal.events import Anchor, Cut, Fork, SnapshotMark, Step
 
 SCALE = max(1, int(os.environ.get("AGENTJOURNAL_RELIABILITY_SCALE", "1") or 1))
 SLOW_FACTOR = 10
@@ -81,6 +81,11 @@ def check_record_content(rec: Any) -> None:
         assert rec.at == rec.seq - 1, f"snapshot record {rec.seq} marks seq {rec.at}"
     elif isinstance(rec, Anchor):
         assert rec.first_seq <= rec.seq
+    elif isinstance(rec, Cut):
+        # Recovery recorded a cut (format 3): of a torn tail, never of acknowledged records
+        # (the checks on seqs and acknowledged records below would see those missing).
+        assert rec.reason == "torn_tail" and rec.cut_seq == rec.seq and rec.size > 0, rec
+        assert rec.quarantine.startswith(f"{rec.segment:020d}.jsonl.{rec.offset}."), rec
     else:
         raise AssertionError(f"unexpected record {rec!r}")
 
@@ -191,6 +196,9 @@ def check_journal(j: Journal, hist: History, *, acked: int, rng: random.Random |
                 assert j.state_at(k) == state_for(k), f"state_at({k}) is wrong"
     rep = j.verify()
     assert rep.ok, f"verify failed: {rep.problems}"
+    # Every cut recorded in the chain names bytes that are still in quarantine/ (written and
+    # synced before the segment was truncated, so before the record).
+    assert all(c.kept for c in rep.cuts), rep.cuts
     return CheckResult(first, last, last_step, len(recs), used, 0, 0)
 
 

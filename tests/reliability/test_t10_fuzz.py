@@ -200,6 +200,38 @@ def test_t10_decompress_bomb_is_capped(bomb: bytes) -> None:
             limit=limit, peak_bytes=peak, untyped=0)
 
 
+@pytest.mark.parametrize("backend", ["filesystem", "memory"])
+def test_t10_header_of_a_sealed_bomb_is_read_in_bounded_memory(tmp_path: Path,
+                                                               backend: str) -> None:
+    """Issue 10 item 22: the header lookup of time travel inflated a whole sealed segment (a
+    1.3 MB file of 300 MB content peaked at 650 MB for one header). It inflates the header."""
+    from agentjournal import MemoryBackend
+
+    mem = MemoryBackend() if backend == "memory" else None
+    with Journal("bomb", tmp_path, backend=mem, snapshot_every=3, segment_max_records=3,
+                 compress_segments=True, keep_snapshots=2) as j:
+        for i in range(12):
+            j.append({"i": i})
+        store = j.store
+        assert store.list_segments()[0] == (1, True)
+        header = store.read_segment(1).split(b"\n")[0] + b"\n"
+        frame = _codec.compress(header + b"A" * BOMB_CONTENT)
+        if mem is not None:
+            mem._agents["bomb"].sealed[1] = frame  # noqa: SLF001 - planting is the test
+        else:
+            (tmp_path / "bomb" / "segments" / f"{1:020d}.jsonl.lz4").write_bytes(frame)
+        tracemalloc.start()
+        try:
+            assert j.first_step_of_segment(1) == 1
+            assert store.read_segment(1, 0, 4096) == (header + b"A" * 4096)[:4096]
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak < 1 << 20, peak
+    figures("T10", target=f"sealed-header-bomb-{backend}", frame_bytes=len(frame),
+            content_bytes=len(header) + BOMB_CONTENT, peak_bytes=peak, untyped=0)
+
+
 def test_t10_decompress_lying_size_header() -> None:
     """A frame whose header claims a huge content size is decoded by what it holds."""
     small = lz4.frame.compress(b"x" * 100, store_size=False, content_checksum=True)

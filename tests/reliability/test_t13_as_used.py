@@ -24,6 +24,7 @@ from agentjournal import (
     CorruptRecordError,
     Journal,
     JournalExistsError,
+    JournalNotFoundError,
     SnapshotSkippedWarning,
     TamperedError,
     _fs,
@@ -214,6 +215,10 @@ def test_t13_a_planted_snapshot_is_not_trusted_in_a_keyed_journal(tmp_path: Path
         with Journal(AGENT, tmp_path, key=b"k", readonly=True) as r:
             assert r.resume().state == {"i": 5}
             assert r.state_at(5) == {"i": 4}
+            # verify said ok too; a planted file is a problem of the store even unused.
+            rep = r.verify()
+            assert [(p.kind, p.seq) for p in rep.problems] == [("snapshot", 5)]
+            assert "vouches" in rep.problems[0].message
         with Journal(AGENT, tmp_path, key=b"k", snapshot_every=2, keep_snapshots=1) as j:
             j.append({"i": 6})
             j.append({"i": 7})  # a real snapshot; retention keeps it, not the planted one
@@ -362,8 +367,10 @@ def test_t13_a_manager_recovers_a_poisoned_writer(tmp_path: Path) -> None:
         _fs.ops = saved
 
 
-def test_t13_a_manager_bounds_its_open_journals(tmp_path: Path) -> None:
-    """300 agents under a descriptor limit of 256 (issue 10, item 21)."""
+@pytest.mark.parametrize("max_open", [32, 0], ids=["32", "default"])
+def test_t13_a_manager_bounds_its_open_journals(tmp_path: Path, max_open: int) -> None:
+    """300 agents under a descriptor limit of 256 (issue 10, item 21); also with the default
+    ``max_open_journals`` (128, meant for the usual 1024), which hit EMFILE under 256."""
     import subprocess
     import sys
     import textwrap
@@ -373,8 +380,9 @@ def test_t13_a_manager_bounds_its_open_journals(tmp_path: Path) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
         from agentjournal import AgentState, FilesystemStorage, StateManager
         async def main():
+            kw = {"max_open_journals": int(sys.argv[2])} if int(sys.argv[2]) else {}
             async with StateManager(FilesystemStorage(sys.argv[1]), checkpoint_frequency=None,
-                                    max_open_journals=32) as sm:
+                                    **kw) as sm:
                 for round in (1, 2):
                     for i in range(300):
                         s = AgentState(agent_id=f"agent-{i}", step_number=round)
@@ -382,8 +390,8 @@ def test_t13_a_manager_bounds_its_open_journals(tmp_path: Path) -> None:
                 print(len(os.listdir("/proc/self/fd")), len(sm._agents))
         asyncio.run(main())
     """)
-    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path), str(max_open)],
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     fds, held = map(int, out.stdout.split())
     assert held <= 32 and fds < 256
@@ -427,3 +435,78 @@ def test_t13_manager_close_closes_every_journal(tmp_path: Path,
              "with Journal(sys.argv[1], sys.argv[2]) as j: print(j.last_step)", a,
              str(tmp_path)], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0 and out.stdout.strip() == "1", out.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------- a new root
+
+
+def test_t13_a_root_with_missing_parents_is_made(tmp_path: Path) -> None:
+    """Issue 10 item 30: ``Journal("bot", root="a/b/c")`` failed with "record a step first"
+    when ``a/b`` did not exist; the writer makes the parents, the root is 0700."""
+    root = tmp_path / "a" / "b" / "c"
+    with Journal("bot", root) as j:
+        j.append({"ok": True})
+    assert (root / "bot").is_dir() and root.stat().st_mode & 0o777 == 0o700
+    with Journal("bot", root, readonly=True) as r:
+        assert r.resume().state == {"ok": True}
+    with pytest.raises(JournalNotFoundError):  # a reader still creates nothing
+        Journal("bot", tmp_path / "x" / "y", readonly=True)
+    assert not (tmp_path / "x").exists()
+
+
+# --------------------------------------------------------------------------- hard links
+
+
+@pytest.mark.parametrize("target", ["LOCK", "segment"])
+def test_t13_a_planted_hard_link_is_never_written_through(tmp_path: Path, target: str) -> None:
+    """Issue 10 item 7: ``O_NOFOLLOW`` stops symlinks, not hard links; a hard link planted at
+    ``LOCK`` or at the last segment made the writer overwrite or truncate a file outside the
+    store. Every file opened for writing must have exactly one link."""
+    from agentjournal import UnsafePathError
+
+    root = tmp_path / "store"
+    with Journal(AGENT, root, snapshot_every=None) as j:
+        j.append({"a": 1})
+    victim = tmp_path / "outside.txt"
+    victim.write_bytes(b"precious\n" * 100)
+    if target == "LOCK":
+        planted = root / AGENT / "LOCK"
+    else:
+        planted = sorted((root / AGENT / "segments").glob("*.jsonl"))[-1]
+        victim.write_bytes(planted.read_bytes() + b"garbage tail\n")  # looks like the segment
+    before = victim.read_bytes()
+    planted.unlink()
+    os.link(victim, planted)
+    with pytest.raises(UnsafePathError, match="hard links"):
+        Journal(AGENT, root)
+    assert victim.read_bytes() == before, "a file outside the store was changed"
+
+
+_CRASH_BEFORE_MARK = """
+import os, sys
+from agentjournal import Journal
+from agentjournal.journal import writer
+writer.JournalWriter.append_mark = lambda *a, **k: os._exit(0)  # the crash
+with Journal(sys.argv[2], sys.argv[1], key=b"k", snapshot_every=None) as j:
+    for i in range(3):
+        j.append({"i": i})
+    j.snapshot()
+"""
+
+
+def test_t13_a_crash_between_a_keyed_snapshot_and_its_record(tmp_path: Path) -> None:
+    """Killed after a keyed snapshot's file and before its ``snapshot`` record: once the next
+    record was appended, the unbound snapshot looked planted — a SnapshotSkippedWarning on
+    every resume, and (since verify checks it) a problem. The next writer removes it."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", _CRASH_BEFORE_MARK, str(tmp_path), AGENT], check=True)
+    assert (tmp_path / AGENT / "snapshots" / f"{3:020d}.json.lz4").exists()
+    with Journal(AGENT, tmp_path, key=b"k", snapshot_every=None) as j:  # warnings are errors
+        assert j.snapshot_seqs() == [] and j.writer is not None
+        assert any("removed the snapshot of seq 3" in m for m in j.writer.recovery.messages)
+        j.append({"i": 3})
+        assert j.snapshot() is not None  # a new one is bound as usual
+    with Journal(AGENT, tmp_path, key=b"k", readonly=True) as r:
+        assert r.resume().state == {"i": 3} and r.verify().ok

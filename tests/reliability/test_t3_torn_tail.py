@@ -4,14 +4,17 @@ The last segment is cut at every byte offset inside its last two records, or has
 garbage appended (also after a cut). For every case:
 
 * a read-only reader returns exactly the complete records before the tear (and resume equals
-  genesis replay of them);
+  genesis replay of them), and says so (:class:`TornTailWarning`, naming segment and offset);
 * opening for writing moves the torn bytes to ``quarantine/``, truncates the segment to the end
-  of the last complete record, and warns (:class:`RecoveryWarning`) naming segment and offset;
-* the next append gets ``last + 1`` and a full verify passes, also after reopening.
+  of the last complete record, warns (:class:`RecoveryWarning`) naming segment and offset, and
+  records the cut in the chain: a ``cut`` record at ``last + 1`` with the segment, offset, size,
+  digest and quarantine name of the bytes;
+* the next append gets the seq after that and a full verify passes, also after reopening.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import warnings
@@ -29,7 +32,7 @@ from journal_helpers import (
     segment_files,
 )
 
-from agentjournal import Journal, RecoveryWarning, _codec
+from agentjournal import Cut, Journal, RecoveryWarning, TornTailWarning, _codec
 from agentjournal.journal.reader import SegmentReader
 
 AGENT = "torn-agent"
@@ -115,18 +118,30 @@ def _check_case(base: Path, work: Path, layout: Layout, seg_path: str, data: byt
     exp_state = _state(expected[-1].step)  # type: ignore[attr-defined]
     torn = len(data) - valid_end
 
-    # 1. Readers return exactly the complete records before the tear.
+    # 1. Readers return exactly the complete records before the tear, and say they stopped.
     kw = _open_kwargs(layout)
-    with Journal(AGENT, work, readonly=True, **kw) as j:  # type: ignore[arg-type]
-        got = list(j.records())
-        assert [(r.seq, r.h) for r in got] == [(r.seq, r.h) for r in expected]
-        assert canonical(j.resume().state) == canonical(exp_state)
-        rd = SegmentReader(j.store, layout.options.get("key"))  # type: ignore[arg-type]
-        assert [r.seq for r in rd.records()] == [r.seq for r in expected]
-        rep = j.verify()
-        assert rep.ok == (torn == 0)
-        if torn:
-            assert any(p.kind == "torn_tail" and p.path == str(target) for p in rep.problems)
+    with warnings.catch_warnings(record=True) as read_warnings:
+        warnings.simplefilter("always")
+        with Journal(AGENT, work, readonly=True, **kw) as j:  # type: ignore[arg-type]
+            got = list(j.records())
+            assert [(r.seq, r.h) for r in got] == [(r.seq, r.h) for r in expected]
+            assert canonical(j.resume().state) == canonical(exp_state)
+            rep = j.verify()
+            assert rep.ok == (torn == 0)
+            if torn:
+                assert any(p.kind == "torn_tail" and p.path == str(target) for p in rep.problems)
+            with warnings.catch_warnings():
+                # A bare reader knows of no writer: it warns only about a tail that fails its
+                # checks (counted above for the journal's own reads).
+                warnings.simplefilter("ignore", TornTailWarning)
+                rd = SegmentReader(j.store, layout.options.get("key"))  # type: ignore[arg-type]
+                assert [r.seq for r in rd.records()] == [r.seq for r in expected]
+    tw = [str(w.message) for w in read_warnings if issubclass(w.category, TornTailWarning)]
+    assert len(tw) == len(read_warnings), [str(w.message) for w in read_warnings]
+    if torn:  # once per journal opened, however many reads pass the tail
+        assert len(tw) == 1 and str(target) in tw[0] and f"at byte {valid_end} " in tw[0], tw
+    else:
+        assert not tw
     c.records_verified += len(got)
 
     # 2. Opening for writing quarantines, truncates and warns with segment and offset.
@@ -151,19 +166,36 @@ def _check_case(base: Path, work: Path, layout: Layout, seg_path: str, data: byt
         else:
             assert not rw
             assert not qdir.exists() or not list(qdir.iterdir())
+        last = expected[-1]
+        if torn:
+            # The cut is recorded in the chain, first record of a new segment (format 3).
+            cut = list(j.records(last.seq + 1))
+            assert len(cut) == 1 and isinstance(cut[0], Cut), cut
+            assert (cut[0].seq, cut[0].step, cut[0].prev) == (last.seq + 1, last.step, last.h)
+            assert (cut[0].reason, cut[0].segment, cut[0].offset, cut[0].size) == (
+                "torn_tail", int(target.name[:20]), valid_end, torn)
+            assert cut[0].digest == hashlib.blake2b(data[valid_end:], digest_size=32).hexdigest()
+            assert cut[0].quarantine == q[0].name and cut[0].cut_seq == last.seq + 1
+            assert segment_files(work, AGENT)[-1].endswith(f"{last.seq + 1:020d}.jsonl")
+            assert j.verify().cuts[0].kept
         if kept_in_seg == 0:
-            assert not target.exists()  # a header-only segment is dropped
+            # A header-only segment is dropped (when bytes were cut, the record of the cut
+            # starts a segment of the same first seq again).
+            if torn:
+                assert target.exists() and len(lines_of(target.read_bytes())) == 2
+            else:
+                assert not target.exists()
             c.segments_dropped += 1
         else:
             assert target.stat().st_size == valid_end
-        last = expected[-1]
-        assert j.last_seq == last.seq
+        recorded = 1 if torn else 0
+        assert j.last_seq == last.seq + recorded
         assert canonical(j.resume().state) == canonical(exp_state)
         # 3. The next append and a full verify pass.
         nxt = dict(exp_state)
         nxt["after_recovery"] = "✓ " + str(len(data))
         app = j.append(nxt)
-        assert app.seq == last.seq + 1
+        assert app.seq == last.seq + recorded + 1
         rep = j.verify()
         assert rep.ok, rep.problems
         assert rep.last_seq >= app.seq
@@ -247,7 +279,8 @@ def test_t3_torn_tail_slow(tmp_path: Path, layout: Layout) -> None:
 
 
 def test_t3_torn_header_of_new_segment(tmp_path: Path) -> None:
-    """A crash while rolling leaves part of a header: recovery drops the segment."""
+    """A crash while rolling leaves part of a header: readers say so, recovery drops the
+    segment (quarantining and recording the part of a header it cuts)."""
     base = tmp_path / "base"
     with Journal(AGENT, base, snapshot_every=None, segment_max_records=3) as j:
         for i in range(1, 4):
@@ -269,14 +302,22 @@ def test_t3_torn_header_of_new_segment(tmp_path: Path) -> None:
         work = tmp_path / f"h{cut}"
         copy_store(base, work)
         (work / AGENT / "segments" / new.name).write_bytes(hdr[:cut])
-        with Journal(AGENT, work, readonly=True) as r:
-            assert [x.seq for x in r.records()] == [x.seq for x in full]
+        part = 0 < cut < len(hdr)  # bytes that are not a whole header (none, or a header)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with Journal(AGENT, work, readonly=True) as r:
+                assert [x.seq for x in r.records()] == [x.seq for x in full]
+        assert [w.category for w in caught] == ([TornTailWarning] if part else [])
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with Journal(AGENT, work) as j:
                 assert all(issubclass(w.category, RecoveryWarning) for w in caught)
-                assert j.last_seq == 3
-                assert not (work / AGENT / "segments" / new.name).exists()
+                assert j.last_seq == 3 + part
+                if part:  # the record of the cut starts segment 4 anew
+                    [rec] = j.records(4)
+                    assert isinstance(rec, Cut) and (rec.offset, rec.size) == (0, cut)
+                else:
+                    assert not (work / AGENT / "segments" / new.name).exists()
                 j.append({"fine": True})
                 assert j.verify().ok
         dropped += 1

@@ -210,6 +210,11 @@ class FileAgentStore:
             sealed = seq_name(first_seq) + SEALED_SUFFIX
             raw = self._segments.read(sealed, limit=MAX_SEALED_SEGMENT)
             try:
+                if length is not None:
+                    # A peek (a header): inflate that much, not the whole frame.
+                    data = _codec.decompress_prefix(raw, offset + length,
+                                                    what=self._segments.join(sealed))
+                    return data[offset:]
                 data = _codec.decompress(raw, MAX_SEALED_SEGMENT, what=self._segments.join(sealed))
             except LimitExceededError:
                 raise

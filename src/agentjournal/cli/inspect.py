@@ -7,6 +7,7 @@ agent is writing, and they never repair anything.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any, cast
 
 import click
@@ -17,6 +18,7 @@ from rich.text import Text
 from .. import delta, status
 from ..errors import JournalError, PathNotFoundError, StepNotFoundError
 from ..events import Step
+from ..journal.reader import TornTailWarning
 from ..query import record_at_time
 from ..replay.journal import Journal
 from . import schemas
@@ -57,7 +59,9 @@ def summarize_agent(s: Settings, agent_id: str, *, full: bool = False,
         j = s.journal(agent_id)
     except (JournalError, OSError) as e:
         return status.failed_summary(agent_id, e, keyed=s.key is not None, writer_pid=writer)
-    with j:
+    with j, warnings.catch_warnings():
+        # The summary's health says "torn tail" already (with the place, in ``problem``).
+        warnings.simplefilter("ignore", TornTailWarning)
         return status.agent_summary(j, full=full, writer_pid=writer)
 
 

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from .. import delta
 from ..errors import InvalidPatchError, JournalNotFoundError, StepNotFoundError
-from ..events import Anchor, AnyRecord, Fork, SnapshotMark, Step
+from ..events import Anchor, AnyRecord, Cut, Fork, SnapshotMark, Step
 from ..journal.follow import Tail
 from ..query import records_in_range, touching
 from ..replay.journal import Journal
@@ -32,7 +32,8 @@ from ._app import (
 )
 from .query import TIME
 
-KIND_STYLE = {"step": "cyan", "snapshot": "magenta", "fork": "bold green", "anchor": "red"}
+KIND_STYLE = {"step": "cyan", "snapshot": "magenta", "fork": "bold green", "anchor": "red",
+              "cut": "bold red"}
 OP_STYLE = {"add": ("+", "green"), "remove": ("-", "red"), "replace": ("~", "yellow")}
 
 
@@ -60,6 +61,10 @@ def _details(rec: AnyRecord) -> dict[str, Any]:
     if isinstance(rec, Anchor):
         return {"first_seq": rec.first_seq, "first_prev": rec.first_prev,
                 "removed": list(rec.removed)}
+    if isinstance(rec, Cut):
+        return {"reason": rec.reason, "segment": rec.segment, "offset": rec.offset,
+                "size": rec.size, "digest": rec.digest, "quarantine": rec.quarantine,
+                "cut_seq": rec.cut_seq, "lines_after": rec.lines_after}
     return {}
 
 

@@ -24,6 +24,7 @@ from ._app import (
     Settings,
     get_settings,
     human_bytes,
+    iso_utc,
     json_option,
     plural,
     root_option,
@@ -39,7 +40,13 @@ def verify_out(rep: VerifyReport) -> schemas.VerifyAgent:
         "agent_id": rep.agent_id, "ok": rep.ok, "records": rep.records,
         "segments": rep.segments, "snapshots": rep.snapshots, "first_seq": rep.first_seq,
         "last_seq": rep.last_seq, "last_step": rep.last_step, "last_hash": rep.last_hash,
-        "quarantined": list(rep.quarantined), "chain_ok": rep.chain_ok,
+        "quarantined": list(rep.quarantined),
+        "cuts": [{"seq": c.seq, "time": iso_utc(c.ts),
+                  "reason": "damage" if c.reason == "damage" else "torn_tail",
+                  "segment": c.segment, "offset": c.offset, "size": c.size,
+                  "digest": c.digest, "quarantine": c.quarantine, "kept": c.kept}
+                 for c in rep.cuts],
+        "chain_ok": rep.chain_ok,
         "snapshots_ok": rep.snapshots_ok,
         "problems": [{"kind": p.kind, "message": p.message, "path": p.path,
                       "offset": p.offset, "seq": p.seq} for p in rep.problems],
@@ -49,9 +56,18 @@ def verify_out(rep: VerifyReport) -> schemas.VerifyAgent:
 def _print_report(s: Settings, r: schemas.VerifyAgent) -> None:
     counts = (f"{plural(r['records'], 'record')} in {plural(r['segments'], 'segment')}, "
               f"{plural(r['snapshots'], 'snapshot')}")
-    for q in r["quarantined"]:
-        s.note(f"{r['agent_id']}: recovery cut bytes off this journal, kept in {q}",
+    recorded = {c["quarantine"] for c in r["cuts"]}
+    for c in r["cuts"]:
+        kept = ("kept in quarantine/" + c["quarantine"] if c["kept"]
+                else f"quarantine/{c['quarantine']} is gone")
+        s.note(f"{r['agent_id']}: seq {c['seq']} records that recovery cut "
+               f"{plural(c['size'], 'byte')} ({c['reason'].replace('_', ' ')}) at byte "
+               f"{c['offset']} of segment {c['segment']} on {c['time']}; {kept}",
                style="yellow")
+    for q in r["quarantined"]:
+        if q.rsplit("/", 1)[-1] not in recorded:
+            s.note(f"{r['agent_id']}: recovery cut bytes off this journal, kept in {q}",
+                   style="yellow")
     if r["ok"]:
         s.out.print(Text.assemble(("ok  ", "bold green"), (r["agent_id"], "bold"),
                                   f"  {counts}, steps up to {r['last_step']}"))

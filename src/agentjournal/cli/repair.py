@@ -40,9 +40,10 @@ def _prefix_hint(agent: str) -> str:
 def plan_repair(j: Journal) -> tuple[list[schemas.RepairCut], int, int]:
     """What ``Journal(..., repair=True)`` would cut (the engine's recovery plan), read-only.
 
-    Returns the cuts and the seq and step the journal would end at. Damage that a repair may
-    not cut (a wrong key) is shown as a cut with no verified record after it, which
-    :func:`_check_safe` refuses.
+    Returns the cuts and the seq and step the journal would end at: recovery records each
+    cut in the chain (a ``cut`` record), so that is one seq past the last record kept per
+    cut. Damage that a repair may not cut (a wrong key) is shown as a cut with no verified
+    record after it, which :func:`_check_safe` refuses.
     """
     plan = plan_recovery(j.store, j.key, repair=True)
     cuts: list[schemas.RepairCut] = [{
@@ -56,7 +57,8 @@ def plan_repair(j: Journal) -> tuple[list[schemas.RepairCut], int, int]:
                      "bytes": 0, "seq": err.seq or 0, "records_after": 0,
                      "message": err.message, "quarantine": None})
     last = plan.tail.records[-1] if plan.tail is not None and plan.tail.records else None
-    return cuts, (last.seq if last else 0), (last.step if last else 0)
+    recorded = len(cuts) if err is None else 0
+    return cuts, (last.seq if last else 0) + recorded, (last.step if last else 0)
 
 
 def _check_safe(agent: str, cuts: list[schemas.RepairCut]) -> None:
@@ -201,7 +203,10 @@ def _print_repair(s: Settings, d: schemas.RepairOut) -> None:
     dry = d["dry_run"]
     head = Text.assemble(("repair ", ""), (d["agent_id"], "bold"),
                          (" (dry run)" if dry else "", "yellow"), ": ")
-    end = f"step {d['last_step']} (seq {d['last_seq']})"
+    which = ""
+    if any(c["bytes"] for c in d["cuts"]):
+        which = ", the record of the cut" if len(d["cuts"]) == 1 else ", the records of the cuts"
+    end = f"step {d['last_step']} (seq {d['last_seq']}{which})"
     if not d["cuts"]:
         what = "nothing to repair" if d["ok"] else "nothing a repair can cut"
         s.out.print(head + Text(f"{what}; the journal ends at {end}"))

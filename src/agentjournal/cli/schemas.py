@@ -98,6 +98,24 @@ class PatchOp(TypedDict):
     value: NotRequired[Any]
 
 
+class CutOut(TypedDict):
+    """A ``cut`` record in ``verify --json``: recovery cut bytes off the journal on open."""
+
+    seq: int
+    time: str
+    reason: Literal["torn_tail", "damage"]
+    segment: int
+    """First seq of the segment the bytes were cut from."""
+    offset: int
+    size: int
+    digest: str
+    """BLAKE2b-256 (hex) of the cut bytes."""
+    quarantine: str
+    """The file in the agent's ``quarantine/`` holding them."""
+    kept: bool
+    """That file is still there."""
+
+
 class VerifyAgent(TypedDict):
     """One agent in ``verify --json``."""
 
@@ -113,6 +131,8 @@ class VerifyAgent(TypedDict):
     """The last record's hash: with ``last_seq``, the head to keep off the store."""
     quarantined: list[str]
     """Files of bytes recovery cut off this journal (kept for inspection)."""
+    cuts: list[CutOut]
+    """The cuts recovery recorded in the chain (``cut`` records), oldest first."""
     chain_ok: bool
     snapshots_ok: bool
     problems: list[ProblemOut]
@@ -410,9 +430,10 @@ SCHEMAS: dict[str, Any] = {
 
 
 _STRICT = {"extra": "forbid", "strict": True}
-_TYPED_DICTS = (ProblemOut, LsAgent, LsOut, LogEntry, ShowOut, PatchOp, VerifyAgent, VerifyOut,
-                ForkOut, CompactOut, ExportRange, ExportOut, ImportOut, ResumeCost, StatsOut,
-                RepairCut, RepairOut, WriteOut, HistoryStartOut, BlameChild, BlameOut, GrepMatch,
+_TYPED_DICTS = (ProblemOut, LsAgent, LsOut, LogEntry, ShowOut, PatchOp, CutOut, VerifyAgent,
+                VerifyOut, ForkOut, CompactOut, ExportRange, ExportOut, ImportOut, ResumeCost,
+                StatsOut, RepairCut, RepairOut, WriteOut, HistoryStartOut, BlameChild, BlameOut,
+                GrepMatch,
                 BisectOut, AnchorOut)
 
 

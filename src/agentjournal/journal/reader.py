@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import msgspec
@@ -34,6 +35,12 @@ _HASH_AT = _SUFFIX_LEN - len(_HASH_OPEN)  # the hex digits start this far before
 
 MAX_RECORD_BYTES = 64 << 20
 """Largest line accepted (a record holding a whole forked state can be big)."""
+
+
+class TornTailWarning(UserWarning):
+    """A read passed a torn or unfinished tail: the records before it were read, the bytes
+    after them were not (a writer's crash left them; the next writer cuts them off into
+    ``quarantine/``). Raised as a warning, not an error: every record read is valid."""
 
 
 @dataclass
@@ -54,6 +61,8 @@ class Scan:
     """``error`` is a torn tail: no valid line follows it."""
     partial: int = 0
     """Bytes of an incomplete last line (no newline yet) after ``valid_end``, if no error."""
+    end: int = 0
+    """Offset just past the bytes scanned (the segment's size when scanned whole)."""
 
 
 def _check_line(line: bytes, key: bytes | None, where: str, offset: int) -> None:
@@ -165,9 +174,9 @@ def scan(
         offset: where ``data`` starts in the segment (0 = with the header).
         next_seq, prev, header: where to continue when ``offset`` > 0 (tailing).
     """
-    out = Scan(header=header, valid_end=offset)
-    pos = 0
     n = len(data)
+    out = Scan(header=header, valid_end=offset, end=offset + n)
+    pos = 0
     expect_seq = first_seq if next_seq is None else next_seq
     expect_prev = prev
     mv = memoryview(data)
@@ -295,6 +304,12 @@ class SegmentReader:
         self.tail: int | None = None
         """First seq of a segment known to be the last (set by the writer): reads from it
         on need no directory listing."""
+        self.writer_alive: Callable[[], bool] | None = None
+        """Whether a writer holds the agent's lock now (set for read-only journals). An
+        unfinished last line is then a write in progress; without a writer it is a tail a
+        crash left, which reads warn about (:class:`TornTailWarning`). None: not known, so
+        only a tail that fails its checks is warned about."""
+        self._warned: set[tuple[int, int, int]] = set()
 
     def segments(self, refresh: bool = False) -> list[int]:
         if self._segments is None or refresh:
@@ -383,10 +398,17 @@ class SegmentReader:
                 if not (sc.tail and last_segment):
                     self._fail(sc.error)
                     return
-                return  # a torn tail: the writer cuts it off on open
+                # A torn tail: the writer cuts it off on open; a reader says it stopped.
+                self._warn_tail(first, sc, sc.error.message)
+                return
             if sc.header is None:
                 if last_segment:
-                    return  # a segment whose header is still being written
+                    # A segment whose header is still being written, or (no writer) the
+                    # part of one a crash while rolling left.
+                    if sc.partial and self.writer_alive is not None and not self.writer_alive():
+                        self._warn_tail(first, sc, "part of a segment header and no writer "
+                                        "is running")
+                    return
                 self._fail(CorruptRecordError("segment has no header", path=where, offset=0))
                 return
             if sc.partial and not last_segment:
@@ -396,8 +418,26 @@ class SegmentReader:
                     f"segment ends in an incomplete line of {sc.partial} bytes", path=where,
                     offset=sc.valid_end, hint="the segment was truncated or damaged"))
                 return
+            if sc.partial and last_segment and self.writer_alive is not None:
+                if not self.writer_alive():
+                    self._warn_tail(first, sc, f"incomplete last line of {sc.partial} bytes "
+                                    "and no writer is running")
             prev_hash = sc.last_hash if sc.records else sc.header.prev
             expect_first = (sc.last_seq + 1) if sc.records else first
+
+    def _warn_tail(self, first: int, sc: Scan, why: str) -> None:
+        """Warn, once per tail, that a read stopped before the unreadable end of the last
+        segment (the records read are all valid; the bytes after them are not records)."""
+        key = (first, sc.valid_end, sc.end)
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        where = self.store.location("segment", first)
+        warnings.warn(
+            f"torn tail: {sc.end - sc.valid_end} bytes at byte {sc.valid_end} of {where} are "
+            f"not a valid record ({why}); the read stopped after seq {sc.last_seq or first - 1}. "
+            "The next open for writing cuts them off into quarantine/ "
+            "('agentjournal verify' shows it)", TornTailWarning, stacklevel=3)
 
     def _scan_file(self, first: int, where: str, prev_hash: str | None,
                    last: bool) -> Scan | None:

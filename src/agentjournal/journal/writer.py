@@ -9,6 +9,7 @@ never claims success for a record it could not make durable. Reopening recovers.
 from __future__ import annotations
 
 import enum
+import hashlib
 import logging
 import threading
 import time
@@ -27,8 +28,9 @@ from ..errors import (
     LimitExceededError,
     NotJSONEncodableError,
 )
-from ..events import FORMAT_VERSION, Anchor, AnyRecord, Fork, Header, SnapshotMark, Step
+from ..events import FORMAT_VERSION, Anchor, AnyRecord, Cut, Fork, Header, SnapshotMark, Step
 from .reader import MAX_RECORD_BYTES, scan
+from .recovery import Cut as CutPlan
 from .recovery import plan_recovery
 
 log = logging.getLogger("agentjournal")
@@ -57,6 +59,8 @@ class Recovery:
     repaired: bool = False
     """Damage followed by records was cut (only with ``repair=True``)."""
     quarantined: list[str] = field(default_factory=list)
+    cuts: list[Cut] = field(default_factory=list)
+    """The ``cut`` records appended to the chain for what was cut (format 3)."""
     removed_temps: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
 
@@ -123,13 +127,20 @@ class JournalWriter:
         self._last_sync = time.monotonic()
         self._flusher: threading.Thread | None = None
         self._stop = threading.Event()
+        self._cuts: list[tuple[CutPlan, str]] = []
+        """Cuts recovery made, with their quarantine names, until recorded in the chain."""
         store.lock()
         try:
             old = store.read_hint()
             self.recovery = self._recover(old)
             self.hint = Hint(seg=self.seg_first, snap=old.snap if old else 0, clean=False)
             store.write_hint(self.hint)
+            if self.key is not None and (old is None or not old.clean):
+                self._drop_unbound_snapshot()
+            self._record_cuts()
         except BaseException:
+            if self._app is not None:
+                self._app.close()
             store.unlock()
             raise
 
@@ -181,6 +192,7 @@ class JournalWriter:
                 log.warning(msg)
             path = self.store.quarantine(cut.first, cut.offset, cut.data)
             self.store.truncate_segment(cut.first, cut.offset)
+            self._cuts.append((cut, path.rsplit("/", 1)[-1]))
             msg = (f"cut a torn tail of {len(cut.data)} bytes at byte {cut.offset} of "
                    f"{cut.where}; kept in {path}")
             rec.torn_bytes += len(cut.data)
@@ -203,6 +215,44 @@ class JournalWriter:
                 self._app = self.store.open_segment(plan.tail_first)
         self.durable_seq = self.last_seq
         return rec
+
+    def _drop_unbound_snapshot(self) -> None:
+        """Keyed: remove a snapshot of the last record that has no ``snapshot`` record.
+
+        Only the keyed record right after a snapshot binds it, so one at the last record with
+        nothing after it can never be bound: a crash came between writing the file and its
+        record (or its record was torn off). Once anything else is appended it would look
+        planted (skipped with a warning on every resume, reported by ``verify``); a snapshot
+        is a cache, so it goes. Only after a crash: a clean close never leaves one.
+        """
+        if self.last_seq and self.last_seq in self.store.list_snapshots():
+            self.store.delete_snapshot(self.last_seq)
+            msg = (f"removed the snapshot of seq {self.last_seq}: a crash came before its "
+                   "snapshot record, so nothing binds it to the chain")
+            self.recovery.messages.append(msg)
+            log.info(msg)
+
+    def _record_cuts(self) -> None:
+        """Append one ``cut`` record per cut recovery made, so the chain itself says that and
+        where history was cut (quarantine/ alone can be emptied without a trace).
+
+        A record kind of format 3 may not go into a segment whose header says an older
+        format, so the first one starts a new segment. Synced in every durability mode:
+        the cut is already durable, its record must be too.
+        """
+        if not self._cuts:
+            return
+        self._roll_pending = True
+        for plan, name in self._cuts:
+            rec = Cut(reason="damage" if plan.kind == "damage" else "torn_tail",
+                      segment=plan.first, offset=plan.offset, size=len(plan.data),
+                      digest=hashlib.blake2b(plan.data, digest_size=32).hexdigest(),
+                      quarantine=name, cut_seq=plan.seq, lines_after=plan.records_after,
+                      **self._next_fields(None, None))
+            self.recovery.cuts.append(self._write(rec))  # type: ignore[arg-type]
+        self._cuts = []
+        if self.durable_seq < self.last_seq:
+            self._sync_now()
 
     # --- appending -------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -295,7 +345,8 @@ class JournalWriter:
 
     def _roll(self, rec: AnyRecord) -> None:
         """Start a new segment whose first record will be ``rec``."""
-        durable = self.durability is not Durability.NONE
+        # The record of a cut is made durable in every mode (see _record_cuts).
+        durable = self.durability is not Durability.NONE or isinstance(rec, Cut)
         if self._app is not None:
             if durable and self._pending:
                 self._sync_now()

@@ -72,6 +72,9 @@ class Core:
                 self.store.close()
                 raise
             self.reader.tail = self.writer.seg_first or None
+        else:
+            # Read-only: an unfinished last line is a crash's tail only if no writer runs.
+            self.reader.writer_alive = lambda: agent_id in backend.lock_holders()
         self.mat = Materializer(self.store, self.reader, agent_id=agent_id, key=key,
                                 max_snapshot_bytes=max_snapshot_bytes, tail=self._tail_records)
         self.index = StepIndex(self.store, self.reader, current_segment=self._current_segment,

@@ -10,7 +10,7 @@ from typing import Any
 from .. import delta
 from ..backends.base import AgentStore
 from ..errors import CorruptSnapshotError, LimitExceededError, StepNotFoundError, StepPrunedError
-from ..events import AnyRecord, Fork, SnapshotMark, Step
+from ..events import AnyRecord, Cut, Fork, SnapshotMark, Step
 from ..journal.reader import SegmentReader
 from ..snapshot.check import snapshot_mismatch
 from ..snapshot.store import SnapshotDoc, decode_snapshot
@@ -177,6 +177,10 @@ class Materializer:
         why = snapshot_mismatch(doc, agent_id=self.agent_id, seq=seq, chain_at=nxt.prev,
                                 digest=digest, recorded_digest=mark)
         if why is None and self.key is not None and mark is None:
+            if isinstance(nxt, Cut):
+                # A crash tore its snapshot record, which recovery cut (and recorded): a
+                # snapshot never bound to the chain, as at the tip, not a planted one.
+                raise _ChainMismatch("its snapshot record was cut off by recovery", quiet=True)
             why = "no keyed snapshot record vouches for it (planted?)"
         if why:
             raise _ChainMismatch(why)

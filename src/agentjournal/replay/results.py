@@ -17,6 +17,8 @@ class Resumed:
     """Where an agent stands: the state after its last record."""
 
     state: Any
+    """The state after the last record; ``{}`` for an empty journal (one with no record yet:
+    a journal that cannot be read raises instead, never looks empty)."""
     step: int
     """The agent step of the last record (0 for an empty journal)."""
     seq: int

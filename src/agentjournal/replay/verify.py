@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CorruptSnapshotError, JournalError, LimitExceededError
-from ..events import Anchor, SnapshotMark
+from ..events import Anchor, Cut, SnapshotMark
 from ..journal.reader import scan
 
 if TYPE_CHECKING:
@@ -29,6 +29,23 @@ class Problem:
 
 
 @dataclass
+class CutInfo:
+    """One ``cut`` record: recovery cut bytes off the journal when it was opened."""
+
+    seq: int
+    """Seq of the ``cut`` record."""
+    ts: float
+    reason: str
+    segment: int
+    offset: int
+    size: int
+    digest: str
+    quarantine: str
+    kept: bool
+    """The quarantine file it names is still there."""
+
+
+@dataclass
 class VerifyReport:
     """What :meth:`Journal.verify` checked and found."""
 
@@ -47,6 +64,8 @@ class VerifyReport:
     quarantined: list[str] = field(default_factory=list)
     """Bytes recovery cut off this journal, kept for inspection (a crash's torn tail, or a
     repair). Not a problem of the journal as it is, but never to be passed over in silence."""
+    cuts: list[CutInfo] = field(default_factory=list)
+    """The cuts recorded in the chain (``cut`` records, format 3), oldest first."""
 
     @property
     def ok(self) -> bool:
@@ -62,10 +81,13 @@ def verify_journal(j: Journal, progress: Callable[[int, int], None] | None) -> V
     store = j.store
     rep = VerifyReport(agent_id=j.agent_id)
     rep.quarantined = store.list_quarantine()
+    kept = {q.rsplit("/", 1)[-1] for q in rep.quarantined}
     segs = store.list_segments()
     snaps = set(store.list_snapshots())
     rep.segments, rep.snapshots = len(segs), len(snaps)
     seq_hash: dict[int, str] = {}
+    after: dict[int, object] = {}
+    """The record right after each snapshot's seq (keyed: it must be the snapshot's record)."""
     marks: dict[int, str] = {}
     anchors: list[Anchor] = []
     prev: str | None = None
@@ -103,10 +125,17 @@ def verify_journal(j: Journal, progress: Callable[[int, int], None] | None) -> V
         for rec in sc.records:
             if rec.seq in snaps:
                 seq_hash[rec.seq] = rec.h
+            if rec.seq - 1 in snaps:
+                after[rec.seq - 1] = rec
             if isinstance(rec, SnapshotMark):
                 marks[rec.at] = rec.digest
             elif isinstance(rec, Anchor):
                 anchors.append(rec)
+            elif isinstance(rec, Cut):
+                rep.cuts.append(CutInfo(
+                    seq=rec.seq, ts=rec.ts, reason=rec.reason, segment=rec.segment,
+                    offset=rec.offset, size=rec.size, digest=rec.digest,
+                    quarantine=rec.quarantine, kept=rec.quarantine in kept))
         if sc.records:
             rep.last_seq, rep.last_step = sc.records[-1].seq, sc.records[-1].step
             rep.last_hash = sc.records[-1].h
@@ -174,6 +203,11 @@ def verify_journal(j: Journal, progress: Callable[[int, int], None] | None) -> V
             msg = f"snapshot chain hash does not match record {seq}"
         elif seq in marks and marks[seq] != digest:
             msg = "snapshot content differs from the digest recorded in the journal"
+        elif (j.key is not None and seq not in marks and seq in after
+              and not isinstance(after[seq], Cut)):
+            # Keyed: only the keyed record written right after a snapshot binds it (anyone can
+            # copy a chain hash). None yet at the tip, or torn off (a `cut` follows): a crash.
+            msg = "no keyed snapshot record vouches for this snapshot (planted?); it is not used"
         if msg:
             rep.snapshots_ok = False
             rep.problems.append(Problem("snapshot", msg, path=where, seq=seq))

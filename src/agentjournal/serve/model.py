@@ -370,7 +370,9 @@ class Viewer:
                 return {"agent_id": agent_id, "ok": rep.ok, "records": rep.records,
                         "first_seq": rep.first_seq, "last_seq": rep.last_seq,
                         "first_bad_seq": min(bad) if bad else None,
-                        "problems": [vars(p) for p in rep.problems[:50]]}
+                        "problems": [vars(p) for p in rep.problems[:50]],
+                        "cuts": [vars(c) for c in rep.cuts],
+                        "quarantined": len(rep.quarantined)}
             n, problem = _read_range(j, from_seq or 1, to_seq)
             return {"agent_id": agent_id, "ok": problem is None, "records": n,
                     "first_seq": from_seq, "last_seq": to_seq,

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from ..events import AnyRecord, Fork, Step
+from ..events import AnyRecord, Cut, Fork, Step
 from ..summary import summarize
 
 MAX_PAGE = 1000
@@ -21,7 +21,7 @@ def encode(doc: Any) -> bytes:
 
 
 def kind_of(rec: AnyRecord) -> str:
-    """``step``, ``snapshot``, ``fork`` or ``anchor``."""
+    """``step``, ``snapshot``, ``fork``, ``anchor`` or ``cut``."""
     return rec.kind
 
 
@@ -37,4 +37,7 @@ def row_of(rec: AnyRecord, prev_ts: float | None) -> dict[str, Any]:
         row["meta"] = rec.meta
     if isinstance(rec, Fork):
         row["parent"] = {"agent_id": rec.parent, "seq": rec.parent_seq, "step": rec.parent_step}
+    if isinstance(rec, Cut):
+        row["cut"] = {"reason": rec.reason, "segment": rec.segment, "offset": rec.offset,
+                      "size": rec.size, "digest": rec.digest, "quarantine": rec.quarantine}
     return row

@@ -18,7 +18,7 @@ from ..events import AnyRecord
 from ..replay.journal import Journal
 from .rows import MAX_PAGE, row_of
 
-KINDS = ("step", "snapshot", "fork", "anchor")
+KINDS = ("step", "snapshot", "fork", "anchor", "cut")
 
 
 @dataclass(frozen=True)

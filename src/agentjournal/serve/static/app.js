@@ -258,7 +258,7 @@ function buildAgentPage(a, main) {
   a.form = el("form", { id: "filters", onsubmit: ev => { ev.preventDefault(); applyFilters(a); } },
     inp("touching", "path touched, e.g. /messages"), inp("text", "text in values"),
     el("label", {}, el("input", { type: "checkbox", name: "regex", checked: f.regex }), " regex"),
-    el("select", { name: "kind" }, ["", "step", "snapshot", "fork", "anchor"].map(k => el("option", { value: k, selected: k === f.kind }, k || "any kind"))),
+    el("select", { name: "kind" }, ["", "step", "snapshot", "fork", "anchor", "cut"].map(k => el("option", { value: k, selected: k === f.kind }, k || "any kind"))),
     el("label", {}, "since ", inp("since", "2026-12-01T12:00", "text")),
     el("label", {}, "until ", inp("until", "", "text")),
     el("button", { type: "submit" }, "search"),
@@ -689,7 +689,8 @@ async function runVerify(a, from, to) {
   try {
     const r = await api(base(a) + "/verify" + range);
     box.replaceChildren(el("span", { class: "health " + (r.ok ? "verified" : "damaged") }, r.ok ? "verified: " + r.records + " records, chain intact" : "damaged: first bad seq " + (r.first_bad_seq === null ? "?" : r.first_bad_seq)),
-      ...r.problems.slice(0, 5).map(p => el("div", { class: "problem" }, p.kind + ": " + p.message + (p.path ? " (" + p.path + (p.offset !== null ? ", byte " + p.offset : "") + ")" : ""))));
+      ...r.problems.slice(0, 5).map(p => el("div", { class: "problem" }, p.kind + ": " + p.message + (p.path ? " (" + p.path + (p.offset !== null ? ", byte " + p.offset : "") + ")" : ""))),
+      ...(r.cuts || []).map(c => el("div", { class: "problem cut" }, "seq " + c.seq + ": recovery cut " + c.size + " bytes (" + c.reason.replace("_", " ") + ") at byte " + c.offset + " of segment " + c.segment + "; " + (c.kept ? "kept in quarantine/" + c.quarantine : "quarantine/" + c.quarantine + " is gone"))));
   } catch (e) { box.replaceChildren(errorBox(e)); }
 }
 function buildFork(a) {
