@@ -120,6 +120,9 @@ def open_backend(spec: str | os.PathLike[str]) -> Backend:
             raise MissingExtraError(
                 f"a PostgreSQL store needs psycopg, which is not installed ({e.name})",
                 hint=POSTGRES_EXTRA_HINT) from None
+        if e.name == __name__ + ".postgres":
+            raise MissingExtraError("this agentjournal has no PostgreSQL backend",
+                                    hint="upgrade agentjournal") from None
         raise
     if schema is None:
         return PostgresBackend(url)

@@ -34,6 +34,7 @@ from ._app import (
     set_store,
 )
 from .anchor import anchor_cmd
+from .copy import copy_cmd
 from .inspect import diff_cmd, ls_cmd, show_cmd, stats_cmd
 from .log import log_cmd
 from .maintain import (
@@ -112,7 +113,7 @@ def cli(ctx: click.Context) -> None:
 
 
 for _cmd in (ls_cmd, log_cmd, show_cmd, diff_cmd, stats_cmd, verify_cmd, repair_cmd, fork_cmd,
-             compact_cmd, export_cmd, import_cmd, demo_cmd, schema_cmd,
+             compact_cmd, export_cmd, import_cmd, copy_cmd, demo_cmd, schema_cmd,
              blame_cmd, grep_cmd, bisect_cmd, anchor_cmd, serve_cmd):
     cli.add_command(_cmd)
 

@@ -211,7 +211,7 @@ class Settings:
         """The chain key as bytes (None: unkeyed)."""
         return self.key.encode() if self.key else None
 
-    def check_root(self, *, must_exist: bool = True) -> None:
+    def check_root(self, *, must_exist: bool = True, spec: str | None = None) -> None:
         """Refuse a root that cannot be a store, the same way for every command.
 
         A root that is not a directory, or (``must_exist``) one that does not exist or that
@@ -221,9 +221,10 @@ class Settings:
         check. A store that is not a directory (``--store postgresql://…``) is the backend's
         to check when it is opened.
         """
-        if not self.on_filesystem:
+        spec = self.spec if spec is None else spec
+        if store_kind(spec) != "filesystem":
             return
-        root = os.path.abspath(filesystem_root(self.spec))
+        root = os.path.abspath(filesystem_root(spec))
         if os.path.islink(root):
             # The engine refuses it too, but only once a journal is opened: refuse it here so
             # that ls and verify --all say so instead of listing every agent as unreadable.
@@ -254,11 +255,16 @@ class Settings:
         create journals)."""
         spec = self.spec
         if self._backend is None or self._backend_root != spec:
-            self.check_root(must_exist=must_exist)
-            backend = (FilesystemBackend(filesystem_root(spec)) if self.on_filesystem
-                       else open_backend(spec))
-            self._backend, self._backend_root = backend, spec
+            self._backend, self._backend_root = self.open_store(spec, must_exist), spec
         return self._backend
+
+    def open_store(self, spec: str, must_exist: bool = True) -> Backend:
+        """The backend of a store given as a string (``copy``'s SRC and DST), a root checked
+        as by :meth:`check_root`."""
+        self.check_root(must_exist=must_exist, spec=spec)
+        if store_kind(spec) == "filesystem":
+            return FilesystemBackend(filesystem_root(spec))
+        return open_backend(spec)
 
     def journal(self, agent_id: str, *, readonly: bool = True, repair: bool = False) -> Journal:
         """Open an existing agent's journal (read-only unless asked: no lock is taken).
