@@ -26,6 +26,8 @@ __all__ = ["CopyReport", "check_targets", "copy_journal"]
 
 SPOOL_BYTES = 32 << 20
 """Exports up to this size stay in memory; larger ones spill to a temporary file."""
+_SCALE = 3000
+"""The ``total`` a copy's progress reports (thirds: export, verifying pass, writing pass)."""
 
 
 @dataclass
@@ -105,6 +107,8 @@ def copy_journal(src: Backend, dst: Backend, agent_id: str, *, key: bytes | str 
             f"the copy of {agent_id!r} in {dst.describe()} does not match its source "
             f"(last seq {head[0]}, source {exp.last_seq})",
             hint="the target store may be failing; run 'agentjournal verify' on it")
+    if progress is not None:
+        progress(_SCALE, _SCALE)
     return CopyReport(agent_id=agent_id, records=imp.records, segments=imp.segments,
                       snapshots=imp.snapshots, bytes=exp.bytes, first_seq=imp.first_seq,
                       last_seq=imp.last_seq, last_step=imp.last_step, last_hash=imp.last_hash,
@@ -125,10 +129,9 @@ def _part(progress: Progress | None, start: int, width: int
     if progress is None:
         return None
     cb = progress
-    scale = 3000
 
     def update(done: int, total: int) -> None:
         frac = done / total if total else 1.0
-        cb(int((start + width * min(frac, 1.0)) * scale / 3), scale)
+        cb(int((start + width * min(frac, 1.0)) * _SCALE / 3), _SCALE)
 
     return update
