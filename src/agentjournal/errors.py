@@ -23,6 +23,7 @@ __all__ = [
     "JournalChangedError",
     "JournalError",
     "JournalExistsError",
+    "JournalFencedError",
     "JournalForkedError",
     "JournalLockedError",
     "JournalNotFoundError",
@@ -35,6 +36,9 @@ __all__ = [
     "RedactionError",
     "StepNotFoundError",
     "StepPrunedError",
+    "StoreError",
+    "StoreTimeoutError",
+    "StoreUnavailableError",
     "TamperedError",
     "TimeNotFoundError",
     "UnsafePathError",
@@ -146,6 +150,17 @@ class JournalPoisonedError(JournalError, OSError):
     """
 
 
+class JournalFencedError(JournalPoisonedError):
+    """This writer lost its lease on the agent (a shared store): another writer may own it now.
+
+    Raised by an append (or sync) of a writer whose lease was taken over or whose connection
+    holding the lease was lost (a paused process, a partition, an idle-session reaper). The
+    store refused the write, so the chain cannot fork; the writer is poisoned and must stop.
+    Reopen the journal to become the writer again (it waits for no one: a live holder makes
+    that open raise :class:`JournalLockedError`).
+    """
+
+
 class JournalChangedError(JournalError, RuntimeError):
     """A reader could not get a consistent view: a live writer kept removing or rewriting
     the files it was reading (retention, pruning). Nothing is damaged; try again."""
@@ -204,6 +219,21 @@ class RedactionError(JournalError, RuntimeError):
 
 class UnsupportedOperationError(JournalError, NotImplementedError):
     """The storage in use cannot do this (e.g. time travel on a full-state seed backend)."""
+
+
+# --- shared stores (agentjournal.backends.postgres, issue 15) ----------------------------------
+
+
+class StoreError(JournalError, OSError):
+    """The database holding a shared store failed a request (an I/O error of the store)."""
+
+
+class StoreUnavailableError(StoreError, ConnectionError):
+    """The store's database cannot be reached or refuses connections (down, full, bad DSN)."""
+
+
+class StoreTimeoutError(StoreError, TimeoutError):
+    """A request to the store's database ran past its time limit (``statement_timeout``)."""
 
 
 # --- history queries (agentjournal.query) ------------------------------------------------

@@ -277,6 +277,9 @@ class JournalWriter:
                 self._roll(rec)
             assert self._app is not None
             self._app.write(line)
+        except JournalPoisonedError as e:  # e.g. JournalFencedError: the store said it all
+            self._poison = e
+            raise
         except OSError as e:
             self._poison = e
             raise JournalPoisonedError(f"write failed: {e}", seq=rec.seq,
@@ -326,6 +329,9 @@ class JournalWriter:
         assert self._app is not None
         try:
             self._app.sync()
+        except JournalPoisonedError as e:  # e.g. JournalFencedError from a shared store
+            self._poison = e
+            raise
         except OSError as e:
             self._poison = e
             raise JournalPoisonedError(

@@ -1,0 +1,223 @@
+"""The PostgreSQL backend: many hosts, one store (``pip install 'agentjournal[postgres]'``).
+
+::
+
+    from agentjournal import Journal
+    from agentjournal.backends.postgres import PostgresBackend
+
+    with PostgresBackend("postgresql://app@db/agents") as store:
+        with Journal("agent-7", backend=store) as j:
+            j.append({"messages": ["hi"]})
+
+The same engine runs on it (hash chain, snapshots, time travel, verify, retention); the rows
+hold the exact bytes that were hashed. One writer per agent across hosts: a session advisory
+lock plus an epoch fence on every write (see :mod:`.store`). Durability: writes commit with
+``synchronous_commit=off`` and ``sync()`` commits with ``synchronous_commit=on``, so the
+journal's ``sync`` mode acknowledges a step only once its commit is flushed to the server's
+WAL; ``group`` and ``none`` may lose the WAL writer's window (``wal_writer_delay``, 200 ms by
+default) of acknowledged steps if the server crashes, never its consistency. docs/postgres.md
+has the schema, the lease and fence, PgBouncer and the fault behaviour.
+
+Importing this module needs psycopg 3 and psycopg_pool; ``import agentjournal`` does not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+try:
+    import psycopg
+    import psycopg_pool
+except ImportError as _e:  # pragma: no cover - exercised in a subprocess by the tests
+    raise ImportError(
+        "the PostgreSQL backend needs psycopg 3 and psycopg_pool: "
+        "pip install 'agentjournal[postgres]'") from _e
+
+from ..._ids import validate_agent_id
+from ...errors import (
+    JournalLockedError,
+    JournalNotFoundError,
+    StoreError,
+    UnsupportedOperationError,
+)
+from ._errors import translate, translated
+from ._schema import SCHEMA_VERSION, SchemaTooNewError, check_schema_name, migrate
+from .store import PostgresAgentStore, PostgresAppender
+
+__all__ = ["PostgresAgentStore", "PostgresAppender", "PostgresBackend", "SCHEMA_VERSION"]
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+class PostgresBackend:
+    """Journals in a PostgreSQL schema, shared by every host that connects to it.
+
+    Args:
+        dsn: a libpq connection string or URL (``postgresql://user@host:5432/db``).
+        schema: the schema holding the tables; created and migrated on first use.
+        pool_size: connections for reads and unlocked changes (each writer holds one more).
+        statement_timeout: seconds a statement may run (None: the server's setting).
+        connect_timeout: seconds to wait for a connection.
+        pool_timeout: seconds to wait for a free pooled connection.
+        lease: ``"advisory"`` (a session advisory lock; needs session pooling or a direct
+            connection). ``"row"`` (for transaction-mode poolers) is not implemented yet.
+
+    Raises:
+        StoreUnavailableError: the server cannot be reached (or is full).
+        StoreError: the schema is newer than this agentjournal, or the DSN is invalid.
+    """
+
+    def __init__(self, dsn: str, *, schema: str = "agentjournal", pool_size: int = 4,
+                 statement_timeout: float | None = 30.0, connect_timeout: float = 10.0,
+                 pool_timeout: float = 30.0, lease: str = "advisory") -> None:
+        if lease != "advisory":
+            raise UnsupportedOperationError(
+                f"lease={lease!r} is not implemented; only 'advisory' is",
+                hint="connect directly or through a session-mode pooler (docs/postgres.md)")
+        self.schema = check_schema_name(schema)
+        self._dsn = dsn
+        self._kwargs: dict[str, Any] = {"autocommit": True, "application_name": "agentjournal",
+                                        "connect_timeout": max(1, round(connect_timeout))}
+        self._statement_timeout = statement_timeout
+        conn = self.connect("opening the store")
+        try:
+            with translated(f"creating schema {schema!r}"):
+                try:
+                    migrate(conn, self.schema)
+                except SchemaTooNewError as e:
+                    raise StoreError(str(e), hint="upgrade agentjournal on this host") from None
+            info = conn.info
+            self._user = info.user
+            self._where = (info.host, info.port, info.dbname)
+        finally:
+            conn.close()
+        host, port, db = self._where
+        self.url = f"postgresql://{host}:{port}/{db}/{self.schema}"
+        self.pool: psycopg_pool.ConnectionPool[Conn] = psycopg_pool.ConnectionPool(
+            dsn, min_size=1, max_size=max(1, pool_size), kwargs=self._kwargs,
+            configure=self._configure, timeout=pool_timeout, open=False,
+            name=f"agentjournal-{self.schema}")
+        self.pool.open(wait=False)
+
+    # --- connections --------------------------------------------------------------------------
+    def _configure(self, conn: Conn) -> None:
+        if self._statement_timeout is not None:
+            conn.execute(f"SET statement_timeout = {int(self._statement_timeout * 1000)}")
+
+    def connect(self, what: str) -> Conn:
+        """A new autocommit connection of its own (writers keep theirs for the lease)."""
+        with translated(what):
+            conn: Conn = psycopg.connect(self._dsn, **self._kwargs)
+            try:
+                self._configure(conn)
+            except BaseException:
+                conn.close()
+                raise
+        return conn
+
+    def query(self, sql: str, params: Any, what: str) -> list[tuple[Any, ...]]:
+        """Run a read on a pooled connection; retried on another connection when the one it
+        got turns out dead (e.g. the server restarted since it was pooled)."""
+        for attempt in range(self.pool.max_size + 1):
+            try:
+                with self.pool.connection() as c:
+                    return c.execute(sql, params).fetchall()
+            except psycopg.OperationalError as e:
+                if attempt < self.pool.max_size and not isinstance(e, psycopg_pool.PoolTimeout):
+                    continue
+                raise translate(e, what) from e
+            except psycopg.Error as e:
+                raise translate(e, what) from e
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- the Backend protocol -----------------------------------------------------------------
+    def agent(self, agent_id: str, *, create: bool) -> PostgresAgentStore:
+        validate_agent_id(agent_id)
+        if create:
+            with translated("creating an agent"), self.pool.connection() as c:
+                c.execute(f"INSERT INTO {self.schema}.agents (agent) VALUES (%s) "
+                          "ON CONFLICT DO NOTHING", (agent_id,))
+        elif not self.exists(agent_id):
+            raise JournalNotFoundError(f"no journal for agent {agent_id!r} in {self.describe()}",
+                                       hint="check the agent id and the schema, or record a "
+                                       "step first")
+        return PostgresAgentStore(self, agent_id)
+
+    def exists(self, agent_id: str) -> bool:
+        validate_agent_id(agent_id)
+        return bool(self.query(f"SELECT 1 FROM {self.schema}.agents WHERE agent = %s",
+                               (agent_id,), "looking up an agent"))
+
+    def list_agents(self) -> list[str]:
+        rows = self.query(f"SELECT agent FROM {self.schema}.agents ORDER BY agent COLLATE \"C\"",
+                          (), "listing agents")
+        return [a for (a,) in rows]
+
+    def describe(self) -> str:
+        """``postgresql://user@host:port/db (schema s)``: never the password."""
+        host, port, db = self._where
+        return f"postgresql://{self._user}@{host}:{port}/{db} (schema {self.schema})"
+
+    def lock_holders(self) -> dict[str, int]:
+        """``{agent: pid}`` of the writers whose lease session is alive now (one query: the
+        lease rows joined with the server's granted advisory locks)."""
+        rows = self.query(
+            f"SELECT l.agent, l.pid FROM {self.schema}.leases l JOIN pg_locks k ON "
+            "k.locktype = 'advisory' AND k.granted AND k.objsubid = 1 AND k.database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database()) AND "
+            "((k.classid::bigint << 32) | k.objid::bigint) = l.lock_key", (),
+            "listing writers")
+        return {a: int(p) for a, p in rows if p is not None}
+
+    def identity(self) -> tuple[str, str, int, str, str]:
+        """Equal for every backend object on the same server, database and schema."""
+        host, port, db = self._where
+        return ("postgresql", host, int(port), db, self.schema)
+
+    # --- optional capabilities (as MemoryBackend / FilesystemBackend) -------------------------
+    def delete_agent(self, agent_id: str) -> bool:
+        """Remove an agent's journal (every row); refused while a writer holds it.
+
+        Raises:
+            JournalLockedError: a writer has the journal open.
+        """
+        validate_agent_id(agent_id)
+        if agent_id in self.lock_holders():
+            raise JournalLockedError(f"journal of agent {agent_id!r} is open for writing",
+                                     hint="close the Journal (or the saver) that writes it first")
+        s = self.schema
+        with translated(f"deleting agent {agent_id!r}"), self.pool.connection() as c, \
+                c.transaction():
+            for table in ("records", "fragments", "segments", "snapshots", "hints",
+                          "quarantine", "leases"):
+                c.execute(f"DELETE FROM {s}.{table} WHERE agent = %s", (agent_id,))
+            cur = c.execute(f"DELETE FROM {s}.agents WHERE agent = %s", (agent_id,))
+            return cur.rowcount == 1
+
+    def discard_empty(self, agent_id: str) -> bool:
+        """Forget ``agent_id`` if it holds no segment and no snapshot; whether it is gone."""
+        validate_agent_id(agent_id)
+        s = self.schema
+        with translated(f"discarding agent {agent_id!r}"), self.pool.connection() as c:
+            c.execute(
+                f"DELETE FROM {s}.agents a WHERE agent = %(a)s AND NOT EXISTS (SELECT 1 FROM "
+                f"{s}.segments WHERE agent = %(a)s) AND NOT EXISTS (SELECT 1 FROM "
+                f"{s}.snapshots WHERE agent = %(a)s) AND NOT EXISTS (SELECT 1 FROM "
+                f"{s}.quarantine WHERE agent = %(a)s)", {"a": agent_id})
+        return not self.exists(agent_id)
+
+    # --- lifetime -----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the pool (stores that hold a lease keep their own connection until closed)."""
+        with contextlib.suppress(Exception):
+            self.pool.close()
+
+    def __enter__(self) -> PostgresBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresBackend({self.describe()})"
