@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pgf_support import record_agent, states_of, store_url
 
 from agentjournal import FilesystemBackend, Journal, MemoryBackend
 from agentjournal.backends import describe_store
@@ -14,7 +15,6 @@ from agentjournal.backends.base import Backend
 from agentjournal.cli.schemas import validate as validate_json
 from agentjournal.errors import JournalExistsError, JournalNotFoundError
 from agentjournal.exchange import copy_journal
-from pgf_support import record_agent, states_of, store_url
 from test_cli_support import assert_clean_stderr, run
 
 KEY = b"correct horse battery staple"

@@ -11,14 +11,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from pgf_support import store_url
 
 from agentjournal import AgentState, FilesystemStorage, MemoryBackend, StateManager
-from agentjournal.errors import CheckpointNotFoundError, JournalLockedError
+from agentjournal.errors import CheckpointNotFoundError
 from agentjournal.storage import PostgresStorage
-from pgf_support import store_url
 
 Factory = Callable[[], FilesystemStorage]
 
@@ -167,18 +166,6 @@ def test_another_process_takes_over_on_postgres(pg_dsn: str, pg_schema: str) -> 
             st.close()
 
     asyncio.run(check())
-
-
-def test_one_writer_per_agent_on_postgres(pg_dsn: str, pg_schema: str) -> None:
-    one, two = PostgresStorage(pg_dsn, schema=pg_schema), PostgresStorage(pg_dsn, schema=pg_schema)
-    try:
-        with one.open_journal("w") as j:
-            j.append({"n": 1})
-            with pytest.raises(JournalLockedError):
-                two.open_journal("w")
-    finally:
-        one.close()
-        two.close()
 
 
 def test_repr_hides_the_password() -> None:

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from pgf_support import record_agent, store_url
 
 from agentjournal import FilesystemBackend, MemoryBackend
 from agentjournal.backends import describe_store, open_backend, store_kind
 from agentjournal.errors import MissingExtraError
-from pgf_support import record_agent, store_url
 from test_cli_support import assert_clean_stderr, make_agent, run
 
 # --- open_backend / describe_store ---------------------------------------------------------
@@ -144,7 +144,7 @@ def test_commands_on_postgres(pg_dsn: str, pg_schema: str, tmp_path: Path) -> No
         [("researcher", 12, "ok")]
     res = run("--store", url, "show", "researcher", "--at", "7", "--json")
     assert res.exit_code == 0, res.stderr
-    assert json.loads(res.stdout)["state"] == states[7]
+    assert json.loads(res.stdout)["value"] == states[7]
     res = run("--store", url, "verify", "--all")
     assert res.exit_code == 0, res.stderr
     assert res.stdout.startswith("ok  researcher")

@@ -115,14 +115,15 @@ def open_backend(spec: str | os.PathLike[str]) -> Backend:
     url, schema = _split_schema(os.fspath(spec))
     try:
         from .postgres import PostgresBackend
-    except ModuleNotFoundError as e:  # the module exists; what it imports may not
-        if (e.name or "").split(".")[0] in ("psycopg", "psycopg_pool"):
-            raise MissingExtraError(
-                f"a PostgreSQL store needs psycopg, which is not installed ({e.name})",
-                hint=POSTGRES_EXTRA_HINT) from None
-        if e.name == __name__ + ".postgres":
+    except ImportError as e:
+        if isinstance(e, ModuleNotFoundError) and e.name == __name__ + ".postgres":
             raise MissingExtraError("this agentjournal has no PostgreSQL backend",
                                     hint="upgrade agentjournal") from None
+        missing = e.name or (e.__cause__.name if isinstance(e.__cause__, ImportError) else "")
+        if (missing or "").split(".")[0] in ("psycopg", "psycopg_pool") or "psycopg" in str(e):
+            raise MissingExtraError(
+                "a PostgreSQL store needs psycopg 3 and psycopg_pool, which are not installed",
+                hint=POSTGRES_EXTRA_HINT) from None
         raise
     if schema is None:
         return PostgresBackend(url)
