@@ -37,7 +37,7 @@ def test_the_guide_postgres_example_runs(pg_dsn: str, pg_schema: str) -> None:
             code = compile(src, "<guide: PostgreSQL>", "exec",
                            flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
 
-            async def run(code: Any = code) -> None:
+            async def run(code: Any = code, ns: dict[str, Any] = ns) -> None:
                 result = eval(code, ns)  # noqa: S307 - our own documentation
                 if asyncio.iscoroutine(result):
                     await result
