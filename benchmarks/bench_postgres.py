@@ -4,7 +4,7 @@
 Two workloads, every system in its own fresh database of the same server, one after another:
 
 **Growing conversation** (one ~500-byte message appended per step, N steps; default 1000,
-``--big``: 10000 for the systems whose cost per step does not grow with the history):
+``--big``: 10000 for ``--big-systems``, default those whose cost per step does not grow):
 
 - ``journal``: ``Journal(agent, backend=PostgresBackend(dsn))`` in its default configuration
   (durability ``sync``, default snapshots), ``append(state)`` of the whole state each step
@@ -17,8 +17,9 @@ Figures: per-step cost (median of the first and of the last 100 steps), bytes of
 generated (``pg_current_wal_insert_lsn`` before and after: every byte PostgreSQL writes for
 the data goes through the WAL first) per step, table+index size (``pg_total_relation_size`` of
 every table of the system) after 1000 steps and at the end, and, in a new process: opening the
-store and reading the latest state, and listing the history (1000 checkpoints; for ``journal``
-every step's record), medians of ``--repeat`` runs.
+store and reading the latest state, and listing the history (the last 100 checkpoints with
+their states for the LangGraph systems; the last 100 steps' records for ``journal``), medians of
+``--repeat`` runs.
 
 **Fleet throughput**: A agents (1, 8, 64) spread over P processes (1 to 4), each agent a thread
 writing steps of ~250 bytes (a counter and a message replaced) as fast as it can for
@@ -59,9 +60,14 @@ sys.path.insert(0, str(HERE.parent.parent / "src"))
 CONVERSATION = ["journal", "journal-lg", "pg-saver", "pg-saver-delta"]
 FLEET = ["journal", "journal-lg", "pg-saver"]
 FLEET_SHAPES = [(1, 1), (8, 1), (8, 4), (64, 1), (64, 4)]
-LINEAR = {"journal", "journal-lg", "pg-saver-delta"}
-"""Systems whose per-step cost does not grow with the history (run to 10000 with --big);
-``pg-saver`` writes the whole message list each step (~25 GB at 10000 steps)."""
+BIG = "journal,pg-saver-delta"
+"""Systems run to 10000 steps with --big: those whose cost per step does not grow with the
+history. ``pg-saver`` writes the whole message list every step (~25 GB at 10000 steps);
+``journal-lg`` (JournalSaver) gets slower per step as the thread grows (see
+docs/postgres-fleet.md), so both stay at --steps unless named in --big-systems."""
+HISTORY = 100
+"""Entries listed by the history figure (LangGraph's history holds every entry's full state:
+1000 of them at 10000 steps would be gigabytes of messages)."""
 PAD = "x" * 420
 FLEET_PAD = "y" * 200
 SIZE_AT = 1000
@@ -321,7 +327,7 @@ def child_read(system: str, db: str, steps: int, repeat: int) -> dict[str, Any]:
         hist: list[Any] = []
 
         def history() -> None:
-            hist[:] = list(j.history(max(1, steps - 999), None))
+            hist[:] = list(j.history(max(1, steps - HISTORY + 1), None))
 
         out["history_ms"] = 1000 * _median_time(history, repeat)
         out["history_len"] = len(hist)
@@ -338,7 +344,7 @@ def child_read(system: str, db: str, steps: int, repeat: int) -> dict[str, Any]:
     hs: list[Any] = []
 
     def lg_history() -> None:
-        hs[:] = list(g.get_state_history(cfg, limit=1000))
+        hs[:] = list(g.get_state_history(cfg, limit=HISTORY))
 
     out["history_ms"] = 1000 * _median_time(lg_history, repeat)
     out["history_len"] = len(hs)
@@ -508,7 +514,8 @@ def main() -> None:
                     help="server to use (default: a throw-away cluster)")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--big", action="store_true",
-                    help="10000 steps for the systems whose step cost does not grow")
+                    help="10000 steps for the systems of --big-systems")
+    ap.add_argument("--big-systems", default=BIG)
     ap.add_argument("--quick", action="store_true", help="a smoke run")
     ap.add_argument("--repeat", type=int, default=3, help="runs per read figure (median)")
     ap.add_argument("--systems", default=",".join(CONVERSATION))
@@ -547,7 +554,7 @@ def main() -> None:
             if not have(system):
                 print(f"skipped {system}: its package is not installed", file=sys.stderr)
                 continue
-            steps = 10000 if args.big and system in LINEAR else args.steps
+            steps = 10000 if args.big and system in args.big_systems.split(",") else args.steps
             db = server.database(system)
             try:
                 common = ["--system", system, "--db", db, "--steps", str(steps)]
