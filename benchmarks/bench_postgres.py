@@ -104,6 +104,18 @@ def relation_bytes(dsn: str) -> int:
         return int(row[0])
 
 
+def table_bytes(dsn: str) -> dict[str, int]:
+    """Table+index bytes by table (the partitions of a partitioned table summed into it)."""
+    with admin(dsn) as c:
+        rows = c.execute(
+            "SELECT coalesce(p.relname, c.relname), sum(pg_total_relation_size(c.oid)) FROM "
+            "pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_inherits i "
+            "ON i.inhrelid = c.oid LEFT JOIN pg_class p ON p.oid = i.inhparent WHERE "
+            "c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+            "AND n.nspname NOT LIKE 'pg_toast%' GROUP BY 1 ORDER BY 2 DESC").fetchall()
+        return {str(name): int(size) for name, size in rows}
+
+
 def row_count(dsn: str) -> int:
     with admin(dsn) as c:
         c.execute("ANALYZE")
@@ -290,7 +302,8 @@ def child_write(system: str, db: str, steps: int) -> dict[str, Any]:
         "first100_ms": 1000 * statistics.median(gaps[:100]),
         "last100_ms": 1000 * statistics.median(gaps[-100:]),
         "wal_bytes": wal, "wal_per_step": wal / steps,
-        "size_end": relation_bytes(db), "rows": row_count(db), **sizes}
+        "size_end": relation_bytes(db), "rows": row_count(db), "tables": table_bytes(db),
+        **sizes}
     if steps == SIZE_AT:
         res["size_1000"] = res["size_end"]
     return res
@@ -455,6 +468,7 @@ def fleet_run(server: Server, system: str, agents: int, procs: int, seconds: flo
             assert p.stdout is not None
             p.stdout.readline()
         start_at = time.time() + 0.2
+        w0 = wal_lsn(db)
         for p in ps:
             assert p.stdin is not None
             p.stdin.write(f"{start_at!r}\n")
@@ -469,8 +483,10 @@ def fleet_run(server: Server, system: str, agents: int, procs: int, seconds: flo
         if errors:
             raise SystemExit(f"fleet {system} {agents}x{procs}: {errors[:3]}")
         steps = sum(o["steps"] for o in outs)
+        wal = wal_lsn(db) - w0
         return {"system": system, "agents": agents, "processes": len(ps), "seconds": seconds,
-                "steps": steps, "steps_per_s": steps / seconds}
+                "steps": steps, "steps_per_s": steps / seconds,
+                "wal_per_step": wal / steps if steps else None}
     finally:
         server.drop(db)
 
@@ -592,7 +608,8 @@ def main() -> None:
                     "per run",
                     [("system", "system", str), ("agents", "agents", str),
                      ("processes", "processes", str), ("steps", "steps", str),
-                     ("steps_per_s", "steps/s", "{:.0f}".format)], fleet)
+                     ("steps_per_s", "steps/s", "{:.0f}".format),
+                     ("wal_per_step", "WAL/step", fmt_bytes)], fleet)
     print(json.dumps({"bench": "postgres", "server": version, "quick": args.quick,
                       "conversation": conversation, "fleet": fleet}))
 
