@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 ENV_DSN = "AGENTJOURNAL_TEST_PG_DSN"
@@ -162,3 +163,77 @@ def wait_ready(dsn: str, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def fresh_schema() -> str:
+    """A schema name no other test uses."""
+    return f"t_{uuid.uuid4().hex[:16]}"
+
+
+def drop_schema(dsn: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+class PgBouncer:
+    """A PgBouncer in front of ``server_dsn``'s host and port, in ``pool_mode`` (default
+    transaction), on a free loopback port; ``stop()`` ends it and removes its directory."""
+
+    def __init__(self, host: str, port: int, pool_mode: str = "transaction") -> None:
+        exe = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer"
+                                            if os.path.exists("/usr/sbin/pgbouncer") else None)
+        if exe is None:
+            raise ServerUnavailable("no pgbouncer installed (Debian: apt-get install pgbouncer)")
+        self.exe = exe
+        self.base = Path(tempfile.mkdtemp(prefix="agentjournal-pgb-"))
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        (self.base / "users.txt").write_text('"postgres" ""\n')
+        (self.base / "pgbouncer.ini").write_text(
+            "[databases]\n"
+            f"postgres = host={host} port={port} dbname=postgres\n"
+            "[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\n"
+            f"unix_socket_dir =\nauth_type = trust\nauth_file = {self.base}/users.txt\n"
+            f"pool_mode = {pool_mode}\nmax_client_conn = 200\ndefault_pool_size = 5\n"
+            f"logfile = {self.base}/pgbouncer.log\nignore_startup_parameters = "
+            "extra_float_digits\n")
+        self._as_user: list[str] = []
+        if os.geteuid() == 0:  # PgBouncer refuses to run as root
+            shutil.chown(self.base, "postgres")
+            for f in self.base.iterdir():
+                shutil.chown(f, "postgres")
+            self._as_user = ["runuser", "-u", "postgres", "--"]
+
+    def start(self) -> PgBouncer:
+        self.proc = subprocess.Popen([*self._as_user, self.exe, str(self.base / "pgbouncer.ini")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    atexit.register(self.stop)
+                    return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        log = (self.base / "pgbouncer.log")
+        text = log.read_text(errors="replace") if log.exists() else ""
+        self.stop()
+        raise ServerUnavailable(f"pgbouncer did not start: {text[-600:]}")
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.base, ignore_errors=True)

@@ -9,13 +9,12 @@ its end. Tests that need it are skipped, with the reason, only when no server ca
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from _pgserver import ENV_DSN, PgServer, ServerUnavailable, wait_ready
+from _pgserver import ENV_DSN, PgServer, ServerUnavailable, drop_schema, fresh_schema, wait_ready
 
 _server: PgServer | None = None
 _unavailable: str | None = None
@@ -50,17 +49,6 @@ def pg_dsn() -> Iterator[str]:
     finally:
         _server.stop()
         _server = None
-
-
-def fresh_schema() -> str:
-    return f"t_{uuid.uuid4().hex[:16]}"
-
-
-def drop_schema(dsn: str, schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture()

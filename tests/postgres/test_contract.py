@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from _pgserver import drop_schema, fresh_schema
 from agentjournal.backends.base import Backend
 from agentjournal.testing import BackendContract
-from conftest import drop_schema, fresh_schema
 
 
 class TestPostgresBackend(BackendContract):
+    lease = "advisory"
+
     @pytest.fixture(autouse=True)
     def _server(self, pg_dsn: str) -> Iterator[None]:
         self.dsn = pg_dsn
@@ -26,6 +28,12 @@ class TestPostgresBackend(BackendContract):
         from agentjournal.backends.postgres import PostgresBackend
 
         schema = fresh_schema()
-        be = PostgresBackend(self.dsn, schema=schema)
+        be = PostgresBackend(self.dsn, schema=schema, lease=self.lease)
         self.made.append((be, schema))
         return be
+
+
+class TestPostgresBackendRowLease(TestPostgresBackend):
+    """The same contract with the lease kind for transaction-mode poolers."""
+
+    lease = "row"

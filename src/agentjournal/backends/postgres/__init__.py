@@ -24,6 +24,7 @@ Importing this module needs psycopg 3 and psycopg_pool; ``import agentjournal`` 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 try:
@@ -39,13 +40,21 @@ from ...errors import (
     JournalLockedError,
     JournalNotFoundError,
     StoreError,
-    UnsupportedOperationError,
 )
-from ._errors import translate, translated
-from ._schema import SCHEMA_VERSION, SchemaTooNewError, check_schema_name, migrate
+from ._errors import translated
+from ._lease import holders_sql
+from ._notify import Wakeups
+from ._schema import (
+    SCHEMA_VERSION,
+    SchemaTooNewError,
+    advisory_key,
+    check_schema_name,
+    migrate,
+)
 from .store import PostgresAgentStore, PostgresAppender
 
-__all__ = ["PostgresAgentStore", "PostgresAppender", "PostgresBackend", "SCHEMA_VERSION"]
+__all__ = ["PostgresAgentStore", "PostgresAppender", "PostgresBackend", "SCHEMA_VERSION",
+           "Wakeups"]
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -60,8 +69,15 @@ class PostgresBackend:
         statement_timeout: seconds a statement may run (None: the server's setting).
         connect_timeout: seconds to wait for a connection.
         pool_timeout: seconds to wait for a free pooled connection.
-        lease: ``"advisory"`` (a session advisory lock; needs session pooling or a direct
-            connection). ``"row"`` (for transaction-mode poolers) is not implemented yet.
+        lease: how a writer holds an agent: ``"advisory"`` (a session advisory lock; a dead
+            host's lease ends with its session; needs a direct connection or a session-mode
+            pooler) or ``"row"`` (an expiring lease row renewed by a heartbeat; takeover
+            after ``lease_ttl``; works through a transaction-mode pooler such as PgBouncer,
+            where ``statement_timeout`` is left to the server's or role's setting).
+        lease_ttl: seconds a row lease lasts without renewal (``lease="row"``).
+        lease_keepalive: seconds of silence after which the server probes a writer's
+            connection (``tcp_keepalives_*`` of its session, advisory leases over TCP), so a
+            vanished host's lease ends in about 2.5 times this; None: the server's setting.
 
     Raises:
         StoreUnavailableError: the server cannot be reached (or is full).
@@ -70,15 +86,22 @@ class PostgresBackend:
 
     def __init__(self, dsn: str, *, schema: str = "agentjournal", pool_size: int = 4,
                  statement_timeout: float | None = 30.0, connect_timeout: float = 10.0,
-                 pool_timeout: float = 30.0, lease: str = "advisory") -> None:
-        if lease != "advisory":
-            raise UnsupportedOperationError(
-                f"lease={lease!r} is not implemented; only 'advisory' is",
-                hint="connect directly or through a session-mode pooler (docs/postgres.md)")
+                 pool_timeout: float = 30.0, lease: str = "advisory",
+                 lease_ttl: float = 30.0, lease_keepalive: float | None = 10.0) -> None:
+        if lease not in ("advisory", "row"):
+            raise ValueError(f"lease={lease!r}: use 'advisory' or 'row'")
+        if lease_ttl <= 0:
+            raise ValueError(f"lease_ttl={lease_ttl!r}: must be positive")
+        self.lease = lease
+        self.lease_ttl = float(lease_ttl)
+        self.lease_keepalive = lease_keepalive
         self.schema = check_schema_name(schema)
         self._dsn = dsn
         self._kwargs: dict[str, Any] = {"autocommit": True, "application_name": "agentjournal",
                                         "connect_timeout": max(1, round(connect_timeout))}
+        if lease == "row":  # a transaction-mode pooler: no prepared statements, no SET
+            self._kwargs["prepare_threshold"] = None
+            statement_timeout = None
         self._statement_timeout = statement_timeout
         conn = self.connect("opening the store")
         try:
@@ -118,24 +141,40 @@ class PostgresBackend:
 
     def query(self, sql: str, params: Any, what: str) -> list[tuple[Any, ...]]:
         """Run a read on a pooled connection; retried on another connection when the one it
-        got turns out dead (e.g. the server restarted since it was pooled)."""
-        for attempt in range(self.pool.max_size + 1):
-            try:
+        got turns out dead (e.g. the server restarted since it was pooled), never after an
+        error of the statement itself (a timeout is not retried)."""
+        with translated(what):
+            for attempt in range(self.pool.max_size + 1):
                 with self.pool.connection() as c:
-                    return c.execute(sql, params).fetchall()
-            except psycopg.OperationalError as e:
-                if attempt < self.pool.max_size and not isinstance(e, psycopg_pool.PoolTimeout):
-                    continue
-                raise translate(e, what) from e
-            except psycopg.Error as e:
-                raise translate(e, what) from e
+                    try:
+                        return c.execute(sql, params).fetchall()
+                    except psycopg.OperationalError:
+                        if not c.broken or attempt == self.pool.max_size:
+                            raise
+                # a broken connection went back to the pool, which discards it: try another
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextlib.contextmanager
+    def checked(self, what: str) -> Iterator[Conn]:
+        """A pooled connection known to be alive, for a change (one more round trip, so a
+        change is never sent on a connection the server dropped since it was pooled)."""
+        with translated(what):
+            for attempt in range(self.pool.max_size + 1):
+                with self.pool.connection() as c:
+                    try:
+                        c.execute("SELECT 1")
+                    except psycopg.OperationalError:
+                        if attempt == self.pool.max_size:
+                            raise
+                        continue  # returned broken: the pool discards it
+                    yield c
+                    return
 
     # --- the Backend protocol -----------------------------------------------------------------
     def agent(self, agent_id: str, *, create: bool) -> PostgresAgentStore:
         validate_agent_id(agent_id)
         if create:
-            with translated("creating an agent"), self.pool.connection() as c:
+            with self.checked("creating an agent") as c:
                 c.execute(f"INSERT INTO {self.schema}.agents (agent) VALUES (%s) "
                           "ON CONFLICT DO NOTHING", (agent_id,))
         elif not self.exists(agent_id):
@@ -160,20 +199,22 @@ class PostgresBackend:
         return f"postgresql://{self._user}@{host}:{port}/{db} (schema {self.schema})"
 
     def lock_holders(self) -> dict[str, int]:
-        """``{agent: pid}`` of the writers whose lease session is alive now (one query: the
-        lease rows joined with the server's granted advisory locks)."""
-        rows = self.query(
-            f"SELECT l.agent, l.pid FROM {self.schema}.leases l JOIN pg_locks k ON "
-            "k.locktype = 'advisory' AND k.granted AND k.objsubid = 1 AND k.database = "
-            "(SELECT oid FROM pg_database WHERE datname = current_database()) AND "
-            "((k.classid::bigint << 32) | k.objid::bigint) = l.lock_key", (),
-            "listing writers")
+        """``{agent: pid}`` of the writers whose lease is live now (one query: the lease rows
+        with a granted advisory lock or an unexpired row lease)."""
+        rows = self.query(holders_sql(self.schema), (), "listing writers")
         return {a: int(p) for a, p in rows if p is not None}
 
     def identity(self) -> tuple[str, str, int, str, str]:
         """Equal for every backend object on the same server, database and schema."""
         host, port, db = self._where
         return ("postgresql", host, int(port), db, self.schema)
+
+    # --- follow: wake-ups (LISTEN/NOTIFY) -----------------------------------------------------
+    def wakeups(self, agent_id: str) -> Wakeups:
+        """Start following ``agent_id``: a :class:`Wakeups` whose ``wait(timeout)`` returns
+        when a writer committed to it (a hint: read the journal after every return)."""
+        validate_agent_id(agent_id)
+        return Wakeups(self, agent_id)
 
     # --- optional capabilities (as MemoryBackend / FilesystemBackend) -------------------------
     def delete_agent(self, agent_id: str) -> bool:
@@ -183,14 +224,19 @@ class PostgresBackend:
             JournalLockedError: a writer has the journal open.
         """
         validate_agent_id(agent_id)
-        if agent_id in self.lock_holders():
-            raise JournalLockedError(f"journal of agent {agent_id!r} is open for writing",
-                                     hint="close the Journal (or the saver) that writes it first")
+        busy = JournalLockedError(f"journal of agent {agent_id!r} is open for writing",
+                                  hint="close the Journal (or the saver) that writes it first")
         s = self.schema
-        with translated(f"deleting agent {agent_id!r}"), self.pool.connection() as c, \
-                c.transaction():
+        with self.checked(f"deleting agent {agent_id!r}") as c, c.transaction():
+            # Hold the agent's lock for the transaction, so no writer starts meanwhile.
+            got = c.execute("SELECT pg_try_advisory_xact_lock(%s)",
+                            (advisory_key(s, agent_id),)).fetchone()
+            live = c.execute(f"SELECT 1 FROM {s}.leases WHERE agent = %s AND expires > now() "
+                             "FOR UPDATE", (agent_id,)).fetchone()
+            if not (got and got[0]) or live is not None:
+                raise busy
             for table in ("records", "fragments", "segments", "snapshots", "hints",
-                          "quarantine", "leases"):
+                          "quarantine", "leases", "followers"):
                 c.execute(f"DELETE FROM {s}.{table} WHERE agent = %s", (agent_id,))
             cur = c.execute(f"DELETE FROM {s}.agents WHERE agent = %s", (agent_id,))
             return cur.rowcount == 1
@@ -199,7 +245,7 @@ class PostgresBackend:
         """Forget ``agent_id`` if it holds no segment and no snapshot; whether it is gone."""
         validate_agent_id(agent_id)
         s = self.schema
-        with translated(f"discarding agent {agent_id!r}"), self.pool.connection() as c:
+        with self.checked(f"discarding agent {agent_id!r}") as c:
             c.execute(
                 f"DELETE FROM {s}.agents a WHERE agent = %(a)s AND NOT EXISTS (SELECT 1 FROM "
                 f"{s}.segments WHERE agent = %(a)s) AND NOT EXISTS (SELECT 1 FROM "

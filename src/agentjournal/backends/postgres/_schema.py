@@ -16,7 +16,10 @@ Version 1 (see docs/postgres.md, "Schema"):
   raw bytes), keyed by ``(agent, seg, off)``. Empty in normal operation.
 - ``snapshots``, ``hints``, ``quarantine``: as in the filesystem layout.
 - ``leases``: one row per agent that ever had a writer: ``epoch`` (bumped at every
-  acquisition: the fence), the holder's host and pid, and the advisory lock key.
+  acquisition: the fence), the holder's host and pid, the advisory lock key, and the expiry
+  of a row lease (NULL for an advisory one).
+- ``followers``: who follows an agent now (``until``: an expiry the follower renews), so
+  writers send ``NOTIFY`` only while someone listens.
 """
 
 from __future__ import annotations
@@ -71,7 +74,9 @@ def _v1(s: str) -> list[str]:
         "cut timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (agent, id))",
         f"CREATE TABLE {s}.leases (agent text PRIMARY KEY, epoch bigint NOT NULL, "
         "lock_key bigint NOT NULL, host text, pid integer, since timestamptz, "
-        "renewed timestamptz)",
+        "renewed timestamptz, expires timestamptz)",
+        f"CREATE TABLE {s}.followers (agent text NOT NULL, id text NOT NULL, "
+        "until timestamptz NOT NULL, PRIMARY KEY (agent, id))",
     ]
     for i in range(RECORD_PARTITIONS):
         parts.append(f"CREATE TABLE {s}.records_p{i} PARTITION OF {s}.records "

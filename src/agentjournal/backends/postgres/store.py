@@ -16,10 +16,9 @@ for a write in flight and every later write of the old holder is refused:
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
-import socket
-import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -27,9 +26,11 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
-from ...errors import JournalFencedError, JournalLockedError, LimitExceededError
+from ...errors import JournalFencedError, JournalLockedError, LimitExceededError, StoreError
 from ..base import Hint, seq_name
 from ._errors import translate, translated
+from ._lease import Lease, acquire, release
+from ._notify import CHECK_EVERY, channel, followed_sql
 from ._schema import advisory_key
 
 if TYPE_CHECKING:
@@ -60,15 +61,6 @@ def _split(data: bytes, first: int, start: int) -> tuple[list[tuple[int, int, by
             other.append((start + pos, line))
         pos = end
     return records, other
-
-
-class _Lease:
-    """The connection holding an agent's advisory lock, and the epoch it was granted."""
-
-    def __init__(self, conn: Conn, epoch: int) -> None:
-        self.conn = conn
-        self.epoch = epoch
-        self.mutex = threading.RLock()  # the writer and its group-commit flusher share it
 
 
 class PostgresAppender:
@@ -105,7 +97,7 @@ class PostgresAgentStore:
         self._be = backend
         self._s = backend.schema
         self._key = advisory_key(backend.schema, agent_id)
-        self._lease: _Lease | None = None
+        self._lease: Lease | None = None
 
     # --- plumbing ---------------------------------------------------------------------------
     def location(self, kind: str, seq: int | None = None) -> str:
@@ -128,20 +120,23 @@ class PostgresAgentStore:
         holds the lease, else on a pooled connection."""
         lease = self._lease
         if lease is None:
-            with translated(what), self._be.pool.connection() as c, c.transaction():
+            with self._be.checked(what) as c, translated(what), c.transaction():
                 yield c
             return
         with lease.mutex:
             try:
                 with lease.conn.transaction():
-                    if durable:
-                        lease.conn.execute("SET LOCAL synchronous_commit = on")
+                    if durable or lease.kind == "row":
+                        lease.conn.execute("SET LOCAL synchronous_commit = "
+                                           + ("on" if durable else "off"))
                     self._fence(lease)
                     yield lease.conn
+                if not durable:
+                    lease.dirty = True
             except psycopg.Error as e:
                 raise self._lost(e, what) from e
 
-    def _fence(self, lease: _Lease) -> None:
+    def _fence(self, lease: Lease) -> None:
         row = lease.conn.execute(
             f"SELECT 1 FROM {self._s}.leases WHERE agent = %s AND epoch = %s FOR SHARE",
             (self.agent_id, lease.epoch)).fetchone()
@@ -169,31 +164,23 @@ class PostgresAgentStore:
 
     # --- the lease --------------------------------------------------------------------------
     def lock(self) -> None:
-        """Take the writer lease or raise ``JournalLockedError`` at once, naming the holder."""
+        """Take the writer lease or raise ``JournalLockedError`` at once, naming the holder
+        (``lease="advisory"``: a session advisory lock; ``"row"``: an expiring lease row)."""
         if self._lease is not None:
             return
-        conn = self._be.connect(f"locking agent {self.agent_id!r}")
+        what = f"locking agent {self.agent_id!r}"
+        conn = self._be.connect(what)
         try:
-            with translated(f"locking agent {self.agent_id!r}"):
-                got = conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()
-                if not (got and got[0]):
+            with translated(what):
+                epoch = acquire(conn, self._s, self.agent_id, self._key, self._be.lease,
+                                self._be.lease_ttl, self._be.lease_keepalive)
+                if epoch is None:
                     raise self._locked(conn)
-                with conn.transaction():
-                    row = conn.execute(
-                        f"INSERT INTO {self._s}.leases AS l (agent, epoch, lock_key, host, "
-                        "pid, since, renewed) VALUES (%s, 1, %s, %s, %s, now(), now()) "
-                        "ON CONFLICT (agent) DO UPDATE SET epoch = l.epoch + 1, "
-                        "host = excluded.host, pid = excluded.pid, since = now(), "
-                        "renewed = now() RETURNING epoch",
-                        (self.agent_id, self._key, socket.gethostname(), os.getpid()),
-                    ).fetchone()
-                # Writes commit asynchronously; sync() commits synchronously (see _sync).
-                conn.execute("SET synchronous_commit = off")
         except BaseException:
             conn.close()
             raise
-        assert row is not None
-        self._lease = _Lease(conn, int(row[0]))
+        self._lease = Lease(conn, epoch, self._be.lease, self._be.lease_ttl)
+        self._lease.start_heartbeat(self._s, self.agent_id)
 
     def _locked(self, conn: Conn) -> JournalLockedError:
         row = conn.execute(f"SELECT host, pid, since FROM {self._s}.leases WHERE agent = %s",
@@ -209,16 +196,8 @@ class PostgresAgentStore:
     def unlock(self) -> None:
         """Release the lease (closing its connection; a lost connection is fine)."""
         lease, self._lease = self._lease, None
-        if lease is None:
-            return
-        with lease.mutex:
-            try:
-                if not lease.conn.broken:
-                    lease.conn.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
-            except psycopg.Error:
-                pass  # the session is gone, and the advisory lock with it
-            finally:
-                lease.conn.close()
+        if lease is not None:
+            release(lease, self._s, self.agent_id, self._key)
 
     @property
     def lease_epoch(self) -> int | None:
@@ -237,17 +216,39 @@ class PostgresAgentStore:
         if lease is not None and len(records) == 1 and not other:
             seq, off, line = records[0]
             # The common case in one statement: insert only while the epoch is ours.
+            query = (f"INSERT INTO {self._s}.records (agent, seq, seg, off, line) "
+                     "SELECT %s, %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM "
+                     f"{self._s}.leases WHERE agent = %s AND epoch = %s FOR SHARE)")
+            params: tuple[Any, ...] = (self.agent_id, seq, first, off, line, self.agent_id,
+                                       lease.epoch)
             with lease.mutex:
+                self._check_followed(lease, what)
+                if lease.followed:  # a wake-up for the followers, sent with the commit
+                    query = (f"WITH ins AS ({query} RETURNING 1) SELECT pg_notify(%s, %s) "
+                             "FROM ins")
+                    params += (channel(self._s), self.agent_id)
+                lease.since_sync += 1
+                if lease.since_sync > 1:
+                    lease.sync_each = False  # appends in a burst: commit asynchronously
+                durable = lease.sync_each
+                setting = "on" if durable else "off"
                 try:
-                    cur = lease.conn.execute(
-                        f"INSERT INTO {self._s}.records (agent, seq, seg, off, line) "
-                        "SELECT %s, %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM "
-                        f"{self._s}.leases WHERE agent = %s AND epoch = %s FOR SHARE)",
-                        (self.agent_id, seq, first, off, line, self.agent_id, lease.epoch))
+                    if lease.kind == "row":  # no session settings through a pooler
+                        with lease.conn.pipeline(), lease.conn.transaction():
+                            lease.conn.execute(f"SET LOCAL synchronous_commit = {setting}")
+                            cur = lease.conn.execute(query, params)
+                    else:
+                        if lease.session_sync != durable:
+                            lease.conn.execute(f"SET synchronous_commit = {setting}")
+                            lease.session_sync = durable
+                        cur = lease.conn.execute(query, params)
                 except psycopg.Error as e:
+                    lease.dirty = True  # the outcome is unknown: the next sync must commit
                     raise self._lost(e, what) from e
-            if cur.rowcount != 1:
-                raise self._fenced()
+                if cur.rowcount != 1:
+                    raise self._fenced()
+                if not durable:
+                    lease.dirty = True
             return
         with self._tx(what) as c:
             if records:
@@ -260,24 +261,47 @@ class PostgresAgentStore:
             for off, data in other:
                 c.execute(f"INSERT INTO {self._s}.fragments (agent, seg, off, data) "
                           "VALUES (%s, %s, %s, %s)", (self.agent_id, first, off, data))
+            if lease is not None and records:
+                self._check_followed(lease, what)
+                if lease.followed:
+                    c.execute("SELECT pg_notify(%s, %s)", (channel(self._s), self.agent_id))
+
+    def _check_followed(self, lease: Lease, what: str) -> None:
+        """Look (at most every CHECK_EVERY seconds) whether the agent has a live follower."""
+        now = time.monotonic()
+        if now < lease.check_at:
+            return
+        try:
+            row = lease.conn.execute(followed_sql(self._s), (self.agent_id,)).fetchone()
+        except psycopg.Error as e:
+            raise self._lost(e, what) from e
+        lease.followed = row is not None
+        lease.check_at = now + CHECK_EVERY
 
     def _sync(self) -> None:
         lease = self._lease
         if lease is None:
             return  # pooled connections commit with the server's synchronous_commit
         with lease.mutex:
+            lease.streak = lease.streak + 1 if lease.since_sync == 1 else 0
+            lease.since_sync = 0
+            if lease.streak >= 2:
+                lease.sync_each = True  # the journal syncs every append: commit each durably
+            if not lease.dirty:
+                return  # every commit since the last synchronous one was synchronous
             try:
                 # One round trip; SET LOCAL lasts for this implicit transaction only.
                 cur = lease.conn.execute(sql.SQL(
-                    "SET LOCAL synchronous_commit = on; UPDATE {}.leases SET renewed = now() "
-                    "WHERE agent = {} AND epoch = {}").format(
+                    "SET LOCAL synchronous_commit = on; UPDATE {}.leases SET " + lease.renew_sql()
+                    + " WHERE agent = {} AND epoch = {}").format(
                         sql.Identifier(self._s), sql.Literal(self.agent_id),
                         sql.Literal(lease.epoch)))
                 cur.nextset()
             except psycopg.Error as e:
                 raise self._lost(e, "syncing") from e
-        if cur.rowcount != 1:
-            raise self._fenced()
+            if cur.rowcount != 1:
+                raise self._fenced()
+            lease.dirty = False
 
     # --- hints ------------------------------------------------------------------------------
     def read_hint(self) -> Hint | None:
@@ -289,9 +313,12 @@ class PostgresAgentStore:
         return Hint(seg=int(seg), snap=int(snap), clean=bool(clean))
 
     def write_hint(self, hint: Hint) -> None:
+        """Store the hint (lease holder only). Best effort: a hint is never trusted, so a
+        failure here (a lost lease, which the next write reports) fails nothing."""
         if self._lease is None:
             return  # only the lease holder's hints count, as with the other backends
-        with self._tx("writing the hint") as c:
+        with contextlib.suppress(JournalFencedError, StoreError), \
+                self._tx("writing the hint") as c:
             c.execute(f"INSERT INTO {self._s}.hints AS h (agent, seg, snap, clean) "
                       "VALUES (%s, %s, %s, %s) ON CONFLICT (agent) DO UPDATE SET "
                       "seg = excluded.seg, snap = excluded.snap, clean = excluded.clean",
