@@ -156,3 +156,17 @@ def test_commands_on_postgres(pg_dsn: str, pg_schema: str, tmp_path: Path) -> No
     res = run("--store", url, "show", "nobody")
     assert res.exit_code == 3
     assert_clean_stderr(res, r".")
+
+
+def test_store_url_parameters_of_ours(pg_dsn: str, pg_schema: str) -> None:
+    be = open_backend(store_url(pg_dsn, pg_schema) + "&lease=row")
+    try:
+        assert be.schema == pg_schema and be.lease == "row"  # type: ignore[attr-defined]
+        record_agent(be, "r", 2, snapshot_every=None)
+        assert be.list_agents() == ["r"]
+    finally:
+        be.close()  # type: ignore[attr-defined]
+    res = run("ls", "--store", store_url(pg_dsn, pg_schema) + "&lease=bogus")
+    assert res.exit_code == 2 and "lease=advisory or lease=row" in res.stderr
+    res = run("ls", "--store", store_url(pg_dsn, "bad schema!"))
+    assert res.exit_code in (1, 2) and "Traceback" not in res.stderr

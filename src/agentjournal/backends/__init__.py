@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import MissingExtraError
@@ -58,16 +58,20 @@ def filesystem_root(spec: str | os.PathLike[str]) -> str:
     return text[len(FILE_PREFIX):] if text.startswith(FILE_PREFIX) else text
 
 
-def _split_schema(url: str) -> tuple[str, str | None]:
-    """``(url without the schema parameter, schema)``: ``?schema=NAME`` is ours, not libpq's
-    (libpq refuses query parameters it does not know)."""
+OUR_PARAMETERS = ("schema", "lease")
+"""URL parameters read by :func:`open_backend` itself (libpq refuses parameters it does not
+know, so they are taken out of the URL it gets)."""
+
+
+def _split_ours(url: str) -> tuple[str, dict[str, str]]:
+    """``(url without our parameters, {name: value} of them)``."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((v for k, v in query if k == "schema"), None)
-    if schema is None:
-        return url, None
-    rest = urlencode([(k, v) for k, v in query if k != "schema"])
-    return urlunsplit(parts._replace(query=rest)), schema
+    ours = {k: v for k, v in query if k in OUR_PARAMETERS}
+    if not ours:
+        return url, {}
+    rest = urlencode([(k, v) for k, v in query if k not in OUR_PARAMETERS])
+    return urlunsplit(parts._replace(query=rest)), ours
 
 
 def describe_store(spec: str | os.PathLike[str]) -> str:
@@ -94,8 +98,9 @@ def open_backend(spec: str | os.PathLike[str]) -> Backend:
 
     * ``postgresql://…`` or ``postgres://…``: a
       :class:`~agentjournal.backends.postgres.PostgresBackend` on that database (a libpq URL;
-      ``?schema=NAME`` picks the schema, default ``agentjournal``). Needs the ``postgres``
-      extra.
+      ``?schema=NAME`` picks the schema, default ``agentjournal``; ``?lease=row`` the lease
+      that works through a transaction-mode pooler such as PgBouncer). Needs the
+      ``postgres`` extra.
     * ``memory:``: a new, empty :class:`MemoryBackend` (tests; nothing outlives the process).
     * anything else: a :class:`FilesystemBackend` rooted there (``file:PATH`` works too).
 
@@ -106,13 +111,14 @@ def open_backend(spec: str | os.PathLike[str]) -> Backend:
 
     Raises:
         MissingExtraError: a PostgreSQL URL without psycopg installed.
+        ValueError: a bad ``schema`` or ``lease`` parameter.
     """
     kind = store_kind(spec)
     if kind == "memory":
         return MemoryBackend()
     if kind == "filesystem":
         return FilesystemBackend(filesystem_root(spec))
-    url, schema = _split_schema(os.fspath(spec))
+    url, ours = _split_ours(os.fspath(spec))
     try:
         from .postgres import PostgresBackend
     except ImportError as e:
@@ -125,6 +131,8 @@ def open_backend(spec: str | os.PathLike[str]) -> Backend:
                 "a PostgreSQL store needs psycopg 3 and psycopg_pool, which are not installed",
                 hint=POSTGRES_EXTRA_HINT) from None
         raise
-    if schema is None:
-        return PostgresBackend(url)
-    return PostgresBackend(url, schema=schema)
+    if ours.get("lease", "advisory") not in ("advisory", "row"):
+        raise ValueError(f"lease={ours['lease']!r} in {describe_store(spec)}: use "
+                         "lease=advisory or lease=row")
+    options: dict[str, Any] = dict(ours)
+    return PostgresBackend(url, **options)

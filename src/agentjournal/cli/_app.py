@@ -264,7 +264,12 @@ class Settings:
         self.check_root(must_exist=must_exist, spec=spec)
         if store_kind(spec) == "filesystem":
             return FilesystemBackend(filesystem_root(spec))
-        return open_backend(spec)
+        try:
+            return open_backend(spec)
+        except ValueError as e:  # a bad ?schema= or ?lease=
+            if isinstance(e, JournalError):
+                raise
+            raise click.BadParameter(str(e), param_hint="the store") from None
 
     def journal(self, agent_id: str, *, readonly: bool = True, repair: bool = False) -> Journal:
         """Open an existing agent's journal (read-only unless asked: no lock is taken).
