@@ -156,6 +156,16 @@ def test_commands_on_postgres(pg_dsn: str, pg_schema: str, tmp_path: Path) -> No
     res = run("--store", url, "show", "nobody")
     assert res.exit_code == 3
     assert_clean_stderr(res, r".")
+    # export from a directory, import into PostgreSQL with --store
+    make_agent(tmp_path / "fs", "imported", 6, keep_states=False)
+    res = run("--root", str(tmp_path / "fs"), "export", "imported", "-o",
+              str(tmp_path / "x.jsonl"))
+    assert res.exit_code == 0, res.stderr
+    res = run("import", str(tmp_path / "x.jsonl"), "--store", url, "--json")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["root"] == describe_store(url)
+    res = run("--store", url, "verify", "imported")
+    assert res.exit_code == 0 and res.stdout.startswith("ok  imported"), res.stdout
 
 
 def test_store_url_parameters_of_ours(pg_dsn: str, pg_schema: str) -> None:

@@ -291,17 +291,21 @@ class Settings:
     # --- progress --------------------------------------------------------------------------
     @contextlib.contextmanager
     def progress(self, description: str, unit: str = "") -> Iterator[Callable[[int, int], None]]:
-        """A progress bar on stderr (shown only in a terminal); yields ``update(done, total)``."""
+        """A progress bar on stderr (shown only in a terminal); yields ``update(done, total)``
+        (``unit``: ``"bytes"``, ``"percent"`` or items)."""
         from rich.progress import (
             BarColumn,
             DownloadColumn,
             MofNCompleteColumn,
             Progress,
+            ProgressColumn,
+            TaskProgressColumn,
             TextColumn,
             TimeRemainingColumn,
         )
 
-        count = DownloadColumn() if unit == "bytes" else MofNCompleteColumn()
+        count: ProgressColumn = (DownloadColumn() if unit == "bytes" else TaskProgressColumn()
+                                 if unit == "percent" else MofNCompleteColumn())
         bar = Progress(TextColumn("{task.description}"), BarColumn(), count,
                        TimeRemainingColumn(), console=self.err, transient=True,
                        disable=not self.err.is_terminal)

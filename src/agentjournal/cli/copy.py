@@ -56,7 +56,7 @@ def copy_cmd(source: str, target: str, agents: tuple[str, ...], no_snapshots: bo
     exchange.check_targets(dst, names)
     results: list[schemas.CopyAgent] = []
     for name in names:
-        with s.progress(f"copying {name}") as update:
+        with s.progress(f"copying {name}", "percent") as update:
             rep = exchange.copy_journal(src, dst, name, key=s.key_bytes(),
                                         snapshots=not no_snapshots, progress=update)
         results.append({
