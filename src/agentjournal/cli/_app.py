@@ -258,6 +258,11 @@ class Settings:
             self._backend, self._backend_root = self.open_store(spec, must_exist), spec
         return self._backend
 
+    def close_backend(self) -> None:
+        """Close the store's connections (a database backend's pool), if it has any."""
+        backend, self._backend, self._backend_root = self._backend, None, None
+        close_store(backend)
+
     def open_store(self, spec: str, must_exist: bool = True) -> Backend:
         """The backend of a store given as a string (``copy``'s SRC and DST), a root checked
         as by :meth:`check_root`."""
@@ -316,6 +321,14 @@ class Settings:
 
         with bar:
             yield update
+
+
+def close_store(backend: Backend | None) -> None:
+    """Close a backend that holds connections (PostgreSQL's pool); others have nothing to."""
+    close = getattr(backend, "close", None)
+    if close is not None:
+        with contextlib.suppress(Exception):  # the command's outcome is already decided
+            close()
 
 
 def get_settings() -> Settings:
@@ -507,6 +520,7 @@ class Group(click.Group):
                 settings.note("interrupted")
                 raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
             finally:
+                settings.close_backend()
                 _show_warnings(settings, caught)
 
 

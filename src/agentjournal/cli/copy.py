@@ -7,10 +7,12 @@ from rich.text import Text
 
 from .. import exchange
 from ..backends import describe_store
+from ..backends.base import Backend
 from . import schemas
 from ._app import (
     COLOR_CHOICE,
     COLOR_HELP,
+    close_store,
     get_settings,
     human_bytes,
     json_option,
@@ -49,7 +51,19 @@ def copy_cmd(source: str, target: str, agents: tuple[str, ...], no_snapshots: bo
     """
     s = get_settings()
     src = s.open_store(source)
-    dst = s.open_store(target, must_exist=False)
+    try:
+        dst = s.open_store(target, must_exist=False)
+        try:
+            _copy(source, target, src, dst, agents, no_snapshots, as_json)
+        finally:
+            close_store(dst)
+    finally:
+        close_store(src)
+
+
+def _copy(source: str, target: str, src: Backend, dst: Backend, agents: tuple[str, ...],
+          no_snapshots: bool, as_json: bool) -> None:
+    s = get_settings()
     if src.identity() == dst.identity():
         raise click.UsageError(f"SRC and DST are the same store ({describe_store(source)})")
     names = list(agents) if agents else src.list_agents()

@@ -343,15 +343,15 @@ def import_cmd(file: str, dry_run: bool, as_json: bool) -> None:
     out; nothing is written then. An agent that already has a journal is never overwritten.
     """
     s = get_settings()
-    # A new store is made; a file in a root's place is refused.
-    backend = s.backend(must_exist=False)
+    s.check_root(must_exist=False)  # a new store is made; a file in its place is refused
     with _seekable(file) as src, s.progress("importing", "bytes") as update:
         if dry_run:
             size = os.fstat(src.fileno()).st_size if src.seekable() else 0
             rep = exchange.verify_export(src, key=s.key_bytes(), where=file, progress=update,
                                          total=size)
         else:
-            rep = exchange.import_journal(src, backend=backend, key=s.key_bytes(), where=file,
+            rep = exchange.import_journal(src, backend=s.backend(must_exist=False),
+                                          key=s.key_bytes(), where=file,
                                           progress=update)
     doc: schemas.ImportOut = {
         "agent_id": rep.agent_id, "root": s.where, "path": file,
