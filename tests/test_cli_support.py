@@ -67,6 +67,7 @@ def run(*args: str, root: str | os.PathLike[str] | None = None, input: bytes | s
     argv = (["--root", os.fspath(root)] if root is not None else []) + list(args)
     runner = CliRunner()
     return runner.invoke(cli, argv, input=input, env={"AGENTJOURNAL_ROOT": None,
+                                                       "AGENTJOURNAL_STORE": None,
                                                        "AGENTJOURNAL_KEY": None, **(env or {})},
                          catch_exceptions=False)
 

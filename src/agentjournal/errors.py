@@ -30,6 +30,7 @@ __all__ = [
     "JournalNotFoundError",
     "JournalPoisonedError",
     "LimitExceededError",
+    "MissingExtraError",
     "NotJSONEncodableError",
     "PathNotFoundError",
     "QueryError",
@@ -287,3 +288,11 @@ class BadRequestError(JournalError, ValueError):
 class ForbiddenRequestError(JournalError, PermissionError):
     """A viewer request the server refuses: cross-origin, wrong host, or a change the server
     was not started to allow (``--allow-fork``)."""
+
+
+# --- choosing a store by a string (issue 15: open_backend, --store) ----------------------------
+
+
+class MissingExtraError(JournalError, ImportError):
+    """A store or feature needs an optional extra that is not installed (the hint names the
+    ``pip install`` command)."""

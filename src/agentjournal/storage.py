@@ -28,7 +28,8 @@ from .replay.journal import Journal
 if TYPE_CHECKING:
     from .state import AgentState, CheckpointMetadata
 
-__all__ = ["OLD_SEGMENT_POLICIES", "FilesystemStorage", "OldSegments", "StorageBackend"]
+__all__ = ["OLD_SEGMENT_POLICIES", "FilesystemStorage", "OldSegments", "PostgresStorage",
+           "StorageBackend"]
 
 
 @runtime_checkable
@@ -281,3 +282,95 @@ class FilesystemStorage:
         except CheckpointNotFoundError:
             return False
         return True
+
+
+class PostgresStorage(FilesystemStorage):
+    """A journal store in PostgreSQL: :class:`FilesystemStorage`'s counterpart for a fleet.
+
+    ``StateManager(storage=PostgresStorage(dsn))`` works like the filesystem store in every
+    method (save, resume, fork, list, history, time travel, retention, the seed's storage
+    protocol); the journals are the same records, kept in the database by
+    :class:`~agentjournal.backends.postgres.PostgresBackend` (needs
+    ``pip install 'agentjournal[postgres]'``). Agents on several hosts can share the store;
+    each agent still has one writer at a time (a second one gets ``JournalLockedError``).
+
+    Args:
+        dsn: a libpq connection string or ``postgresql://`` URL (a ``?schema=NAME`` parameter
+            in a URL is taken as ``schema``).
+        compress: lz4-compress snapshots.
+        schema: the PostgreSQL schema holding the tables (created on first use).
+        durability: ``"sync"`` (default): a step is acknowledged once its commit returned
+            with ``synchronous_commit=on``; ``"group"`` and ``"none"`` as documented in
+            ``docs/postgres.md``.
+        key, old_segments, segment_max_bytes, group_records, group_ms: as for
+            :class:`FilesystemStorage`.
+        backend: an open :class:`PostgresBackend` to share (``dsn`` and ``schema`` are then
+            only shown).
+
+    ``base_dir`` is not used (it stays the filesystem default, for code that only prints it).
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        compress: bool = True,
+        *,
+        schema: str | None = None,
+        durability: Durability | str = Durability.SYNC,
+        segment_max_bytes: int = 64 << 20,
+        key: bytes | str | None = None,
+        old_segments: OldSegments = "keep",
+        group_records: int = 64,
+        group_ms: float = 50.0,
+        backend: Backend | None = None,
+    ) -> None:
+        from .backends import describe_store, open_backend, store_kind
+
+        self._owns_backend = backend is None
+        if backend is None:
+            if store_kind(dsn) == "postgres":
+                url = dsn if schema is None else _with_schema(dsn, schema)
+                backend = open_backend(url)
+            else:  # a key/value DSN ("host=... dbname=..."): no URL to carry the schema
+                from .backends.postgres import PostgresBackend
+
+                backend = (PostgresBackend(dsn) if schema is None
+                           else PostgresBackend(dsn, schema=schema))
+        self.dsn = describe_store(dsn) if store_kind(dsn) == "postgres" else _redact_kv(dsn)
+        """The DSN without its password (for messages)."""
+        self.schema = schema
+        super().__init__(compress=compress, durability=durability,
+                         segment_max_bytes=segment_max_bytes, key=key,
+                         old_segments=old_segments, backend=backend,
+                         group_records=group_records, group_ms=group_ms)
+
+    def __repr__(self) -> str:
+        return (f"PostgresStorage(dsn={self.dsn!r}, schema={self.schema!r}, "
+                f"compress={self.compress}, durability={self.durability.value!r}, "
+                f"old_segments={self.old_segments!r})")
+
+    def close(self) -> None:
+        """Close the journals the protocol methods opened, then the backend's connections
+        (unless the backend was given: its owner closes it)."""
+        try:
+            super().close()
+        finally:
+            close = getattr(self.backend, "close", None)
+            if self._owns_backend and close is not None:
+                close()
+
+
+def _with_schema(url: str, schema: str) -> str:
+    """``url`` with ``?schema=`` set (the form :func:`open_backend` reads)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "schema"]
+    return urlunsplit(parts._replace(query=urlencode([*query, ("schema", schema)])))
+
+
+def _redact_kv(dsn: str) -> str:
+    """A key/value DSN without its ``password=`` (quoted values included)."""
+    import re
+
+    return re.sub(r"password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", "password=***", dsn)

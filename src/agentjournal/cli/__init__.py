@@ -16,6 +16,7 @@ from ._app import (
     COLOR_HELP,
     ENV_KEY,
     ENV_ROOT,
+    ENV_STORE,
     EXIT_CORRUPT,
     EXIT_EXISTS,
     EXIT_LOCKED,
@@ -23,12 +24,17 @@ from ._app import (
     EXIT_OK,
     EXIT_PROBLEMS,
     EXIT_USAGE,
+    ROOT_HELP,
+    STORE_HELP,
     Group,
     Settings,
     key_options,
     set_color,
+    set_root,
+    set_store,
 )
 from .anchor import anchor_cmd
+from .copy import copy_cmd
 from .inspect import diff_cmd, ls_cmd, show_cmd, stats_cmd
 from .log import log_cmd
 from .maintain import (
@@ -69,6 +75,8 @@ Examples:
 \b
 Environment:
   {ENV_ROOT}   the store root (default ./.agentjournal)
+  {ENV_STORE}  the store: a root, postgresql://USER@HOST/DB or memory:
+                      (--store SPEC; --root and --store beat the environment)
   {ENV_KEY}    the key of keyed hash chains (or --key-file PATH;
                       --key on the command line is seen by other users)
 
@@ -84,14 +92,10 @@ Exit status:
 """
 
 
-def _set_root(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    if value:
-        ctx.ensure_object(Settings).root = value
-
-
 @click.group(cls=Group, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--root", metavar="DIR", envvar=ENV_ROOT, expose_value=False, callback=_set_root,
-              help=f"Store root [env: {ENV_ROOT}; default: ./.agentjournal].")
+@click.option("--root", metavar="DIR", expose_value=False, callback=set_root, help=ROOT_HELP)
+@click.option("--store", metavar="SPEC", expose_value=False, callback=set_store,
+              help=STORE_HELP)
 @key_options
 @click.option("--color", type=COLOR_CHOICE, default=None, expose_value=False,
               callback=set_color, help=COLOR_HELP + "  [default: auto]")
@@ -109,7 +113,7 @@ def cli(ctx: click.Context) -> None:
 
 
 for _cmd in (ls_cmd, log_cmd, show_cmd, diff_cmd, stats_cmd, verify_cmd, repair_cmd, fork_cmd,
-             compact_cmd, export_cmd, import_cmd, demo_cmd, schema_cmd,
+             compact_cmd, export_cmd, import_cmd, copy_cmd, demo_cmd, schema_cmd,
              blame_cmd, grep_cmd, bisect_cmd, anchor_cmd, serve_cmd):
     cli.add_command(_cmd)
 

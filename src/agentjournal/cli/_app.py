@@ -23,6 +23,7 @@ from rich.text import Text
 
 from .. import status
 from .._time import format_ts
+from ..backends import describe_store, filesystem_root, open_backend, store_kind
 from ..backends.base import Backend
 from ..backends.filesystem import DEFAULT_ROOT, FilesystemBackend
 from ..errors import (
@@ -59,6 +60,7 @@ EXIT_INTERRUPTED = 130
 """Ctrl-C (``log --follow`` exits 0 on Ctrl-C: stopping is how it ends)."""
 
 ENV_ROOT = "AGENTJOURNAL_ROOT"
+ENV_STORE = "AGENTJOURNAL_STORE"
 ENV_KEY = "AGENTJOURNAL_KEY"
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -75,6 +77,13 @@ class Settings:
     """The options every command shares, resolved from the group, the command and the env."""
 
     root: str = field(default_factory=lambda: os.environ.get(ENV_ROOT) or DEFAULT_ROOT)
+    store: str | None = field(default_factory=lambda: os.environ.get(ENV_STORE) or None)
+    """``--store`` or ``AGENTJOURNAL_STORE``: a filesystem root, ``postgresql://…`` or
+    ``memory:`` (see :func:`agentjournal.backends.open_backend`)."""
+    root_given: bool = False
+    """``--root`` was on the command line (it then wins over ``AGENTJOURNAL_STORE``)."""
+    store_given: bool = False
+    """``--store`` was on the command line."""
     key: str | None = field(default_factory=lambda: os.environ.get(ENV_KEY) or None)
     color: str = "auto"
     warned_key: bool = False
@@ -161,21 +170,61 @@ class Settings:
         else:
             click.echo(json.dumps(doc, indent=indent, ensure_ascii=False, allow_nan=False))
 
+    # --- the store -----------------------------------------------------------------------
+    @property
+    def spec(self) -> str:
+        """The store the command works on, as a string: ``--store``, ``--root``,
+        ``AGENTJOURNAL_STORE``, ``AGENTJOURNAL_ROOT``, ``./.agentjournal`` (the command line
+        wins over the environment; both kinds at one level is a usage error)."""
+        if self.store_given:
+            assert self.store is not None
+            return self.store
+        if self.root_given:
+            return self.root
+        if self.store is not None:
+            if os.environ.get(ENV_ROOT):
+                usage_error(f"{ENV_STORE} and {ENV_ROOT} are both set; unset one of them "
+                            "(or give --store or --root)")
+            return self.store
+        return self.root
+
+    @property
+    def on_filesystem(self) -> bool:
+        """Whether the store is a directory (a root) rather than a database or memory."""
+        return store_kind(self.spec) == "filesystem"
+
+    @property
+    def where(self) -> str:
+        """The store for messages and ``--json``: a root's absolute path, a URL without its
+        password."""
+        return describe_store(self.spec)
+
+    def python_store(self) -> str:
+        """How Python code opens this store, for hints: ``root='…'`` or
+        ``backend=open_backend('…')`` (without a password)."""
+        if self.on_filesystem:
+            return f"root={filesystem_root(self.spec)!r}"
+        return f"backend=open_backend({self.where!r})"
+
     # --- journals ------------------------------------------------------------------------
     def key_bytes(self) -> bytes | None:
         """The chain key as bytes (None: unkeyed)."""
         return self.key.encode() if self.key else None
 
-    def check_root(self, *, must_exist: bool = True) -> None:
+    def check_root(self, *, must_exist: bool = True, spec: str | None = None) -> None:
         """Refuse a root that cannot be a store, the same way for every command.
 
         A root that is not a directory, or (``must_exist``) one that does not exist or that
         is one agent's directory rather than the store holding it, is
         :class:`JournalNotFoundError` (exit 3) with what to do; a symlink is
         :class:`UnsafePathError` (exit 5). Permissions and ownership are the backend's to
-        check.
+        check. A store that is not a directory (``--store postgresql://…``) is the backend's
+        to check when it is opened.
         """
-        root = os.path.abspath(self.root)
+        spec = self.spec if spec is None else spec
+        if store_kind(spec) != "filesystem":
+            return
+        root = os.path.abspath(filesystem_root(spec))
         if os.path.islink(root):
             # The engine refuses it too, but only once a journal is opened: refuse it here so
             # that ls and verify --all say so instead of listing every agent as unreadable.
@@ -200,13 +249,32 @@ class Settings:
                 "store root", path=root,
                 hint=f"use its parent as the root: --root {os.path.dirname(root)}")
 
-    def backend(self) -> Backend:
-        """The store the commands work on (the one place that chooses it); the root must be
-        an existing store (:meth:`check_root`)."""
-        if self._backend is None or self._backend_root != self.root:
-            self.check_root()
-            self._backend, self._backend_root = FilesystemBackend(self.root), self.root
+    def backend(self, *, must_exist: bool = True) -> Backend:
+        """The store the commands work on (the one place that chooses it); a root must be an
+        existing store (:meth:`check_root`) unless ``must_exist`` is false (commands that
+        create journals)."""
+        spec = self.spec
+        if self._backend is None or self._backend_root != spec:
+            self._backend, self._backend_root = self.open_store(spec, must_exist), spec
         return self._backend
+
+    def close_backend(self) -> None:
+        """Close the store's connections (a database backend's pool), if it has any."""
+        backend, self._backend, self._backend_root = self._backend, None, None
+        close_store(backend)
+
+    def open_store(self, spec: str, must_exist: bool = True) -> Backend:
+        """The backend of a store given as a string (``copy``'s SRC and DST), a root checked
+        as by :meth:`check_root`."""
+        self.check_root(must_exist=must_exist, spec=spec)
+        if store_kind(spec) == "filesystem":
+            return FilesystemBackend(filesystem_root(spec))
+        try:
+            return open_backend(spec)
+        except ValueError as e:  # a bad ?schema= or ?lease=
+            if isinstance(e, JournalError):
+                raise
+            raise click.BadParameter(str(e), param_hint="the store") from None
 
     def journal(self, agent_id: str, *, readonly: bool = True, repair: bool = False) -> Journal:
         """Open an existing agent's journal (read-only unless asked: no lock is taken).
@@ -228,17 +296,21 @@ class Settings:
     # --- progress --------------------------------------------------------------------------
     @contextlib.contextmanager
     def progress(self, description: str, unit: str = "") -> Iterator[Callable[[int, int], None]]:
-        """A progress bar on stderr (shown only in a terminal); yields ``update(done, total)``."""
+        """A progress bar on stderr (shown only in a terminal); yields ``update(done, total)``
+        (``unit``: ``"bytes"``, ``"percent"`` or items)."""
         from rich.progress import (
             BarColumn,
             DownloadColumn,
             MofNCompleteColumn,
             Progress,
+            ProgressColumn,
+            TaskProgressColumn,
             TextColumn,
             TimeRemainingColumn,
         )
 
-        count = DownloadColumn() if unit == "bytes" else MofNCompleteColumn()
+        count: ProgressColumn = (DownloadColumn() if unit == "bytes" else TaskProgressColumn()
+                                 if unit == "percent" else MofNCompleteColumn())
         bar = Progress(TextColumn("{task.description}"), BarColumn(), count,
                        TimeRemainingColumn(), console=self.err, transient=True,
                        disable=not self.err.is_terminal)
@@ -251,14 +323,44 @@ class Settings:
             yield update
 
 
+def close_store(backend: Backend | None) -> None:
+    """Close a backend that holds connections (PostgreSQL's pool); others have nothing to."""
+    close = getattr(backend, "close", None)
+    if close is not None:
+        with contextlib.suppress(Exception):  # the command's outcome is already decided
+            close()
+
+
 def get_settings() -> Settings:
     """The current command's :class:`Settings`."""
     return click.get_current_context().ensure_object(Settings)
 
 
-def _set_root(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    if value is not None:
-        ctx.ensure_object(Settings).root = value
+def set_root(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """``--root DIR`` before or after the command; refused next to ``--store``."""
+    if value is None:
+        return
+    settings = ctx.ensure_object(Settings)
+    if settings.store_given:
+        raise click.UsageError("give the store with --store or --root, not both")
+    settings.root, settings.root_given = value, True
+
+
+def set_store(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """``--store SPEC`` before or after the command; refused next to ``--root``."""
+    if value is None:
+        return
+    settings = ctx.ensure_object(Settings)
+    if settings.root_given:
+        raise click.UsageError("give the store with --store or --root, not both")
+    if not value:
+        raise click.BadParameter("the store is empty", param_hint="'--store'")
+    settings.store, settings.store_given = value, True
+
+
+STORE_HELP = (f"The store: a directory, postgresql://USER@HOST/DB[?schema=NAME] or memory: "
+              f"[env: {ENV_STORE}].")
+ROOT_HELP = f"Store root directory [env: {ENV_ROOT}; default: {DEFAULT_ROOT}]."
 
 
 KEY_WARNING = (f"a key given with --key is visible to other local users (ps, /proc) and kept "
@@ -319,12 +421,13 @@ KEY_FILE_HELP = "Read the key from this file (one trailing newline is ignored; c
 
 
 def root_option(f: F) -> F:
-    """``--root`` and ``--color`` on a command (they may also be given before it)."""
+    """``--root``, ``--store`` and ``--color`` on a command (they may also be given before it)."""
     f = click.option("--color", type=COLOR_CHOICE, default=None, expose_value=False,
                      callback=set_color, help=COLOR_HELP + " [default: auto]")(f)
+    f = click.option("--store", metavar="SPEC", default=None, expose_value=False,
+                     callback=set_store, help=STORE_HELP)(f)
     return click.option("--root", metavar="DIR", default=None, expose_value=False,
-                        callback=_set_root,
-                        help=f"Store root [env: {ENV_ROOT}; default: {DEFAULT_ROOT}].")(f)
+                        callback=set_root, help=ROOT_HELP)(f)
 
 
 def key_options(f: F) -> F:
@@ -336,8 +439,8 @@ def key_options(f: F) -> F:
 
 
 def store_options(f: F) -> F:
-    """``--root``, ``--key``, ``--key-file`` and ``--color`` on a command (they may also be
-    given before it)."""
+    """``--root``, ``--store``, ``--key``, ``--key-file`` and ``--color`` on a command (they
+    may also be given before it)."""
     return root_option(key_options(f))
 
 
@@ -417,6 +520,7 @@ class Group(click.Group):
                 settings.note("interrupted")
                 raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
             finally:
+                settings.close_backend()
                 _show_warnings(settings, caught)
 
 

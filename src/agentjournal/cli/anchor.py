@@ -34,11 +34,11 @@ def anchor_cmd(agent: str, witness: str | None, as_json: bool) -> None:
     anchored head or holds another record there.
     """
     s = get_settings()
-    if witness is not None:
-        root = os.path.realpath(s.root)
+    if witness is not None and s.on_filesystem:
+        root = os.path.realpath(s.where)
         where = os.path.realpath(witness)
         if where == root or where.startswith(root + os.sep):
-            raise click.UsageError(f"the witness file {witness} is inside the store {s.root}: "
+            raise click.UsageError(f"the witness file {witness} is inside the store {s.where}: "
                                    "it would roll back with the store; keep it elsewhere")
     with s.journal(agent) as j:
         head = j.head()

@@ -99,11 +99,11 @@ def ls_cmd(full: bool, as_json: bool) -> None:
     rows = [ls_row(summarize_agent(s, a, full=full, writer=holders.get(a)))
             for a in backend.list_agents()]
     if as_json:
-        doc: schemas.LsOut = {"root": backend.describe(), "agents": rows}
+        doc: schemas.LsOut = {"root": s.where, "agents": rows}
         s.emit_json(doc)
         return
     if not rows:
-        s.note(f"no agents under {backend.describe()}")
+        s.note(f"no agents under {s.where}")
         return
     narrow = s.tty and s.out.width < NARROW
     cols = [("AGENT", "left"), ("STEPS", "right"), ("LAST STEP", "left"),

@@ -344,7 +344,7 @@ def _wait_for(s: Settings, agent: str, idle: Callable[[], bool], interval: float
             return s.journal(agent)
         except JournalNotFoundError:
             if not told:
-                s.note(f"waiting for agent {agent!r} to appear under {s.root} (Ctrl-C stops)")
+                s.note(f"waiting for agent {agent!r} to appear under {s.where} (Ctrl-C stops)")
                 told = True
             if idle():
                 return None

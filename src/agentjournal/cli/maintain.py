@@ -15,6 +15,7 @@ import click
 from rich.text import Text
 
 from .. import exchange
+from ..backends import filesystem_root
 from ..errors import JournalExistsError
 from ..replay.verify import VerifyReport
 from ..witness import latest_head
@@ -127,7 +128,7 @@ def verify_cmd(agents: tuple[str, ...], all_agents: bool, witness: str | None,
         doc: schemas.VerifyOut = {"ok": ok, "agents": results}
         s.emit_json(doc)
     elif not names:
-        s.note(f"no agents under {s.root}")
+        s.note(f"no agents under {s.where}")
     if not ok:
         raise click.exceptions.Exit(EXIT_PROBLEMS)
 
@@ -168,7 +169,7 @@ def fork_cmd(agent: str, step: int, new_agent: str, as_json: bool) -> None:
     s.out.print(Text.assemble(
         "forked ", (agent, "bold"), f" at step {doc['parent_step']} (seq {doc['parent_seq']})"
         " → ", (new_agent, "bold green")))
-    s.note(f"continue it with Journal({new_agent!r}, root={s.root!r}) or inspect it with "
+    s.note(f"continue it with Journal({new_agent!r}, {s.python_store()}) or inspect it with "
            f"'agentjournal log {new_agent}'")
 
 
@@ -392,10 +393,11 @@ def import_cmd(file: str, dry_run: bool, as_json: bool) -> None:
             rep = exchange.verify_export(src, key=s.key_bytes(), where=file, progress=update,
                                          total=size)
         else:
-            rep = exchange.import_journal(src, root=s.root, key=s.key_bytes(), where=file,
+            rep = exchange.import_journal(src, backend=s.backend(must_exist=False),
+                                          key=s.key_bytes(), where=file,
                                           progress=update)
     doc: schemas.ImportOut = {
-        "agent_id": rep.agent_id, "root": os.path.abspath(s.root), "path": file,
+        "agent_id": rep.agent_id, "root": s.where, "path": file,
         "written": rep.written, "records": rep.records, "segments": rep.segments,
         "snapshots": rep.snapshots, "bytes": rep.bytes, "first_seq": rep.first_seq,
         "last_seq": rep.last_seq, "last_step": rep.last_step, "last_hash": rep.last_hash,
@@ -412,7 +414,7 @@ def import_cmd(file: str, dry_run: bool, as_json: bool) -> None:
                                   (rep.agent_id, "bold"), f", {what}; verified, not imported"))
     else:
         s.out.print(Text.assemble("imported ", (rep.agent_id, "bold"), f": {what} into "
-                                  f"{os.path.abspath(s.root)} (verified)"))
+                                  f"{s.where} (verified)"))
 
 
 @contextlib.contextmanager
@@ -455,9 +457,12 @@ def demo_cmd(steps: int, crash_at: int) -> None:
         from ..demo import run_demo
     except ImportError:  # the facade's demo is not installed in this build
         raise click.ClickException("the demo is not available in this build") from None
+    if not s.on_filesystem:
+        raise click.UsageError(f"the demo runs on a store directory, not on {s.where}; give "
+                               "it one with --root DIR")
     s.check_root(must_exist=False)
     try:
-        run_demo(s.root, echo=click.echo, steps=steps, crash_at=crash_at)
+        run_demo(filesystem_root(s.spec), echo=click.echo, steps=steps, crash_at=crash_at)
     except ValueError as e:  # steps / crash-at out of range
         raise click.UsageError(str(e)) from None
     except RuntimeError as e:  # the demo's child agent did not behave

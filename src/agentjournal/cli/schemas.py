@@ -223,6 +223,33 @@ class ImportOut(ExportOut):
     """False with ``--dry-run`` (the file was only verified)."""
 
 
+class CopyAgent(TypedDict):
+    """One journal in ``copy --json``."""
+
+    agent_id: str
+    records: int
+    segments: int
+    snapshots: int
+    bytes: int
+    """Size of the export the copy went through."""
+    first_seq: int
+    last_seq: int
+    last_step: int
+    last_hash: str
+    keyed: bool
+    verified: bool
+    """The copy verified and matches its source (always true: a failed check is an error)."""
+
+
+class CopyOut(TypedDict):
+    """``copy --json``."""
+
+    source: str
+    """SRC (a URL without its password, a root's absolute path)."""
+    target: str
+    agents: list[CopyAgent]
+
+
 class RepairCut(TypedDict):
     """What ``repair`` cut (with ``--dry-run``: would cut) off the end of one segment."""
 
@@ -420,6 +447,7 @@ SCHEMAS: dict[str, Any] = {
     "compact": CompactOut,
     "export": ExportOut,
     "import": ImportOut,
+    "copy": CopyOut,
     "stats": StatsOut,
     "repair": RepairOut,
     "blame": BlameOut,
@@ -433,8 +461,7 @@ _STRICT = {"extra": "forbid", "strict": True}
 _TYPED_DICTS = (ProblemOut, LsAgent, LsOut, LogEntry, ShowOut, PatchOp, CutOut, VerifyAgent,
                 VerifyOut, ForkOut, CompactOut, ExportRange, ExportOut, ImportOut, ResumeCost,
                 StatsOut, RepairCut, RepairOut, WriteOut, HistoryStartOut, BlameChild, BlameOut,
-                GrepMatch,
-                BisectOut, AnchorOut)
+                GrepMatch, BisectOut, AnchorOut, CopyAgent, CopyOut)
 
 
 def _adapter(command: str) -> Any:

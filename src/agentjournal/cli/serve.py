@@ -9,7 +9,6 @@ from types import FrameType
 
 import click
 
-from ..backends.filesystem import FilesystemBackend
 from ._app import EXIT_USAGE, get_settings, store_options
 
 
@@ -29,6 +28,7 @@ Examples:
   agentjournal serve --open           (serve ./.agentjournal, open a browser)
   agentjournal serve --allow-fork --port 9000
   agentjournal serve --witness heads.jsonl   (check each agent against its anchored head)
+  agentjournal serve --store postgresql://viewer@db.internal/agents
   $ agentjournal serve --dry-run
 \b
 Then open http://127.0.0.1:8765/ (or /agents/AGENT?step=N for one step).
@@ -73,16 +73,16 @@ def serve_cmd(host: str, port: int, open_browser: bool, allow_fork: bool, dry_ru
                     "to do it anyway.", markup=False, highlight=False)
         raise SystemExit(EXIT_USAGE)
     if remote:
-        s.err.print(f"warning: serving {s.root} on {host}:{port}, reachable from other "
+        s.err.print(f"warning: serving {s.where} on {host}:{port}, reachable from other "
                     "machines, with no authentication and no TLS.", style="bold yellow",
                     markup=False, highlight=False)
     shown = "[" + host + "]" if ":" in host else host
     mode = "fork allowed" if allow_fork else "read-only"
     if dry_run:
-        s.out.print(f"would serve {s.root} on http://{shown}:{port}/ ({mode})",
+        s.out.print(f"would serve {s.where} on http://{shown}:{port}/ ({mode})",
                     markup=False, highlight=False)
         return
-    backend = FilesystemBackend(s.root)
+    backend = s.backend(must_exist=False)
     app = create_app(backend, key=s.key, allow_fork=allow_fork,
                      hosts=None if remote else ("127.0.0.1", "localhost", "::1"),
                      witnesses=witnesses)
@@ -110,7 +110,7 @@ def serve_cmd(host: str, port: int, open_browser: bool, allow_fork: bool, dry_ru
             for sock in srv.sockets:
                 bound = sock.getsockname()[1]
         url = f"http://{shown}:{bound}/"
-        s.err.print(f"agentjournal viewer on {url} (store {s.root}, {mode}); Ctrl-C to stop",
+        s.err.print(f"agentjournal viewer on {url} (store {s.where}, {mode}); Ctrl-C to stop",
                     markup=False, highlight=False)
         if open_browser:
             webbrowser.open(url)

@@ -35,11 +35,15 @@ Import verifies the whole file before it writes anything, writes through the bac
 (:meth:`~agentjournal.backends.base.AgentStore.create_segment`), refuses an agent that already
 has a journal, finally runs :meth:`Journal.verify` on what it wrote, and removes everything it
 wrote when any of this fails.
+
+:func:`copy_journal` is the two in one, from one backend to another (a filesystem root to
+PostgreSQL and back), with the copy checked against its source.
 """
 
 from __future__ import annotations
 
 from ..errors import ImportRefusedError
+from .copy import CopyReport, check_targets, copy_journal
 from .exporter import export_journal
 from .fileformat import (
     EXPORT_FORMAT,
@@ -56,6 +60,7 @@ from .importer import import_journal, read_manifest, verify_export
 
 __all__ = [
     "EXPORT_FORMAT",
+    "CopyReport",
     "ExportReport",
     "ImportRefusedError",
     "ImportReport",
@@ -65,6 +70,8 @@ __all__ = [
     "SnapshotInfo",
     "SnapshotLine",
     "check_key",
+    "check_targets",
+    "copy_journal",
     "export_journal",
     "import_journal",
     "read_manifest",
