@@ -118,7 +118,8 @@ def cutoff_of(when: timedelta | datetime | float, now: float | None = None) -> f
 def expire(backend: Backend, *, older_than: timedelta | datetime | float,
            agents: Iterable[str] | None = None,
            drop_idle_agents: timedelta | datetime | float | None = None,
-           key: bytes | str | None = None, batch: int = 100, dry_run: bool = False,
+           key: bytes | str | Callable[[str], bytes | str | None] | None = None,
+           batch: int = 100, dry_run: bool = False,
            progress: Callable[[int, int], None] | None = None) -> ExpiryReport:
     """Prune every agent's history older than ``older_than`` (see the module docstring).
 
@@ -128,7 +129,9 @@ def expire(backend: Backend, *, older_than: timedelta | datetime | float,
         agents: only these agents (default: every agent of the store).
         drop_idle_agents: also delete whole agents whose newest step is older than this
             (an age or a moment); None: never delete an agent.
-        key: the chain key of keyed journals (one key for the agents processed).
+        key: the chain key of keyed journals: one for every agent, or a function of the
+            agent id (returning None for unkeyed ones). An agent opened with the wrong key
+            is an error in the report.
         batch: agents per batch (one look at the live writers per batch).
         dry_run: change nothing; report what would be done (read-only: no lease is taken).
         progress: ``progress(done, total)`` after each agent.
@@ -155,7 +158,8 @@ def expire(backend: Backend, *, older_than: timedelta | datetime | float,
                 rep._add(AgentExpiry(agent_id, "skipped",
                                      f"a writer holds it (pid {held})"))
             else:
-                rep._add(_one(backend, agent_id, key, cutoff, drop, dry_run))
+                k = key(agent_id) if callable(key) else key
+                rep._add(_one(backend, agent_id, k, cutoff, drop, dry_run))
             done += 1
             if progress is not None:
                 progress(done, len(ids))
