@@ -235,3 +235,69 @@ def test_cutoff_of() -> None:
         cutoff_of(timedelta(seconds=-1))
     with pytest.raises(ValueError):
         expire(MemoryBackend(), older_than=1.0, batch=0)
+
+
+# --- the command ------------------------------------------------------------------------
+
+
+def _holder(root: Path, agent: str) -> subprocess.Popen[str]:
+    child = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys
+            from agentjournal import Journal
+            j = Journal({agent!r}, root={str(root)!r}, snapshot_every=None)
+            print("ready", flush=True)
+            sys.stdin.read()
+        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": SRC})
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    return child
+
+
+def _release(child: subprocess.Popen[str]) -> None:
+    assert child.stdin is not None and child.stdout is not None
+    child.stdin.close()
+    child.wait(timeout=30)
+    child.stdout.close()
+
+
+def test_cli_expire(tmp_path: Path) -> None:
+    from test_cli_support import run, run_json
+
+    root = tmp_path / "store"
+    backend = FilesystemBackend(str(root))
+    _write(backend, "a", range(20), {})
+    _write(backend, "b", range(20), {})
+    _write(backend, "k", range(20), {}, key=b"s3cret")
+    cut = _moment()
+    _write(backend, "b", range(20, 25), {})
+    before = {x: _shape(backend, x, b"s3cret" if x == "k" else None) for x in "abk"}
+    age = f"{time.time() - cut:.3f}s"
+    dry = run_json("expire", "--older-than", age, "--dry-run", "a", "b", root=root)
+    assert dry["dry_run"] and {p["agent_id"] for p in dry["pruned"]} == {"a", "b"}
+    assert {x: _shape(backend, x, b"s3cret" if x == "k" else None) for x in "abk"} == before
+    # the keyed agent fails without its key: exit 1, the others are done all the same
+    doc = run_json("expire", "--older-than", str(cut), root=root, code=1)
+    assert [e["agent_id"] for e in doc["errors"]] == ["k"]
+    assert {p["agent_id"] for p in doc["pruned"]} == {"a", "b"}
+    assert doc["segments_deleted"] == sum(p["segments_deleted"] for p in dry["pruned"])
+    res = run("expire", "--older-than", str(cut), "k", root=root,
+              env={"AGENTJOURNAL_KEY": "s3cret"})
+    assert res.exit_code == 0, res.stderr
+    assert "prune 1 agent" in res.stdout
+    assert run("expire", "--older-than", "1d", "nope", root=root).exit_code == 3
+    assert run("expire", "--older-than", "soon", root=root).exit_code == 2
+    child = _holder(root, "a")
+    try:
+        res = run("expire", "--older-than", "0s", "--drop-idle", "0s", "a", root=root)
+        assert res.exit_code == 4 and "skipped a" in res.stderr
+        # the whole store: a running agent is no failure (the keyed one without its key is)
+        res = run("expire", "--older-than", "0s", "--drop-idle", "0s", root=root)
+        assert res.exit_code == 1 and "error: k:" in res.stderr, res.stderr
+        assert backend.list_agents() == ["a", "k"]
+        res = run("expire", "--older-than", "0s", "--drop-idle", "0s", "k", root=root,
+                  env={"AGENTJOURNAL_KEY": "s3cret"})
+        assert res.exit_code == 0, res.stderr
+        assert backend.list_agents() == ["a"]
+    finally:
+        _release(child)

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from test_expiry import _check, _fleet, _moment, _shape, _write
 
 from agentjournal import Journal
 from agentjournal.backends.postgres import PostgresBackend
@@ -26,6 +25,7 @@ from agentjournal.backends.postgres._notify import CHECK_EVERY
 from agentjournal.expiry import expire
 from agentjournal.journal.follow import Tail
 from agentjournal.serve.engine import LiveTail
+from test_expiry import _check, _fleet, _moment, _shape, _write
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 

@@ -153,6 +153,39 @@ class CompactOut(TypedDict):
     errors: list[str]
 
 
+class ExpireAgent(TypedDict):
+    """One agent in ``expire --json``."""
+
+    agent_id: str
+    action: str
+    """``pruned``, ``dropped``, ``skipped`` (a live writer elsewhere) or ``error``."""
+    detail: str
+    segments_deleted: int
+    snapshots_deleted: int
+    bytes_saved: int
+    anchor_seq: int | None
+    last_active: float | None
+    """Unix time of the agent's newest step (null: not looked at)."""
+
+
+class ExpireOut(TypedDict):
+    """``expire --json``."""
+
+    dry_run: bool
+    cutoff: float
+    cutoff_time: str
+    drop_cutoff: float | None
+    agents_seen: int
+    unchanged: int
+    segments_deleted: int
+    snapshots_deleted: int
+    bytes_saved: int
+    pruned: list[ExpireAgent]
+    dropped: list[ExpireAgent]
+    skipped: list[ExpireAgent]
+    errors: list[ExpireAgent]
+
+
 class SkippedSnapshot(TypedDict):
     """A snapshot ``export`` left out because the journal would not use it."""
 
@@ -398,6 +431,7 @@ SCHEMAS: dict[str, Any] = {
     "verify": VerifyOut,
     "fork": ForkOut,
     "compact": CompactOut,
+    "expire": ExpireOut,
     "export": ExportOut,
     "import": ImportOut,
     "stats": StatsOut,
@@ -413,7 +447,7 @@ _STRICT = {"extra": "forbid", "strict": True}
 _TYPED_DICTS = (ProblemOut, LsAgent, LsOut, LogEntry, ShowOut, PatchOp, VerifyAgent, VerifyOut,
                 ForkOut, CompactOut, ExportRange, ExportOut, ImportOut, ResumeCost, StatsOut,
                 RepairCut, RepairOut, WriteOut, HistoryStartOut, BlameChild, BlameOut, GrepMatch,
-                BisectOut, AnchorOut)
+                BisectOut, AnchorOut, ExpireAgent, ExpireOut)
 
 
 def _adapter(command: str) -> Any:
