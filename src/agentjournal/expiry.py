@@ -186,8 +186,7 @@ def _one(backend: Backend, agent_id: str, key: bytes | str | None, cutoff: float
             return _drop(backend, agent_id, plan.last_active)
         with Journal(agent_id, backend=backend, key=key, create=False,
                      snapshot_every=None) as j:
-            plan = _Plan.of(j, cutoff, drop)  # again, under the lease: it may have changed
-            return None if plan is None else plan.apply(j)
+            return plan.apply(j)
     except JournalLockedError as e:
         return AgentExpiry(agent_id, "skipped", str(e))
     except JournalNotFoundError as e:
@@ -285,9 +284,18 @@ class _Plan:
                            bytes_saved=rep.bytes_saved, last_active=self.last_active)
 
     def apply(self, j: Journal) -> AgentExpiry | None:
-        if self.drop:
+        """Prune, on ``j`` opened for writing after the read-only look that made the plan.
+
+        The plan still holds: the base's age depends only on the records up to it, which
+        never change; a writer may only have added records and snapshots after it (counted
+        again here), or an earlier compaction removed the base (then nothing is done).
+        """
+        if self.drop or self.base is None:
             return None  # dropping is decided read-only and done by _drop (see _one)
-        rep = j.compact(keep_snapshots=self.keep, prune=True)
+        snaps = j.snapshot_seqs()
+        if self.base not in snaps:
+            return None
+        rep = j.compact(keep_snapshots=sum(1 for s in snaps if s >= self.base), prune=True)
         action = "error" if rep.errors else "pruned"
         if action == "pruned" and not rep.segments_deleted and not rep.snapshots_deleted:
             return None
