@@ -301,3 +301,21 @@ def test_cli_expire(tmp_path: Path) -> None:
         assert backend.list_agents() == ["a"]
     finally:
         _release(child)
+
+
+def test_bench_expiry_smoke() -> None:
+    """benchmarks/bench_expiry.py runs on a tiny fleet and prints its JSON line (no timing
+    is asserted)."""
+    import json
+
+    root = Path(__file__).resolve().parents[1]
+    p = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_expiry.py"),
+                        "--agents", "4", "--steps", "12", "--no-postgres"],
+                       capture_output=True, text=True, timeout=300, cwd=root,
+                       env={**os.environ, "PYTHONPATH": SRC})
+    assert p.returncode == 0, p.stdout + p.stderr
+    line = next(x for x in p.stdout.splitlines() if x.startswith("BENCH_EXPIRY "))
+    doc = json.loads(line.split(" ", 1)[1])
+    fs = doc["results"]["filesystem"]
+    assert fs["expire"]["pruned"] == 4 and fs["re-run"]["unchanged"] == 4
+    assert fs["dry-run"]["segments_deleted"] == fs["expire"]["segments_deleted"] > 0

@@ -25,9 +25,10 @@ retention (:func:`agentjournal.retention.compact` with ``prune``), one agent at 
   any ``Journal`` does. Nothing is opened for writing unless a read-only look found work.
 
 Agents are processed in batches of ``batch`` (one ``lock_holders()`` look per batch), one
-journal open at a time; the report keeps a line only for agents where something happened,
-so memory stays bounded by the batch, not by the fleet (the id list itself excepted).
-Running it twice is the same as running it once.
+journal open at a time, so no history and no journal handle is held across agents; what
+grows with the fleet is the list of agent ids and one small :class:`AgentExpiry` per agent
+pruned, dropped, skipped or failed (agents left unchanged are only counted). Running it
+twice is the same as running it once.
 """
 
 from __future__ import annotations
