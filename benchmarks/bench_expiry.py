@@ -1,7 +1,7 @@
 """Throughput of fleet expiry (``agentjournal.expiry.expire``) on the filesystem and PostgreSQL.
 
-    python benchmarks/bench_expiry.py [--agents 1000] [--steps 30] [--dsn postgresql://...]
-                                      [--no-postgres]
+    python benchmarks/bench_expiry.py [--agents 1000] [--steps 30] [--workers 1]
+                                      [--dsn postgresql://...] [--no-postgres]
 
 Workload: ``--agents`` agents, each ``--steps`` steps (a small growing state, snapshots every
 10 steps, durability ``none`` to build it fast); then a cutoff; then 5 more steps for every
@@ -50,14 +50,15 @@ def _build(backend: Backend, agents: int, steps: int) -> float:
     return cut
 
 
-def _run(name: str, backend: Backend, agents: int, steps: int) -> dict[str, Any]:
+def _run(name: str, backend: Backend, agents: int, steps: int, workers: int
+         ) -> dict[str, Any]:
     t0 = time.perf_counter()
     cut = _build(backend, agents, steps)
     build = time.perf_counter() - t0
     out: dict[str, Any] = {"build_s": round(build, 2)}
     for phase, dry in (("dry-run", True), ("expire", False), ("re-run", False)):
         t0 = time.perf_counter()
-        rep = expire(backend, older_than=cut, dry_run=dry)
+        rep = expire(backend, older_than=cut, dry_run=dry, workers=workers)
         dt = time.perf_counter() - t0
         assert not rep.errors, rep.errors[:3]
         out[phase] = {"seconds": round(dt, 3), "agents_per_s": round(agents / dt, 1),
@@ -74,11 +75,12 @@ def main() -> int:
     ap.add_argument("--dsn", default=os.environ.get("AGENTJOURNAL_TEST_PG_DSN"))
     ap.add_argument("--schema", default="bench_expiry")
     ap.add_argument("--no-postgres", action="store_true")
+    ap.add_argument("--workers", type=int, default=1, help="expire(workers=N)")
     args = ap.parse_args()
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         results["filesystem"] = _run("filesystem", FilesystemBackend(tmp), args.agents,
-                                     args.steps)
+                                     args.steps, args.workers)
     if not args.no_postgres:
         import psycopg
 
@@ -95,7 +97,8 @@ def main() -> int:
             with psycopg.connect(dsn, autocommit=True) as c:
                 c.execute(f"DROP SCHEMA IF EXISTS {args.schema} CASCADE")
             with PostgresBackend(dsn, schema=args.schema) as be:
-                results["postgres"] = _run("postgres", be, args.agents, args.steps)
+                results["postgres"] = _run("postgres", be, args.agents, args.steps,
+                                           args.workers)
             with psycopg.connect(dsn, autocommit=True) as c:
                 c.execute(f"DROP SCHEMA IF EXISTS {args.schema} CASCADE")
         finally:
@@ -110,7 +113,7 @@ def main() -> int:
             print(f"{name:<11} {phase:<8} {p['seconds']:>8.2f} {p['agents_per_s']:>9.1f} "
                   f"{p['pruned']:>7} {p['segments_deleted']:>9} {p['unchanged']:>9}")
     print("BENCH_EXPIRY " + json.dumps({"agents": args.agents, "steps": args.steps,
-                                        "results": results}))
+                                        "workers": args.workers, "results": results}))
     return 0
 
 

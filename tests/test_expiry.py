@@ -87,12 +87,14 @@ def _fleet(backend: Backend) -> tuple[float, dict[str, dict[int, Any]]]:
     return cut, states
 
 
-def test_mixed_ages(backend: Backend) -> None:
+@pytest.mark.parametrize("workers", [1, 3])
+def test_mixed_ages(backend: Backend, workers: int) -> None:
     cut, states = _fleet(backend)
     before = {a: _shape(backend, a) for a in states}
     seen: list[tuple[int, int]] = []
     rep = expire(backend, older_than=datetime.fromtimestamp(cut, timezone.utc),
-                 progress=lambda d, t: seen.append((d, t)))
+                 workers=workers, batch=2, progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(d, 5) for d in range(1, 6)]
     assert seen[-1] == (5, 5) and rep.agents_seen == 5
     assert not rep.errors and not rep.skipped and not rep.dropped
     assert {p.agent_id for p in rep.pruned} == {"old", "mixed", "zipped", "pruned"}
@@ -235,6 +237,8 @@ def test_cutoff_of() -> None:
         cutoff_of(timedelta(seconds=-1))
     with pytest.raises(ValueError):
         expire(MemoryBackend(), older_than=1.0, batch=0)
+    with pytest.raises(ValueError):
+        expire(MemoryBackend(), older_than=1.0, workers=0)
 
 
 # --- the command ------------------------------------------------------------------------

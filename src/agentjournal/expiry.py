@@ -36,6 +36,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -120,7 +121,7 @@ def expire(backend: Backend, *, older_than: timedelta | datetime | float,
            agents: Iterable[str] | None = None,
            drop_idle_agents: timedelta | datetime | float | None = None,
            key: bytes | str | Callable[[str], bytes | str | None] | None = None,
-           batch: int = 100, dry_run: bool = False,
+           batch: int = 100, workers: int = 1, dry_run: bool = False,
            progress: Callable[[int, int], None] | None = None) -> ExpiryReport:
     """Prune every agent's history older than ``older_than`` (see the module docstring).
 
@@ -134,6 +135,9 @@ def expire(backend: Backend, *, older_than: timedelta | datetime | float,
             agent id (returning None for unkeyed ones). An agent opened with the wrong key
             is an error in the report.
         batch: agents per batch (one look at the live writers per batch).
+        workers: agents processed at once, each in a thread of its own (a shared store is
+            bound by round trips, not by this process's CPU; each worker that prunes holds
+            one writer lease, i.e. one PostgreSQL connection, at a time).
         dry_run: change nothing; report what would be done (read-only: no lease is taken).
         progress: ``progress(done, total)`` after each agent.
 
@@ -141,8 +145,8 @@ def expire(backend: Backend, *, older_than: timedelta | datetime | float,
         An :class:`ExpiryReport`. Problems with one agent (damage, a wrong key) are in its
         ``errors``, never raised: the others are still processed.
     """
-    if batch < 1:
-        raise ValueError("batch must be >= 1")
+    if batch < 1 or workers < 1:
+        raise ValueError("batch and workers must be >= 1")
     now = time.time()
     cutoff = cutoff_of(older_than, now)
     drop = None if drop_idle_agents is None else cutoff_of(drop_idle_agents, now)
@@ -150,20 +154,29 @@ def expire(backend: Backend, *, older_than: timedelta | datetime | float,
     rep = ExpiryReport(cutoff=cutoff, drop_cutoff=drop, dry_run=dry_run)
     me = os.getpid()
     done = 0
-    for chunk in _chunks(ids, batch):
-        holders = backend.lock_holders()
-        for agent_id in chunk:
-            rep.agents_seen += 1
-            held = holders.get(agent_id)
-            if held is not None and held != me:
-                rep._add(AgentExpiry(agent_id, "skipped",
-                                     f"a writer holds it (pid {held})"))
-            else:
-                k = key(agent_id) if callable(key) else key
-                rep._add(_one(backend, agent_id, k, cutoff, drop, dry_run))
-            done += 1
-            if progress is not None:
-                progress(done, len(ids))
+
+    def one(agent_id: str, held: int | None) -> AgentExpiry | None:
+        if held is not None and held != me:
+            return AgentExpiry(agent_id, "skipped", f"a writer holds it (pid {held})")
+        k = key(agent_id) if callable(key) else key
+        return _one(backend, agent_id, k, cutoff, drop, dry_run)
+
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="expire") if workers > 1 else None
+    try:
+        for chunk in _chunks(ids, batch):
+            holders = backend.lock_holders()
+            held = [holders.get(a) for a in chunk]
+            results: Iterable[AgentExpiry | None] = (
+                map(one, chunk, held) if pool is None else pool.map(one, chunk, held))
+            for item in results:  # in order, on this thread (progress bars are not shared)
+                rep.agents_seen += 1
+                rep._add(item)
+                done += 1
+                if progress is not None:
+                    progress(done, len(ids))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return rep
 
 

@@ -44,7 +44,7 @@ def test_expire_mixed_ages(pg_dsn: str, pg_schema: str, pg_backend: PostgresBack
     rows = {a: _rows(pg_dsn, pg_schema, a) for a in states}
     dry = expire(pg_backend, older_than=cut, dry_run=True)
     assert {a: _shape(pg_backend, a) for a in states} == before  # the dry run changed nothing
-    rep = expire(pg_backend, older_than=cut)
+    rep = expire(pg_backend, older_than=cut, workers=3)
     assert not rep.errors and not rep.skipped
     assert {p.agent_id for p in rep.pruned} == {"old", "mixed", "zipped", "pruned"}
     assert {p.agent_id: p.segments_deleted for p in dry.pruned} == {

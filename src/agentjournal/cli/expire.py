@@ -71,10 +71,12 @@ Examples:
               help="Only show what would be pruned or dropped (takes no lock).")
 @click.option("--batch", type=click.IntRange(min=1), default=100, show_default=True,
               metavar="N", help="Agents per batch (one look at the live writers each).")
+@click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True,
+              metavar="N", help="Agents processed at once (threads; for a shared store).")
 @store_options
 @json_option
 def expire_cmd(agents: tuple[str, ...], older_than: timedelta | float,
-               drop_idle: timedelta | float | None, dry_run: bool, batch: int,
+               drop_idle: timedelta | float | None, dry_run: bool, batch: int, workers: int,
                as_json: bool) -> None:
     """Expire old history across the store (or the AGENTs given).
 
@@ -90,7 +92,7 @@ def expire_cmd(agents: tuple[str, ...], older_than: timedelta | float,
     with s.progress("expiring", "agents") as update:
         rep = expire(backend, older_than=older_than, agents=list(agents) or None,
                      drop_idle_agents=drop_idle, key=s.key_bytes(), batch=batch,
-                     dry_run=dry_run, progress=update)
+                     workers=workers, dry_run=dry_run, progress=update)
     doc = _doc(rep)
     if as_json:
         s.emit_json(doc)
