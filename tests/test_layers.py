@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("retention",),
     ("query",),
     ("replay",),
-    ("exchange", "summary", "status", "witness"),
+    ("exchange", "summary", "status", "witness", "expiry"),
     ("state", "hooks", "storage", "manager", "agent", "migrate", "_saves", "_fullstate",
      "_workers"),
     ("cli", "serve", "integrations", "demo", "testing", "__init__", "__main__"),

@@ -154,6 +154,20 @@ class AgentStore(Protocol):
         """Release file descriptors (and the lock, if held)."""
 
 
+class ChangeWaiter(Protocol):
+    """Optional capability of an :class:`AgentStore`: wake-ups for followers.
+
+    Not part of :class:`AgentStore` (a store without it is polled); followers look it up
+    with ``getattr(store, "wait_for_change", None)`` (:meth:`journal.follow.Tail.wait`).
+    """
+
+    def wait_for_change(self, timeout: float) -> bool:
+        """Block until a writer probably committed to this agent (True) or ``timeout``
+        seconds passed (False). Only a hint: the caller reads the journal after every
+        return, so a lost or spurious wake-up costs at most one timeout. Never raises for a
+        lost notification channel: it waits out the timeout instead (polling)."""
+
+
 @runtime_checkable
 class Backend(Protocol):
     """Where journals live."""

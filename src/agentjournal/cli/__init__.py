@@ -35,6 +35,7 @@ from ._app import (
 )
 from .anchor import anchor_cmd
 from .copy import copy_cmd
+from .expire import expire_cmd
 from .inspect import diff_cmd, ls_cmd, show_cmd, stats_cmd
 from .log import log_cmd
 from .maintain import (
@@ -114,7 +115,7 @@ def cli(ctx: click.Context) -> None:
 
 for _cmd in (ls_cmd, log_cmd, show_cmd, diff_cmd, stats_cmd, verify_cmd, repair_cmd, fork_cmd,
              compact_cmd, export_cmd, import_cmd, copy_cmd, demo_cmd, schema_cmd,
-             blame_cmd, grep_cmd, bisect_cmd, anchor_cmd, serve_cmd):
+             blame_cmd, grep_cmd, bisect_cmd, anchor_cmd, serve_cmd, expire_cmd):
     cli.add_command(_cmd)
 
 

@@ -328,7 +328,7 @@ def _follow(s: Settings, agent: str, printer: Printer, *, start: int | None, end
                 printer.flush()
                 if idle():
                     return
-                time.sleep(interval)
+                tail.wait(interval)  # a store's wake-up, or a sleep: poll again either way
     except KeyboardInterrupt:
         pass  # Ctrl-C is how --follow normally ends
     finally:

@@ -173,6 +173,39 @@ class CompactOut(TypedDict):
     errors: list[str]
 
 
+class ExpireAgent(TypedDict):
+    """One agent in ``expire --json``."""
+
+    agent_id: str
+    action: str
+    """``pruned``, ``dropped``, ``skipped`` (a live writer elsewhere) or ``error``."""
+    detail: str
+    segments_deleted: int
+    snapshots_deleted: int
+    bytes_saved: int
+    anchor_seq: int | None
+    last_active: float | None
+    """Unix time of the agent's newest step (null: not looked at)."""
+
+
+class ExpireOut(TypedDict):
+    """``expire --json``."""
+
+    dry_run: bool
+    cutoff: float
+    cutoff_time: str
+    drop_cutoff: float | None
+    agents_seen: int
+    unchanged: int
+    segments_deleted: int
+    snapshots_deleted: int
+    bytes_saved: int
+    pruned: list[ExpireAgent]
+    dropped: list[ExpireAgent]
+    skipped: list[ExpireAgent]
+    errors: list[ExpireAgent]
+
+
 class SkippedSnapshot(TypedDict):
     """A snapshot ``export`` left out because the journal would not use it."""
 
@@ -445,6 +478,7 @@ SCHEMAS: dict[str, Any] = {
     "verify": VerifyOut,
     "fork": ForkOut,
     "compact": CompactOut,
+    "expire": ExpireOut,
     "export": ExportOut,
     "import": ImportOut,
     "copy": CopyOut,
@@ -461,7 +495,7 @@ _STRICT = {"extra": "forbid", "strict": True}
 _TYPED_DICTS = (ProblemOut, LsAgent, LsOut, LogEntry, ShowOut, PatchOp, CutOut, VerifyAgent,
                 VerifyOut, ForkOut, CompactOut, ExportRange, ExportOut, ImportOut, ResumeCost,
                 StatsOut, RepairCut, RepairOut, WriteOut, HistoryStartOut, BlameChild, BlameOut,
-                GrepMatch, BisectOut, AnchorOut, CopyAgent, CopyOut)
+                GrepMatch, BisectOut, AnchorOut, CopyAgent, CopyOut, ExpireAgent, ExpireOut)
 
 
 def _adapter(command: str) -> Any:

@@ -6,9 +6,17 @@ once its whole line is on disk and its hash and chain check out: a line still be
 (no newline yet) or a torn tail left by a crash is simply not returned yet. When the writer
 rolls to a new segment, the old one is read to its end before the new one is started, so
 records come out gap-free and in seq order.
+
+Between two polls a follower waits with :meth:`Tail.wait`: on a store that offers wake-ups
+(the optional ``wait_for_change(timeout)`` of :mod:`agentjournal.backends.base`, e.g.
+PostgreSQL's LISTEN/NOTIFY) it returns as soon as a writer commits, else it sleeps the
+timeout, as polling always did. Either way the caller polls next: a wake-up is only a hint,
+so a lost one costs one timeout, never a record.
 """
 
 from __future__ import annotations
+
+import time
 
 from ..backends.base import AgentStore
 from ..errors import CorruptRecordError
@@ -31,7 +39,7 @@ class Tail:
         while True:
             for rec in tail.poll():
                 print(rec.seq, rec.step)
-            time.sleep(0.2)
+            tail.wait(0.2)
     """
 
     def __init__(self, store: AgentStore, key: bytes | None = None, *, from_seq: int = 1
@@ -45,6 +53,20 @@ class Tail:
         self._prev: str | None = None
         self._scan_seq = 0
         self._stuck = False
+
+    @property
+    def wakes(self) -> bool:
+        """Whether the store offers wake-ups (:meth:`wait` may return before its timeout)."""
+        return callable(getattr(self.store, "wait_for_change", None))
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until the store says the agent changed, or ``timeout`` seconds; whether it
+        did (a hint: poll next either way). A store without wake-ups sleeps the timeout."""
+        waiter = getattr(self.store, "wait_for_change", None)
+        if waiter is None:
+            time.sleep(timeout)
+            return False
+        return bool(waiter(timeout))
 
     @property
     def position(self) -> tuple[int | None, int]:

@@ -86,6 +86,15 @@ class LiveTail:
         """Records written since the last call (maybe none)."""
         return self._tail.poll()
 
+    @property
+    def wakes(self) -> bool:
+        """Whether the store offers wake-ups (see :meth:`Tail.wait`)."""
+        return self._tail.wakes
+
+    def wait(self, timeout: float) -> bool:
+        """Wait for a wake-up of the store or ``timeout`` seconds (poll next either way)."""
+        return self._tail.wait(timeout)
+
     def close(self) -> None:
         """Release the store handle."""
         self._store.close()

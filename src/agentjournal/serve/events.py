@@ -56,6 +56,9 @@ async def stream(viewer: Viewer, request: Request, agent_id: str, from_seq: int,
             if (now - started >= max_seconds or viewer.closing.is_set()
                     or await request.is_disconnected()):
                 return
-            await anyio.sleep(POLL_SECONDS)
+            if tail.wakes:  # woken by the store (e.g. LISTEN/NOTIFY) or after the same time
+                await run_in_threadpool(tail.wait, POLL_SECONDS)
+            else:
+                await anyio.sleep(POLL_SECONDS)
     finally:
         tail.close()

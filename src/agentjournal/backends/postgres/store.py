@@ -30,7 +30,7 @@ from ...errors import JournalFencedError, JournalLockedError, LimitExceededError
 from ..base import Hint, seq_name
 from ._errors import translate, translated
 from ._lease import Lease, acquire, release
-from ._notify import CHECK_EVERY, channel, followed_sql
+from ._notify import CHECK_EVERY, Wakeups, channel, followed_sql
 from ._schema import advisory_key
 
 if TYPE_CHECKING:
@@ -98,6 +98,7 @@ class PostgresAgentStore:
         self._s = backend.schema
         self._key = advisory_key(backend.schema, agent_id)
         self._lease: Lease | None = None
+        self._wakeups: Wakeups | None = None
 
     # --- plumbing ---------------------------------------------------------------------------
     def location(self, kind: str, seq: int | None = None) -> str:
@@ -544,6 +545,29 @@ class PostgresAgentStore:
             "measuring disk usage")
         return int(rows[0][0])
 
+    # --- follow: wake-ups (the optional ChangeWaiter capability) -----------------------------
+    def wait_for_change(self, timeout: float) -> bool:
+        """Wait for a writer's commit to this agent (LISTEN/NOTIFY), at most ``timeout``
+        seconds; whether one was notified. The first call starts following (a connection of
+        its own, kept until :meth:`close`). A lost connection (a server restart, a
+        terminated session) is dropped and the rest of the timeout slept: the caller polls
+        as usual, and the next call listens again."""
+        deadline = time.monotonic() + timeout
+        try:
+            if self._wakeups is None:
+                self._wakeups = Wakeups(self._be, self.agent_id)
+            return self._wakeups.wait(max(deadline - time.monotonic(), 0.0))
+        except OSError:  # StoreUnavailableError and the other store errors are OSErrors
+            self._stop_following()
+            time.sleep(max(deadline - time.monotonic(), 0.0))
+            return False
+
+    def _stop_following(self) -> None:
+        w, self._wakeups = self._wakeups, None
+        if w is not None:
+            w.close()
+
     def close(self) -> None:
-        """Release the lease, if held (reads use the backend's pool)."""
+        """Release the lease, if held, and stop following (reads use the backend's pool)."""
+        self._stop_following()
         self.unlock()
