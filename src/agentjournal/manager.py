@@ -61,7 +61,7 @@ from .errors import (
 from .hooks import HookEvent, HookManager, Redactor, apply_redactor
 from .journal.writer import Durability
 from .query import BisectResult, Blame, When
-from .replay import Journal
+from .replay import Journal, Resumed
 from .replay.verify import VerifyReport
 from .retention import CompactReport
 from .state import (
@@ -87,6 +87,8 @@ T = TypeVar("T")
 
 _INLINE_LIMIT_S = 0.002  # CPU seconds: an agent whose save took more inline moves to the pool
 _OVERLAP_S = 0.005  # another agent's save this recent: several agents are saving at once
+_RESUME_CPU: dict[tuple[str, str], float] = {}
+"""(storage directory, agent) -> CPU seconds of its last read-only resume in this process."""
 
 
 class _Agent:
@@ -514,12 +516,34 @@ class StateManager:
         if agent_id not in self._agents and not self._fs().has_journal(agent_id):
             return None
         try:
-            res = await self._read(agent_id, lambda j: j.resume())
+            if agent_id in self._agents:
+                res = await self._read(agent_id, lambda j: j.resume())
+            else:
+                res = await self._resume_readonly(agent_id)
         except JournalNotFoundError:
             return None
         if res.seq > 0 and isinstance(res.state, dict) and res.state:
             return AgentState.from_dict(res.state)
         return None
+
+    async def _resume_readonly(self, agent_id: str) -> Resumed:
+        """``resume()`` of a read-only journal: inline when this process has resumed the agent
+        before at a small CPU cost (a thread hop costs as much as a small resume), else in the
+        pool (an unknown or large state never blocks the loop)."""
+        key = (str(self._fs().base_dir), agent_id)
+
+        def run() -> Resumed:
+            t0 = time.thread_time()
+            with self._open_readonly(agent_id) as j:
+                res = j.resume()
+            _RESUME_CPU[key] = time.thread_time() - t0
+            return res
+
+        cost = _RESUME_CPU.get(key)
+        if self._offload == "never" or (
+                self._offload == "auto" and cost is not None and cost <= _INLINE_LIMIT_S):
+            return run()
+        return await run_blocking(run)
 
     async def last_step(self, agent_id: str) -> int | None:
         """The agent's last recorded step, or None when it has no journal or no records."""
