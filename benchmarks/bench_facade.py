@@ -9,7 +9,8 @@ Rows (medians of one run; the machine may be shared, see the JSON line's ``loada
 2. resume of the 500 KB state by a fresh object: a new ``StateManager``'s ``resume_from_latest``
    vs ``get_state`` of a graph on a new SQLite connection;
 3. a fleet in one process: 1, 16 and 64 agents saving concurrently through one ``StateManager``
-   in ``sync`` (acknowledged saves per second);
+   in ``sync`` (acknowledged saves per second), and the same 64 agents' saves made by 64 plain
+   threads calling ``Journal.append`` (the engine's ceiling, no facade);
 4. Kaizen's own ``StateManager`` on our ``JournalStorage`` vs on Kaizen's ``FilesystemStorage``
    (growing conversation, retention 100, save per step; then a fresh manager's resume).
 
@@ -170,6 +171,39 @@ def run_fleet(root: Path, agents: int, saves: int, frequency: int = 10) -> dict[
             "steps_per_s": round(agents * saves / dt)}
 
 
+def run_threads_engine(root: Path, agents: int, saves: int, frequency: int) -> dict[str, Any]:
+    """The fleet's saves without the facade: one plain thread per agent calling
+    ``Journal.append`` in ``sync`` (same documents and snapshot settings): the engine's ceiling
+    for the fleet rows, and what they should be compared with."""
+    import threading
+
+    msg = {"role": "assistant", "content": "x" * 400}
+    journals = [Journal(f"fleet-{k}", root, durability="sync", snapshot_every=frequency,
+                        snapshot_seconds=60.0, keep_snapshots=100) for k in range(agents)]
+    for k, j in enumerate(journals):  # the journals exist first, as in run_fleet
+        j.append(AgentState(agent_id=f"fleet-{k}").to_dict(), step=0)
+
+    def work(k: int) -> None:
+        j, s = journals[k], AgentState(agent_id=f"fleet-{k}")
+        for i in range(1, saves + 1):
+            s.step_number = i
+            s.conversation_history.append(msg)
+            s.checkpoint_id = f"fleet-{k}@{i:010d}.{j.last_seq + 1:010d}"
+            j.append(s.to_dict(), step=i)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(agents)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    dt = time.perf_counter() - t0
+    for j in journals:
+        j.close()
+    return {"agents": agents, "saves": agents * saves, "snapshot_every": frequency,
+            "steps_per_s": round(agents * saves / dt)}
+
+
 def run_kaizen(work: Path, steps: int, which: str, reps: int) -> dict[str, Any]:
     try:
         from kaizen.core.autonomy.state import AgentState as KState
@@ -241,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         doc["langgraph_sqlite"] = run_langgraph(base / "lg", wl, reps)
         doc["fleet"] = [run_fleet(base / f"fleet{n}-{f}", n, s, f)
                         for f in (10, 100) for n, s in fleet_saves.items()]
+        doc["fleet_threads_engine"] = [
+            run_threads_engine(base / f"threads64-{f}", 64, fleet_saves[64], f) for f in (10, 100)]
         doc["kaizen"] = {w: run_kaizen(base / w, kaizen_steps, w, reps)
                          for w in ("kaizen-filesystem", "journalstorage-sync",
                                    "journalstorage-none")}
@@ -283,6 +319,10 @@ def print_table(doc: dict[str, Any]) -> None:
     for f in doc["fleet"]:
         rows.append((f"fleet: {f['agents']} agents at once, sync, snapshot/{f['snapshot_every']}",
                      f"{f['steps_per_s']} saves/s", "", f"{f['saves']} saves"))
+    for f in doc["fleet_threads_engine"]:
+        rows.append((f"  same, 64 threads x Journal.append (no facade), snapshot/"
+                     f"{f['snapshot_every']}", f"{f['steps_per_s']} saves/s", "",
+                     "the engine's ceiling"))
     k = doc["kaizen"]
     for name, r in k.items():
         if "skipped" in r:

@@ -21,4 +21,5 @@ def test_bench_facade_quick_writes_its_json(tmp_path: Path) -> None:
                 "manager_resume_fresh", "fleet", "kaizen"):
         assert key in doc, key
     assert [f["agents"] for f in doc["fleet"]] == [1, 16, 64, 1, 16, 64]
+    assert [f["snapshot_every"] for f in doc["fleet_threads_engine"]] == [10, 100]
     assert "what" in out.stdout  # the table

@@ -380,6 +380,32 @@ def test_concurrent_sync_saves_of_many_agents_run_in_worker_threads(
     assert len(fleet) == 24 and sum(t != loop_thread for t in fleet) >= 20, fleet
 
 
+def test_a_fresh_managers_resume_runs_inline_once_the_agent_is_known_small(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    where: list[int] = []
+    real = Journal.resume
+
+    def spy(self: Journal) -> Any:
+        where.append(threading.get_ident())
+        return real(self)
+
+    monkeypatch.setattr(Journal, "resume", spy)
+
+    async def main() -> int:
+        async with StateManager(store(tmp_path)) as sm:
+            await save_steps(sm, AgentState(agent_id="small"), range(1, 4))
+        for offload in ("auto", "auto", "always", "never"):
+            fresh = StateManager(store(tmp_path), offload=offload)  # type: ignore[arg-type]
+            got = await fresh.resume_from_latest("small")
+            assert got is not None and got.step_number == 3
+            fresh.close()
+        return threading.get_ident()
+
+    loop_thread = run_loop(main)
+    # Unknown size: the pool; known small: on the loop; "always"/"never" as they say.
+    assert [t == loop_thread for t in where] == [False, True, False, True]
+
+
 def run_loop(fn: Any) -> Any:
     return asyncio.run(fn())
 

@@ -145,6 +145,41 @@ def test_journals_dropped_in_cycles_while_others_open(tmp_path: Path) -> None:
     assert out.split() == ["done"]
 
 
+def test_a_release_inside_a_registry_section_waits_for_its_end(tmp_path: Path) -> None:
+    # What the collector does when it frees a journal while this thread opens another one,
+    # made deterministic: the release comes from inside a registry section of the same thread.
+    from agentjournal import Journal
+    from agentjournal.replay import core as core_mod
+
+    j = Journal("inner", root=tmp_path)
+    j.append({"x": 1})
+    core = j._core
+    with core_mod._registry():
+        j.close()  # waiting for the registry lock here would wait for this thread itself
+        assert not core.closed and core in core_mod._deferred
+    assert core.closed and core not in core_mod._deferred
+    Journal("inner", root=tmp_path).close()  # its lock was released
+
+
+def test_a_deferred_release_that_fails_is_logged(tmp_path: Path, monkeypatch: Any,
+                                                caplog: Any) -> None:
+    from agentjournal import Journal
+    from agentjournal.replay import core as core_mod
+
+    j = Journal("failing", root=tmp_path)
+    core = j._core
+
+    def broken() -> None:
+        raise OSError("disk gone")
+
+    with core_mod._registry():
+        j.close()
+        monkeypatch.setattr(core, "close", broken)
+    assert "closing the dropped journal of failing failed" in caplog.text
+    monkeypatch.undo()
+    core.close()
+
+
 # --- the pool: results are always handed back -----------------------------------------------
 def test_a_batch_with_a_result_a_future_refuses_completes_every_future() -> None:
     def stop() -> None:

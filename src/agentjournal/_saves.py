@@ -18,7 +18,7 @@ from __future__ import annotations
 import atexit
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any, Protocol
 
 import msgspec
@@ -80,8 +80,9 @@ def _close_live() -> None:
             log.error("closing %r at exit failed: %s", obj, e)
 
 
-def check_state(state: Any) -> str:
-    """Validate a state about to be saved; returns its agent id.
+def check_state(state: Any, known: Container[str] = ()) -> str:
+    """Validate a state about to be saved; returns its agent id (not checked again when in
+    ``known``, ids already validated).
 
     Raises:
         TypeError: not an :class:`AgentState`.
@@ -91,13 +92,16 @@ def check_state(state: Any) -> str:
     if not isinstance(state, AgentState):
         raise TypeError(f"a checkpoint is an AgentState, not {type(state).__name__}")
     agent_id = state.agent_id
-    if not agent_id:
+    if isinstance(agent_id, str) and agent_id in known:
+        pass
+    elif not agent_id:
         raise InvalidAgentIdError(
             "AgentState.agent_id is empty",
             hint="give each agent or task its own stable id, e.g. "
                  "AgentState(agent_id='research-42'); a shared default would let one "
                  "task resume another's state")
-    validate_agent_id(agent_id)
+    else:
+        validate_agent_id(agent_id)
     if state.status not in STATUSES:
         raise ValueError(f"status must be one of {sorted(STATUSES)}, not {state.status!r}")
     step = state.step_number

@@ -38,31 +38,37 @@ T = TypeVar("T")
 
 MAX_WORKERS = 64  # enough for a fleet's concurrent fdatasync calls (they release the GIL)
 
-_QUEUED, _RUNNING, _WITHDRAWN = 0, 1, 2
+_QUEUED, _RUNNING, _WITHDRAWN, _DONE = 0, 1, 2, 3
 
 
 class _Job:
-    __slots__ = ("loop", "fut", "fn", "args", "state")
+    __slots__ = ("loop", "fut", "fn", "args", "state", "result", "error", "waiter")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any],
                  fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self.loop = loop
         self.fut = fut
-        self.fn = fn
-        self.args = args
+        self.fn: Callable[..., Any] | None = fn
+        self.args: tuple[Any, ...] | None = args
         self.state = _QUEUED
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.waiter: asyncio.Future[None] | None = None  # a cancelled caller waits on it
 
 
-_Result = tuple["asyncio.Future[Any]", Any, "BaseException | None"]
-
-
-def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    """Complete ``fut``; never raises (the other results of a batch must still be set)."""
-    if fut.done():  # cancelled meanwhile: nobody wants the result
+def _settle(job: _Job) -> None:
+    """Hand a finished call's outcome to its caller; never raises (the other results of a
+    batch must still be set)."""
+    waiter, fut, error = job.waiter, job.fut, job.error
+    if waiter is not None:  # the caller was cancelled while the call ran: it ended now
+        if not waiter.done():
+            waiter.set_result(None)
+        return
+    if fut.done():  # cancelled: nobody wants the result
         return
     try:
         if error is None:
-            fut.set_result(result)
+            fut.set_result(job.result)
         else:
             fut.set_exception(error)
     except BaseException as e:  # noqa: BLE001 - e.g. TypeError for a StopIteration
@@ -89,13 +95,13 @@ class Pool:
         self._threads: list[threading.Thread] = []
         self._idle = 0  # threads waiting for a job that no submitted job has counted on yet
         self._backlog = 0  # jobs submitted when no thread was idle and none could be started
-        self._done: dict[asyncio.AbstractEventLoop, list[_Result]] = {}
+        self._done: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
 
     def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._lock:
-            items = self._done.pop(loop, [])
-        for fut, result, error in items:
-            _settle(fut, result, error)
+            jobs = self._done.pop(loop, [])
+        for job in jobs:
+            _settle(job)
 
     def _worker(self) -> None:
         while True:
@@ -103,16 +109,15 @@ class Pool:
             with self._lock:
                 withdrawn = job.state == _WITHDRAWN
                 job.state = _RUNNING
-            if withdrawn:
-                result, error = None, None
-            else:
+            if not withdrawn:
                 try:
-                    result, error = job.fn(*job.args), None
+                    job.result = job.fn(*job.args)  # type: ignore[misc]
                 except BaseException as e:  # noqa: BLE001 - handed to the awaiting task
-                    result, error = None, e
-            job.fn = job.args = None  # type: ignore[assignment]  # drop references early
+                    job.error = e
+            job.fn = job.args = None  # drop references early
             loop = job.loop
             with self._lock:
+                job.state = _DONE
                 if self._backlog > 0:
                     self._backlog -= 1  # a waiting job is this thread's next one
                 else:
@@ -120,7 +125,7 @@ class Pool:
                 wake = False
                 if not withdrawn and not loop.is_closed():
                     pending = self._done.setdefault(loop, [])
-                    pending.append((job.fut, result, error))
+                    pending.append(job)
                     wake = len(pending) == 1
             if wake:
                 try:
@@ -149,16 +154,19 @@ class Pool:
         job = _Job(loop, fut, fn, args)
         self._submit(job)
         try:
-            return await asyncio.shield(fut)
+            return await fut
         except asyncio.CancelledError:
             with self._lock:
-                started = job.state == _RUNNING
-                if not started:
-                    job.state = _WITHDRAWN
-            if started and not fut.done():
-                # Running: it goes on in its thread, and the caller's lock must stay held until
-                # it ends. A second cancellation ends this wait.
-                await asyncio.wait({fut})
+                if job.state == _QUEUED:
+                    job.state = _WITHDRAWN  # no thread will run it
+                    raise
+                if job.state == _DONE:
+                    raise
+                # Running: it goes on in its thread, and the caller's lock must stay held
+                # until it ends (the drain sets the waiter). A second cancellation ends this.
+                waiter: asyncio.Future[None] = loop.create_future()
+                job.waiter = waiter
+            await waiter
             raise
 
 

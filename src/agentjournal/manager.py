@@ -62,7 +62,7 @@ from .errors import (
 from .hooks import HookEvent, HookManager, Redactor, apply_redactor
 from .journal.writer import Durability
 from .query import BisectResult, Blame, When
-from .replay import Journal
+from .replay import Journal, Resumed
 from .replay.verify import VerifyReport
 from .retention import CompactReport
 from .state import (
@@ -88,10 +88,8 @@ T = TypeVar("T")
 
 _INLINE_LIMIT_S = 0.002  # CPU seconds: an agent whose save took more inline moves to the pool
 _OVERLAP_S = 0.005  # another agent's save this recent: several agents are saving at once
-
-
-async def _in_pool(fn: Callable[..., T], *args: Any) -> T:
-    return await run_blocking(fn, *args)
+_RESUME_CPU: dict[tuple[str, str], float] = {}
+"""(storage directory, agent) -> CPU seconds of its last read-only resume in this process."""
 
 
 class _Agent:
@@ -102,7 +100,6 @@ class _Agent:
         self.lock: asyncio.Lock | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.offload = False  # record this agent's saves in the pool (a large state)
-        self.inline_last = False  # the last save ran inline on the loop
 
     def lock_for_loop(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -197,6 +194,9 @@ class StateManager:
         self._open_loop: asyncio.AbstractEventLoop | None = None
         self._inflight = 0  # saves running in the pool now
         self._recent: dict[str, float] = {}  # agent -> when its last save ended (perf_counter)
+        # The two latest save ends by different agents, newest first: (agent, perf_counter).
+        self._end1: tuple[str | None, float] = (None, float("-inf"))
+        self._end2: tuple[str | None, float] = (None, float("-inf"))
         register_for_exit(self)
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -296,7 +296,7 @@ class StateManager:
             async with self._open_lock:
                 ag = self._agents.get(agent_id)
                 if ag is None:
-                    ag = await _in_pool(self._open_sync, agent_id, create)
+                    ag = await run_blocking(self._open_sync, agent_id, create)
         return ag
 
     def _open_readonly(self, agent_id: str) -> Journal:
@@ -310,13 +310,13 @@ class StateManager:
         ag = self._agents.get(agent_id)
         if ag is not None:
             async with ag.lock_for_loop():
-                return await _in_pool(fn, ag.journal)
+                return await run_blocking(fn, ag.journal)
 
         def run() -> T:
             with self._open_readonly(agent_id) as j:
                 return fn(j)
 
-        return await _in_pool(run)
+        return await run_blocking(run)
 
     def _unsupported(self, what: str) -> UnsupportedOperationError:
         return UnsupportedOperationError(
@@ -353,17 +353,25 @@ class StateManager:
             doc = hm.redact(doc)
         return doc
 
-    def _pooled(self, agent_id: str) -> bool:
+    def _pooled(self, agent_id: str, now: float) -> bool:
         """Whether a small save should still go to the pool: several agents saving in
         ``sync`` at once (inline, their ``fdatasync`` calls would queue on the loop)."""
         if self._offload != "auto":
             return self._offload == "always"
-        if self._fs().durability is not Durability.SYNC:
+        if self.storage.durability is not Durability.SYNC:
             return False
         if self._inflight > 0:
             return True
-        since = time.perf_counter() - _OVERLAP_S
-        return any(t > since for a, t in self._recent.items() if a != agent_id)
+        # When the last save of another agent ended (O(1), however many agents).
+        other = self._end1[1] if self._end1[0] != agent_id else self._end2[1]
+        return other > now - _OVERLAP_S
+
+    def _ended(self, agent_id: str, t: float) -> None:
+        self._recent[agent_id] = t
+        if self._end1[0] == agent_id:
+            self._end1 = (agent_id, t)
+        else:
+            self._end2, self._end1 = self._end1, (agent_id, t)
 
     async def save_checkpoint(self, state: AgentState, force: bool = False) -> str:
         """Record ``state`` as one save of its agent; returns the checkpoint id.
@@ -382,7 +390,7 @@ class StateManager:
         """
         if self._full is not None:
             return await self._full.save_checkpoint(state, force)
-        agent_id = check_state(state)
+        agent_id = check_state(state, self._agents)
         step = state.step_number
         hm = self.hook_manager
         now = time.time()
@@ -390,15 +398,33 @@ class StateManager:
             await hm.trigger(HookEvent.PRE_CHECKPOINT_SAVE, agent_id, {
                 "agent_id": agent_id, "step_number": step, "status": state.status,
                 "timestamp": now}, metadata={"state": state})
-        ag = await self._writer(agent_id)
+        ag = self._agents.get(agent_id) or await self._writer(agent_id)
         prepare = (self._prepare if self.redact is not None
                    or (hm is not None and hm.redactors) else None)
         snap = True if force else None
+        inline = False
         async with ag.lock_for_loop():
             j = ag.journal
             try:
-                cid, appended = await self._record(ag, j, state, snap, prepare, step, now,
-                                                   agent_id, force)
+                t_start = time.perf_counter()
+                inline = not (force or ag.offload or self._pooled(agent_id, t_start) or (
+                    self._offload != "never" and j.snapshot_due(step, now)))
+                if inline:
+                    # CPU time, not wall time: waiting on fdatasync does not hold the loop's
+                    # CPU (and a first save's file creation is no sign of a large state).
+                    t0 = time.thread_time()
+                    cid, appended = record_state(j, state, snap, prepare)
+                    if self._offload == "auto" and time.thread_time() - t0 > _INLINE_LIMIT_S:
+                        ag.offload = True
+                elif self._offload == "never":
+                    cid, appended = record_state(j, state, snap, prepare)
+                else:
+                    self._inflight += 1
+                    try:
+                        cid, appended = await run_blocking(record_state, j, state, snap,
+                                                           prepare)
+                    finally:
+                        self._inflight -= 1
             except JournalPoisonedError as e:
                 # One failed write or sync (ENOSPC...) poisons the writer for good; drop it so
                 # the next save reopens the journal, whose recovery keeps every acknowledged
@@ -412,7 +438,8 @@ class StateManager:
                 e.hint = ((e.hint + "; ") if e.hint else "") + (
                     "this save was not recorded; the next save reopens the journal")
                 raise
-        if ag.inline_last and len(self._agents) > 1 and self._fs().durability is Durability.SYNC:
+            self._ended(agent_id, time.perf_counter())
+        if inline and len(self._agents) > 1 and self.storage.durability is Durability.SYNC:
             # An inline save never suspends: without this, one task of a fleet saving in a
             # loop would keep the loop, and the others could not be seen saving alongside it.
             await asyncio.sleep(0)
@@ -423,32 +450,6 @@ class StateManager:
                 "snapshot": appended.snapshot_seq is not None, "ops": len(appended.ops)},
                 metadata={"state": state})
         return cid
-
-    async def _record(self, ag: _Agent, j: Journal, state: AgentState, snap: bool | None,
-                      prepare: Any, step: int, now: float, agent_id: str, force: bool
-                      ) -> tuple[str, Any]:
-        """Record one save, inline or in the pool (the caller holds the agent's lock)."""
-        inline = not (force or ag.offload or self._pooled(agent_id) or (
-            self._offload != "never" and j.snapshot_due(step, now)))
-        if not inline:
-            if self._offload == "never":
-                cid, appended = record_state(j, state, snap, prepare)
-            else:
-                self._inflight += 1
-                try:
-                    cid, appended = await _in_pool(record_state, j, state, snap, prepare)
-                finally:
-                    self._inflight -= 1
-        else:
-            # CPU time, not wall time: waiting on fdatasync does not hold the loop's CPU
-            # (and a first save's file creation is no sign of a large state).
-            t0 = time.thread_time()
-            cid, appended = record_state(j, state, snap, prepare)
-            if self._offload == "auto" and time.thread_time() - t0 > _INLINE_LIMIT_S:
-                ag.offload = True
-        self._recent[agent_id] = time.perf_counter()
-        ag.inline_last = inline
-        return cid, appended
 
     async def cleanup_old_checkpoints(self, agent_id: str) -> int:
         """Apply retention now; returns how many snapshots were deleted (0 with no
@@ -480,7 +481,7 @@ class StateManager:
         ag = await self._writer(agent_id, create=False)
         async with ag.lock_for_loop():
             st = self._fs()
-            return await _in_pool(functools.partial(
+            return await run_blocking(functools.partial(
                 ag.journal.compact, keep_snapshots=self.retention_count, prune=st.prune,
                 compress_segments=st.compress_segments, dry_run=dry_run))
 
@@ -517,12 +518,34 @@ class StateManager:
         if agent_id not in self._agents and not self._fs().has_journal(agent_id):
             return None
         try:
-            res = await self._read(agent_id, lambda j: j.resume())
+            if agent_id in self._agents:
+                res = await self._read(agent_id, lambda j: j.resume())
+            else:
+                res = await self._resume_readonly(agent_id)
         except JournalNotFoundError:
             return None
         if res.seq > 0 and isinstance(res.state, dict) and res.state:
             return AgentState.from_dict(res.state)
         return None
+
+    async def _resume_readonly(self, agent_id: str) -> Resumed:
+        """``resume()`` of a read-only journal: inline when this process has resumed the agent
+        before at a small CPU cost (a thread hop costs as much as a small resume), else in the
+        pool (an unknown or large state never blocks the loop)."""
+        key = (str(self._fs().base_dir), agent_id)
+
+        def run() -> Resumed:
+            t0 = time.thread_time()
+            with self._open_readonly(agent_id) as j:
+                res = j.resume()
+            _RESUME_CPU[key] = time.thread_time() - t0
+            return res
+
+        cost = _RESUME_CPU.get(key)
+        if self._offload == "never" or (
+                self._offload == "auto" and cost is not None and cost <= _INLINE_LIMIT_S):
+            return run()
+        return await run_blocking(run)
 
     async def last_step(self, agent_id: str) -> int | None:
         """The agent's last recorded step, or None when it has no journal or no records."""
@@ -584,7 +607,7 @@ class StateManager:
             return await self._full.list_checkpoints(agent_id)
         if agent_id is None:
             out: list[CheckpointMetadata] = []
-            for a in await _in_pool(self._fs().list_agents):
+            for a in await run_blocking(self._fs().list_agents):
                 try:
                     out.extend(await self.list_checkpoints(a))
                 except JournalError as e:
@@ -698,4 +721,4 @@ class StateManager:
         if self._full is not None:
             return await self._full.get_checkpoint_tree(agent_id)
         validate_agent_id(agent_id)
-        return lineage(await _in_pool(fork_origins, self._fs()), agent_id)
+        return lineage(await run_blocking(fork_origins, self._fs()), agent_id)

@@ -155,9 +155,11 @@ class Core:
 
 
 # --- sharing writable cores within the process ------------------------------------------------
-_registry_lock = threading.Lock()
+# Re-entrant: a finalizer run by the collector between the acquire and the owner mark below
+# (before the section has touched anything) may take it again and complete safely.
+_registry_lock = threading.RLock()
 _shared: dict[tuple[Hashable, str], Core] = {}
-# Finalizers may run inside a registry section, see _release_or_defer.
+# Finalizers may run inside a registry section: see release_core.
 _registry_owner: int | None = None  # ident of the thread inside a registry section
 _deferred: list[Core] = []
 
@@ -170,9 +172,10 @@ def _registry() -> Iterator[None]:
     for the registry lock always gets it.
     """
     global _registry_owner
+    me = threading.get_ident()
     try:
         with _registry_lock:
-            _registry_owner = threading.get_ident()
+            _registry_owner = me
             try:
                 yield
             finally:
@@ -266,7 +269,7 @@ def _after_fork_in_child() -> None:
     # The parent's cores stay referenced by the handles the child inherited (and refuse to
     # write); new opens in the child must not find them. A lock held at fork time by another
     # thread of the parent would never be released here: start with a new one.
-    _registry_lock = threading.Lock()
+    _registry_lock = threading.RLock()
     _shared = {}
     _registry_owner = None
     _deferred = []
