@@ -45,6 +45,10 @@ class RetentionView:
         if self._snaps is not None and seq not in self._snaps:
             bisect.insort(self._snaps, seq)
 
+    def listing_unknown(self) -> None:
+        """A snapshot write failed part-way: its file may or may not be there; list again."""
+        self._snaps = None
+
     def recheck(self) -> None:
         """Forget what is known (an explicit compaction checks every file and lists again)."""
         self._usable.clear()

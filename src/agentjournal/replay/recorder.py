@@ -97,8 +97,14 @@ def write_snapshot(core: Core, *, compress: bool, retention: Retention | None) -
     doc = SnapshotDoc(format=FORMAT_VERSION, agent_id=core.agent_id, seq=seq, step=step,
                       chain_hash=w.last_hash, ts=time.time(), state=core.shadow)
     data, digest = encode_snapshot(doc, compress)
-    core.store.write_snapshot(seq, data, compress)
-    w.append_mark(at=seq, digest=digest, step=step)
+    try:
+        core.store.write_snapshot(seq, data, compress)
+        w.append_mark(at=seq, digest=digest, step=step)
+    except BaseException:
+        # The file may be in place (unsynced, or with no mark record after it): retention
+        # must list the snapshots again rather than trust what it knows.
+        retention_view(core).listing_unknown()
+        raise
     w.set_hint(snap=seq)
     core.reader.tail = w.seg_first
     core.shadow_seq = w.last_seq
