@@ -14,6 +14,7 @@ from agentjournal import (
     Journal,
     JournalClosedError,
     JournalExistsError,
+    StepNotFoundError,
     TamperedError,
 )
 from agentjournal.journal.follow import Tail
@@ -210,3 +211,16 @@ def test_snapshot_check_reasons() -> None:
     assert "digest" in (snapshot_mismatch(doc, agent_id="a", seq=3, chain_at="ab", digest="x",
                                           recorded_digest="y") or "")
     assert snapshot_mismatch(doc, agent_id="a", seq=3, chain_at="ab") is None
+
+
+def test_fork_of_a_record_gone_between_lookup_and_read_is_a_typed_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A live writer elsewhere may prune the record after fork() located it: the fork must
+    # fail with StepNotFoundError (it used to leak a bare StopIteration from next()).
+    with Journal("p", tmp_path, snapshot_every=None) as j:
+        for i in range(1, 6):
+            j.append({"n": i})
+        monkeypatch.setattr(j, "records", lambda a=1, b=None: iter(()))
+        with pytest.raises(StepNotFoundError, match="no longer in the journal"):
+            j.fork(3, "child")
+        assert not j.backend.exists("child")

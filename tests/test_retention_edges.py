@@ -92,3 +92,10 @@ def test_sparse_snapshots_off_and_with_pruning(tmp_path: Path) -> None:
         assert j.resume().state == _counter(300)
     with pytest.raises(ValueError, match="sparse_snapshots"):
         Journal("bad", tmp_path, sparse_snapshots=-1)
+
+
+def test_compact_of_a_journal_object_says_what_to_call(tmp_path: Path) -> None:
+    with Journal("c", tmp_path) as j:
+        j.append({"a": 1})
+        with pytest.raises(TypeError, match="Journal.compact"):
+            compact(j, keep_snapshots=1)  # type: ignore[arg-type]

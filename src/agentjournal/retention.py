@@ -119,6 +119,9 @@ def compact(t: RetentionTarget, *, keep_snapshots: int, prune: bool = False,
     """
     if keep_snapshots < 1:
         raise ValueError("keep_snapshots must be >= 1: the newest snapshot is never deleted")
+    if not hasattr(t, "old_segments"):
+        raise TypeError(f"compact() takes a journal's RetentionTarget, not "
+                        f"{type(t).__name__}: call Journal.compact(...) on a journal")
     rep = CompactReport(agent_id=t.agent_id, dry_run=dry_run,
                         bytes_before=t.disk_usage() if measure else 0)
     snaps = t.snapshots()

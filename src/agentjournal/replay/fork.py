@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..backends.base import Backend
-from ..errors import JournalExistsError, LimitExceededError
+from ..errors import JournalExistsError, LimitExceededError, StepNotFoundError
 from ..snapshot.store import state_copy
 
 if TYPE_CHECKING:
@@ -38,7 +38,12 @@ def fork_journal(parent: Journal, at_step: int, new_agent_id: str,
     if doc is not None and doc.seq == seq:
         parent_hash = doc.chain_hash  # the record itself may have been pruned
     else:
-        parent_hash = next(iter(parent.records(seq, seq))).h
+        rec = next(iter(parent.records(seq, seq)), None)
+        if rec is None:  # pruned or cut between the lookup and this read
+            raise StepNotFoundError(f"record {seq} of {parent.agent_id!r} (step {at_step}) is "
+                                    "no longer in the journal", seq=seq,
+                                    hint="fork from a later step")
+        parent_hash = rec.h
     backend = parent.backend
     if _has_journal(backend, new_agent_id):
         raise JournalExistsError(f"agent {new_agent_id!r} already has a journal",
