@@ -162,6 +162,9 @@ _shared: dict[tuple[Hashable, str], Core] = {}
 # Finalizers may run inside a registry section: see release_core.
 _registry_owner: int | None = None  # ident of the thread inside a registry section
 _deferred: list[Core] = []
+# Writers being closed (their lock still held), by key: an open of the same agent meanwhile
+# waits for the close instead of failing on our own lock with JournalLockedError.
+_closing: dict[tuple[Hashable, str], threading.Event] = {}
 
 
 @contextmanager
@@ -214,6 +217,7 @@ def open_core(backend: Backend, agent_id: str, *, key: bytes | None, writable: b
     k = (_identity(backend), agent_id)
     while True:
         poisoned: Core | None = None
+        closing: threading.Event | None = None
         with _registry():
             found = _shared.get(k)
             if (found is not None and not found.closed and found.pid == os.getpid()
@@ -229,6 +233,8 @@ def open_core(backend: Backend, agent_id: str, *, key: bytes | None, writable: b
                         "another key; every writer of a journal must use its key")
                 found.refs += 1
                 return found
+            elif k in _closing:
+                closing = _closing[k]
             else:
                 core = Core(backend, agent_id, key=key, writable=True, create=create,
                             valid_prefix=valid_prefix, max_snapshot_bytes=max_snapshot_bytes,
@@ -236,7 +242,13 @@ def open_core(backend: Backend, agent_id: str, *, key: bytes | None, writable: b
                 core.refs = 1
                 _shared[k] = core
                 return core
+        if closing is not None:
+            # Another thread is closing this agent's writer: wait (outside the section) until
+            # its lock is released, then open anew. Bounded: a close only syncs and unlocks.
+            closing.wait(timeout=30)
+            continue
         # Closed outside the registry section (it waits on the core's lock); then open anew.
+        assert poisoned is not None
         try:
             poisoned.close()
         except OSError as e:
@@ -258,10 +270,20 @@ def release_core(core: Core) -> None:
         core.refs -= 1
         if core.refs > 0:
             return
-        for k, v in list(_shared.items()):
-            if v is core:
-                del _shared[k]
-    core.close()
+        keys = [k for k, v in _shared.items() if v is core]
+        done = threading.Event()
+        for k in keys:
+            del _shared[k]
+            _closing[k] = done
+    try:
+        core.close()
+    finally:
+        if keys:
+            with _registry():
+                for k in keys:
+                    if _closing.get(k) is done:
+                        del _closing[k]
+        done.set()
 
 
 def _after_fork_in_child() -> None:
@@ -273,6 +295,7 @@ def _after_fork_in_child() -> None:
     _shared = {}
     _registry_owner = None
     _deferred = []
+    _closing.clear()
 
 
 def _close_all_at_exit() -> None:
