@@ -1,14 +1,29 @@
-"""The storage backend protocol: everything the engine needs from where bytes live.
+"""The storage backend protocols: everything the engine needs from where bytes live.
 
-A backend hands out one :class:`AgentStore` per agent. The store deals only in bytes and
-names (segments by first seq, snapshots by seq); encoding, hashing, recovery and replay live
-above it, so a new backend (a shared, multi-host one) needs nothing but these methods, and the
-contract tests in ``tests/test_backend_contract.py`` run against every backend.
+Two shapes, one engine:
+
+* :class:`RecordStore`, **the core**: one agent's journal as whole records keyed by seq. An
+  append is atomic and conditional on the expected next seq (a compare-and-append, which is
+  also the fence against a stale writer); a snapshot can ride in the same append. Reads go by
+  seq; retention deletes a prefix; the writer holds a lease. A transactional store (PostgreSQL)
+  implements it with rows and transactions and nothing that looks like a file: no byte
+  offsets, no torn tails, no truncation. The engine sees such a store through
+  :class:`~agentjournal.backends.segmentview.SegmentView`, written once for every record
+  store.
+* :class:`AgentStore`, **the segment capability**: byte-exact segment files with torn-tail
+  recovery, quarantine, sealing and hints. The filesystem backend (and the memory backend,
+  which models it for fault tests) implement it directly, so the on-disk format stays
+  byte-exact and every reliability property holds.
+
+A :class:`Backend` hands out one :class:`AgentStore` per agent (a record backend's is a
+:class:`~agentjournal.backends.segmentview.SegmentView` over its :class:`RecordStore`). The
+contract suites of :mod:`agentjournal.testing` run against every backend of either shape.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import msgspec
 
@@ -189,3 +204,135 @@ class Backend(Protocol):
 
     def identity(self) -> object:
         """Hashable; equal for two backend objects on the same store (writers share)."""
+
+
+# --- the record-level core ----------------------------------------------------------------
+
+
+class SnapshotData(NamedTuple):
+    """A snapshot as a store keeps it: the full state as of record ``seq``."""
+
+    seq: int
+    data: bytes
+    """The document bytes (lz4 frame when ``compressed``)."""
+    compressed: bool
+
+
+@runtime_checkable
+class RecordStore(Protocol):
+    """One agent's journal as records: the core every backend can implement.
+
+    A record is one whole line (UTF-8 JSON ending in ``\n``, exactly the bytes that were
+    hashed), keyed by its ``seq``; seqs are gap-free from the first kept one. The store never
+    parses a record and never holds a part of one. A segment header (a line that opens a
+    segment of the journal, see ``docs/format.md``) is kept beside the record it precedes,
+    so that the journal's segment view (export, verify) is byte-exact on any store.
+    """
+
+    agent_id: str
+
+    def describe(self) -> str:
+        """Where this agent's journal is, for messages (no password)."""
+
+    # --- the writer's lease ------------------------------------------------------------
+    def acquire(self) -> None:
+        """Take the writer lease or raise ``JournalLockedError`` at once. Only the holder
+        may change anything; losing it (a lost connection, a takeover) makes every later
+        change of this store fail with ``JournalFencedError``."""
+
+    def release(self) -> None:
+        """Give the lease up (no-op when not held)."""
+
+    # --- records -----------------------------------------------------------------------
+    def append(self, start: int, lines: Sequence[bytes], *, header: bytes | None = None,
+               snapshot: SnapshotData | None = None) -> None:
+        """Add records ``start``, ``start + 1``, … atomically, all or none.
+
+        Conditional: refused with ``JournalFencedError`` unless this store holds the lease
+        and ``start`` is the store's next seq (one past the newest record, or any seq when
+        the store holds no record). ``header``: the line of a segment that starts at
+        ``start``. ``snapshot``: stored in the same atomic step (its mark record is among
+        ``lines``). The records are visible to readers when this returns and durable after
+        the next :meth:`sync` (a store may make them durable sooner).
+        """
+
+    def sync(self) -> None:
+        """Make every record appended so far durable."""
+
+    def read(self, start: int, stop: int | None = None) -> Iterator[tuple[int, bytes]]:
+        """``(seq, line)`` of the records with ``start <= seq < stop``, ascending."""
+
+    def span(self) -> tuple[int, int] | None:
+        """``(first, last)`` seq stored, or None when the store holds no record."""
+
+    def headers(self) -> list[tuple[int, bytes]]:
+        """``(seq, header line)`` of every segment header kept, ascending."""
+
+    def delete_below(self, seq: int) -> None:
+        """Delete the records (and headers) before ``seq``: retention's prefix cut."""
+
+    def delete_from(self, seq: int) -> None:
+        """Delete the records (and headers) from ``seq`` on: a suffix cut by ``repair`` of
+        damaged records, or the undo of an import that failed. Lease holder only."""
+
+    # --- snapshots ---------------------------------------------------------------------
+    def put_snapshot(self, snapshot: SnapshotData) -> None:
+        """Store (or replace) a snapshot on its own, durably (imports, repairs)."""
+
+    def get_snapshot(self, seq: int, limit: int) -> tuple[bytes, bool]:
+        """``(data, compressed)``; ``FileNotFoundError`` when there is none,
+        ``LimitExceededError`` when it is larger than ``limit`` bytes."""
+
+    def list_snapshots(self) -> list[tuple[int, int]]:
+        """``(seq, stored bytes)`` of every snapshot, ascending."""
+
+    def delete_snapshot(self, seq: int) -> None:
+        """Remove a snapshot (no error when there is none)."""
+
+    def close(self) -> None:
+        """Release connections and the lease, if held."""
+
+
+@runtime_checkable
+class RecordBackend(Protocol):
+    """Where record stores live: the backend-level half of the core."""
+
+    def records(self, agent_id: str, *, create: bool) -> RecordStore:
+        """One agent's :class:`RecordStore`; without ``create`` a missing one is
+        ``JournalNotFoundError``."""
+
+    def exists(self, agent_id: str) -> bool:
+        """Whether the agent has a journal here."""
+
+    def list_agents(self) -> list[str]:
+        """Agent ids with a journal, sorted."""
+
+    def describe(self) -> str:
+        """Where this backend stores things (for messages)."""
+
+    def lock_holders(self) -> dict[str, int]:
+        """``{agent_id: pid}`` of the agents whose writer lease is held now (one look-up)."""
+
+    def identity(self) -> object:
+        """Hashable; equal for two backend objects on the same store (writers share)."""
+
+
+class Quarantine(Protocol):
+    """Optional capability of a :class:`RecordStore`: keep bytes that ``repair`` cut.
+
+    A record store without it keeps no copy; the ``cut`` record in the chain still names
+    the cut bytes by their digest and size.
+    """
+
+    def quarantine(self, name: str, data: bytes) -> None:
+        """Keep ``data`` under ``name``."""
+
+    def list_quarantine(self) -> list[str]:
+        """Names of everything kept, oldest first."""
+
+
+class Usage(Protocol):
+    """Optional capability of a :class:`RecordStore`: how many bytes the journal holds."""
+
+    def usage(self) -> int:
+        """Bytes of records, headers and snapshots (not the store's own overhead)."""
