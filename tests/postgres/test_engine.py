@@ -77,38 +77,51 @@ def test_fork_compact_and_pruned_history(pg_backend: PostgresBackend) -> None:
         assert f.resume().state == {"forked": True}
 
 
-def _rows(dsn: str, schema: str, agent: str) -> list[tuple[int, int, int, bytes]]:
+def _rows(dsn: str, schema: str, agent: str) -> list[tuple[int, bytes, bytes | None]]:
     with psycopg.connect(dsn) as c:
-        return [(s, g, o, bytes(b)) for s, g, o, b in c.execute(
-            f"SELECT seq, seg, off, line FROM {schema}.records WHERE agent = %s ORDER BY seq",
+        return [(s, bytes(b), None if h is None else bytes(h)) for s, b, h in c.execute(
+            f"SELECT seq, line, header FROM {schema}.records WHERE agent = %s ORDER BY seq",
             (agent,)).fetchall()]
 
 
 def test_rows_hold_the_exact_hashed_lines(pg_dsn: str, pg_schema: str,
                                           pg_backend: PostgresBackend) -> None:
-    with Journal("rows", backend=pg_backend, snapshot_every=4) as j:
+    """One row per record holding the hashed line; a segment's header on its first record,
+    so the segment view reads back exactly header + lines; snapshots beside their marks."""
+    with Journal("rows", backend=pg_backend, snapshot_every=4, segment_max_records=5) as j:
         for i in range(1, 10):
             j.append(_state(i), meta={"run": "r1", "i": i})
         recs = {r.seq: r for r in j.records()}
         segs = j.segment_seqs()
+        snaps = j.snapshot_seqs()
     rows = _rows(pg_dsn, pg_schema, "rows")
-    assert [r[0] for r in rows] == sorted(recs)
+    assert [r[0] for r in rows] == sorted(recs) == list(range(1, len(rows) + 1))
+    assert [s for s, _, h in rows if h is not None] == segs and len(segs) > 1
+    for seq, line, header in rows:
+        assert line.endswith(f',"h":"{recs[seq].h}"}}\n'.encode())
+        assert line.startswith(b'{"kind":"') and f'"seq":{seq},'.encode() in line
+        assert header is None or header.startswith(b'{"kind":"header"')
     store = pg_backend.agent("rows", create=False)
     try:
-        for seq, seg, off, line in rows:
-            assert line.endswith(f',"h":"{recs[seq].h}"}}\n'.encode())
-            assert line.startswith(b'{"kind":"') and f'"seq":{seq},'.encode() in line
-            assert store.read_segment(seg, off, len(line)) == line  # offsets are exact
-        for first in segs:
-            data = store.read_segment(first)
-            assert store.segment_size(first) == len(data)
-            assert data.count(b"\n") == 1 + sum(1 for r in rows if r[1] == first)
+        bounds = [*segs, len(rows) + 1]
+        for first, nxt in zip(bounds, bounds[1:]):
+            want = (rows[first - 1][2] or b"") + b"".join(r[1] for r in rows[first - 1:nxt - 1])
+            assert store.read_segment(first) == want
+            assert store.segment_bytes(first) == len(want)
     finally:
         store.close()
     with psycopg.connect(pg_dsn) as c:
         parts = c.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = %s::regclass",
                           (f"{pg_schema}.records",)).fetchone()
         assert parts == (8,)
+        marks = [s for (s,) in c.execute(f"SELECT seq FROM {pg_schema}.snapshots WHERE "
+                                         "agent = 'rows' ORDER BY seq").fetchall()]
+        assert marks == snaps and snaps
+        tables = {t for (t,) in c.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
+            "AND table_name NOT LIKE 'records_p%%'", (pg_schema,)).fetchall()}
+        assert tables == {"schema_version", "agents", "records", "snapshots", "quarantine",
+                          "leases", "followers"}
 
 
 def test_tampering_is_detected(pg_dsn: str, pg_schema: str,
@@ -181,7 +194,7 @@ def test_schema_created_by_many_processes_at_once(pg_dsn: str, pg_schema: str) -
     outs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, outs
     with psycopg.connect(pg_dsn) as c:
-        assert c.execute(f"SELECT version FROM {pg_schema}.schema_version").fetchall() == [(1,)]
+        assert c.execute(f"SELECT version FROM {pg_schema}.schema_version").fetchall() == [(2,)]
 
 
 def test_import_agentjournal_needs_no_psycopg() -> None:

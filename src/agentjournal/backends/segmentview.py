@@ -165,6 +165,22 @@ class SegmentView:
             ix = self._index[first] = _Index(first, header)
         return ix
 
+    def _records(self, first: int, start: int, stop: int | None
+                 ) -> Iterator[tuple[int, bytes]]:
+        """The records of segment ``first`` from ``start``. For the newest segment read by
+        anyone but the writer, a segment the writer started meanwhile is cut off: its
+        header was stored with its first record, so a look at the headers *after* the read
+        finds every segment that read can have run into."""
+        rows = self.records.read(start, stop)
+        if stop is not None or self._held:
+            return rows
+        got = list(rows)
+        if got:
+            later = [s for s, _ in self.records.headers() if s > first]
+            if later:
+                got = [r for r in got if r[0] < later[0]]
+        return iter(got)
+
     def read_segment(self, first_seq: int, offset: int = 0, length: int | None = None) -> bytes:
         """The segment's bytes from ``offset`` (``length`` of them): reads only the records
         that overlap, using the line lengths learned on earlier reads."""
@@ -180,14 +196,16 @@ class SegmentView:
             pos = base
             expect = first_seq + k
             if end is None or pos < end:
-                for seq, line in self.records.read(expect, nxt):
-                    if seq != expect:
-                        break  # a gap (a concurrent cut): the segment reads short
-                    if seq - first_seq == len(ix.ends):
+                gap = False
+                for seq, line in self._records(first_seq, expect, nxt):
+                    # A gap (a record missing from the store: damage) is read through, so
+                    # the scanner sees the break in the chain; offsets are learned before it.
+                    gap = gap or seq != expect
+                    if not gap and seq - first_seq == len(ix.ends):
                         ix.ends.append(pos + len(line))
                     out.append(line)
                     pos += len(line)
-                    expect += 1
+                    expect = seq + 1
                     if end is not None and pos >= end:
                         break
             data = b"".join(out)
@@ -199,11 +217,12 @@ class SegmentView:
             header, nxt = self._bounds(first_seq)
             ix = self._indexed(first_seq, header)
             pos = ix.known_end
-            for seq, line in self.records.read(ix.next_seq, nxt):
-                if seq != ix.next_seq:
-                    break
+            gap = False
+            for seq, line in self._records(first_seq, ix.next_seq, nxt):
+                gap = gap or seq != ix.next_seq  # damage: counted, not indexed
                 pos += len(line)
-                ix.ends.append(pos)
+                if not gap:
+                    ix.ends.append(pos)
             return pos
 
     def segment_size(self, first_seq: int) -> int:

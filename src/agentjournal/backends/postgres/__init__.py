@@ -9,9 +9,14 @@
         with Journal("agent-7", backend=store) as j:
             j.append({"messages": ["hi"]})
 
-The same engine runs on it (hash chain, snapshots, time travel, verify, retention); the rows
-hold the exact bytes that were hashed. One writer per agent across hosts: a session advisory
-lock plus an epoch fence on every write (see :mod:`.store`). Durability: writes commit with
+The backend implements the record-level core (:class:`~agentjournal.backends.base.RecordBackend`,
+:mod:`.records`) with rows and transactions: one row per record, an append is one transaction
+conditional on the lease's epoch and the expected next seq, a snapshot rides in the append of
+its mark. The engine sees it through :class:`~agentjournal.backends.segmentview.SegmentView`
+(``backend.agent()``), so the same engine runs on it (hash chain, snapshots, time travel,
+verify, retention); the rows hold the exact bytes that were hashed. One writer per agent
+across hosts: a session advisory lock (or an expiring lease row) plus the epoch fence on every
+write. Durability: appends commit with
 ``synchronous_commit=off`` and ``sync()`` commits with ``synchronous_commit=on``, so the
 journal's ``sync`` mode acknowledges a step only once its commit is flushed to the server's
 WAL; ``group`` and ``none`` may lose the WAL writer's window (``wal_writer_delay``, 200 ms by
@@ -41,6 +46,7 @@ from ...errors import (
     JournalNotFoundError,
     StoreError,
 )
+from ..segmentview import SegmentViews
 from ._errors import translated
 from ._lease import holders_sql
 from ._notify import Wakeups
@@ -51,21 +57,20 @@ from ._schema import (
     check_schema_name,
     migrate,
 )
-from .store import PostgresAgentStore, PostgresAppender
+from .records import PostgresRecordStore
 
-__all__ = ["PostgresAgentStore", "PostgresAppender", "PostgresBackend", "SCHEMA_VERSION",
-           "Wakeups"]
+__all__ = ["PostgresBackend", "PostgresRecordStore", "SCHEMA_VERSION", "Wakeups"]
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
-class PostgresBackend:
+class PostgresBackend(SegmentViews):
     """Journals in a PostgreSQL schema, shared by every host that connects to it.
 
     Args:
         dsn: a libpq connection string or URL (``postgresql://user@host:5432/db``).
         schema: the schema holding the tables; created and migrated on first use.
-        pool_size: connections for reads and unlocked changes (each writer holds one more).
+        pool_size: connections for reads and for creating agents (each writer holds one more).
         statement_timeout: seconds a statement may run (None: the server's setting).
         connect_timeout: seconds to wait for a connection.
         pool_timeout: seconds to wait for a free pooled connection.
@@ -170,8 +175,8 @@ class PostgresBackend:
                     yield c
                     return
 
-    # --- the Backend protocol -----------------------------------------------------------------
-    def agent(self, agent_id: str, *, create: bool) -> PostgresAgentStore:
+    # --- the RecordBackend protocol (the engine's agent() is SegmentViews') ---------------------
+    def records(self, agent_id: str, *, create: bool) -> PostgresRecordStore:
         validate_agent_id(agent_id)
         if create:
             with self.checked("creating an agent") as c:
@@ -181,7 +186,7 @@ class PostgresBackend:
             raise JournalNotFoundError(f"no journal for agent {agent_id!r} in {self.describe()}",
                                        hint="check the agent id and the schema, or record a "
                                        "step first")
-        return PostgresAgentStore(self, agent_id)
+        return PostgresRecordStore(self, agent_id)
 
     def exists(self, agent_id: str) -> bool:
         validate_agent_id(agent_id)
@@ -235,20 +240,20 @@ class PostgresBackend:
                              "FOR UPDATE", (agent_id,)).fetchone()
             if not (got and got[0]) or live is not None:
                 raise busy
-            for table in ("records", "fragments", "segments", "snapshots", "hints",
-                          "quarantine", "leases", "followers"):
+            for table in ("records", "snapshots", "quarantine", "leases", "followers"):
                 c.execute(f"DELETE FROM {s}.{table} WHERE agent = %s", (agent_id,))
             cur = c.execute(f"DELETE FROM {s}.agents WHERE agent = %s", (agent_id,))
             return cur.rowcount == 1
 
     def discard_empty(self, agent_id: str) -> bool:
-        """Forget ``agent_id`` if it holds no segment and no snapshot; whether it is gone."""
+        """Forget ``agent_id`` if it holds no record, snapshot or quarantined bytes; whether it
+        is gone."""
         validate_agent_id(agent_id)
         s = self.schema
         with self.checked(f"discarding agent {agent_id!r}") as c:
             c.execute(
                 f"DELETE FROM {s}.agents a WHERE agent = %(a)s AND NOT EXISTS (SELECT 1 FROM "
-                f"{s}.segments WHERE agent = %(a)s) AND NOT EXISTS (SELECT 1 FROM "
+                f"{s}.records WHERE agent = %(a)s) AND NOT EXISTS (SELECT 1 FROM "
                 f"{s}.snapshots WHERE agent = %(a)s) AND NOT EXISTS (SELECT 1 FROM "
                 f"{s}.quarantine WHERE agent = %(a)s)", {"a": agent_id})
         return not self.exists(agent_id)
