@@ -160,5 +160,17 @@ def test_sigkill_during_a_transaction_leaves_nothing(server: PgServer,
     finally:
         w.send_signal(signal.SIGKILL)
         w.communicate()
+    # An append is one transaction: the rows are whole records, gap-free, each the line
+    # of its seq (nothing half-written to find, cut or quarantine).
+    with psycopg.connect(server.dsn) as c:
+        rows = c.execute(f"SELECT seq, line FROM {be.schema}.records WHERE agent = 'x' "
+                         "ORDER BY seq").fetchall()
+        assert c.execute(f"SELECT count(*) FROM {be.schema}.quarantine").fetchone() == (0,)
+    assert [s for s, _ in rows] == list(range(1, len(rows) + 1)) and len(rows) >= 200
+    for seq, line in rows:
+        line = bytes(line)
+        assert line.startswith(b'{"kind":"') and f',"seq":{seq},'.encode() in line
+        assert line.endswith(b'"}\n') and line.count(b"\n") == 1
     with Journal("x", backend=be) as j:  # no torn tail to cut: recovery finds none
-        assert j.last_seq >= 200 and j.verify().ok
+        assert j.last_seq == len(rows) and j.verify().ok
+        assert j.verify().cuts == [] and j.append({"after": True}).seq == len(rows) + 1
