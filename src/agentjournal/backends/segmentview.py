@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from ..errors import StoreError
 from .base import Hint, RecordStore, SnapshotData, seq_name
 
-__all__ = ["SegmentView", "SegmentViews"]
+__all__ = ["SegmentView", "SegmentViews", "WakingSegmentView", "segment_view"]
 
 _SEQ = re.compile(rb'\{"kind":"[a-z]+","seq":([0-9]{1,19}),')
 
@@ -393,13 +393,20 @@ class SegmentView:
             self.unlock()
             self.records.close()
 
+
+class WakingSegmentView(SegmentView):
+    """The view of a record store that offers wake-ups (the optional ``wait_for_change``
+    of :class:`~agentjournal.backends.base.ChangeWaiter`)."""
+
     def wait_for_change(self, timeout: float) -> bool:
-        """The record store's wake-up when it has one, else a plain wait (polling)."""
-        wait = getattr(self.records, "wait_for_change", None)
-        if wait is not None:
-            return bool(wait(timeout))
-        threading.Event().wait(timeout)
-        return False
+        return bool(self.records.wait_for_change(timeout))  # type: ignore[attr-defined]
+
+
+def segment_view(store: RecordStore) -> SegmentView:
+    """The engine's view of ``store``, with wake-ups when the store has them."""
+    if callable(getattr(store, "wait_for_change", None)):
+        return WakingSegmentView(store)
+    return SegmentView(store)
 
 
 class SegmentViews:
@@ -410,4 +417,4 @@ class SegmentViews:
         raise NotImplementedError
 
     def agent(self, agent_id: str, *, create: bool) -> SegmentView:
-        return SegmentView(self.records(agent_id, create=create))
+        return segment_view(self.records(agent_id, create=create))
