@@ -28,7 +28,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -359,7 +359,7 @@ class RecordStoreContract(JournalContract):
         assert isinstance(backend, RecordBackend)
         assert isinstance(rstore, RecordStore)
         assert rstore.agent_id == "agent-1" and rstore.describe()
-        assert isinstance(backend.agent("agent-1", create=False), SegmentView)
+        assert isinstance(cast(Any, backend).agent("agent-1", create=False), SegmentView)
         with pytest.raises(JournalNotFoundError):
             backend.records("nobody", create=False)
         assert backend.list_agents() == ["agent-1"] and backend.exists("agent-1")
