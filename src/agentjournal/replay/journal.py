@@ -35,7 +35,7 @@ from ..errors import (
 from ..events import AnyRecord
 from ..journal.reader import SegmentReader
 from ..journal.writer import Durability, JournalWriter
-from ..retention import CompactReport, compact
+from ..retention import CompactReport, compact, snapshot_spacing
 from ..snapshot.store import DEFAULT_MAX_SNAPSHOT_BYTES, SnapshotDoc
 from .core import Core, open_core, release_core
 from .fork import fork_journal
@@ -372,11 +372,19 @@ class Journal(QueryMethods):
         return write_snapshot(self._core, compress=self.compress, retention=retention)
 
     def _sparse_gap(self) -> int | None:
-        """Seqs between the old snapshots retention keeps for time travel (None: none)."""
-        every = self.snapshot_every
-        if not self.sparse_snapshots or every is None:
+        """Seqs between the old snapshots retention keeps for time travel (None: none).
+
+        A journal opened without a snapshot interval (as ``agentjournal compact`` opens one)
+        uses the spacing of the journal's own first two snapshot marks, which never change
+        while the old history stays, so an explicit compaction keeps the sparse snapshots
+        the writer's retention kept instead of deleting them.
+        """
+        if not self.sparse_snapshots:
             return None
-        return self.sparse_snapshots * every
+        every = self.snapshot_every
+        if every is None:
+            every = snapshot_spacing(self.records())
+        return None if every is None else self.sparse_snapshots * every
 
     def sync(self) -> int:
         """Make every record durable now; returns ``durable_seq``."""
