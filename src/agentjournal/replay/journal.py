@@ -126,10 +126,7 @@ class Journal(QueryMethods):
         allow_insecure_root: bool = False,
         expect_head: Head | None = None,
     ) -> None:
-        if snapshot_every is not None and snapshot_every < 1:
-            raise ValueError("snapshot_every must be >= 1 or None")
-        if snapshot_seconds is not None and snapshot_seconds <= 0:
-            raise ValueError("snapshot_seconds must be > 0 or None")
+        triggers = Triggers(snapshot_every, snapshot_seconds)  # validates both
         if keep_snapshots is not None and keep_snapshots < 1:
             raise ValueError("keep_snapshots must be >= 1 or None (the newest is never deleted)")
         validate_agent_id(agent_id)  # before it names anything (a registry key, a path)
@@ -141,7 +138,7 @@ class Journal(QueryMethods):
         self.agent_id = agent_id
         self.key = key.encode() if isinstance(key, str) else (key or None)
         self.durability = Durability(durability)
-        self._triggers = Triggers(snapshot_every, snapshot_seconds)
+        self._triggers = triggers
         self.compress = compress
         self.keep_snapshots = keep_snapshots
         self.prune = prune
@@ -179,8 +176,6 @@ class Journal(QueryMethods):
 
     @snapshot_every.setter
     def snapshot_every(self, value: int | None) -> None:
-        if value is not None and value < 1:
-            raise ValueError("snapshot_every must be >= 1 or None")
         self._triggers = Triggers(value, self._triggers.seconds)
 
     @property
@@ -189,8 +184,6 @@ class Journal(QueryMethods):
 
     @snapshot_seconds.setter
     def snapshot_seconds(self, value: float | None) -> None:
-        if value is not None and value <= 0:
-            raise ValueError("snapshot_seconds must be > 0 or None")
         self._triggers = Triggers(self._triggers.every, value)
 
     # --- the head ----------------------------------------------------------------------------
