@@ -159,10 +159,17 @@ class SegmentView:
         heads = self._headers()
         return [(s, i < len(heads) - 1) for i, (s, _) in enumerate(heads)]
 
-    def _indexed(self, first: int, header: bytes) -> _Index:
+    def _indexed(self, first: int, header: bytes, newest: bool) -> _Index:
+        """The line lengths known of a segment. Kept only for the newest segment (the one
+        readers follow and the writer appends to), so reading a long journal once does not
+        keep an offset per record in memory; an older one is immutable and read whole."""
         ix = self._index.get(first)
         if ix is None or ix.header != header:
-            ix = self._index[first] = _Index(first, header)
+            ix = _Index(first, header)
+            if newest:
+                for old in [s for s in self._index if s < first]:
+                    del self._index[old]
+                self._index[first] = ix
         return ix
 
     def read_segment(self, first_seq: int, offset: int = 0, length: int | None = None) -> bytes:
@@ -170,7 +177,7 @@ class SegmentView:
         that overlap, using the line lengths learned on earlier reads."""
         with self._mutex:
             header, nxt = self._bounds(first_seq)
-            ix = self._indexed(first_seq, header)
+            ix = self._indexed(first_seq, header, nxt is None)
             end = None if length is None else offset + length
             with_header = offset < len(header)
             # The first record that ends after ``offset`` (known, or the next unknown one).
@@ -194,17 +201,20 @@ class SegmentView:
             start = 0 if with_header else base
             return data[offset - start: None if end is None else end - start]
 
+    def _learn(self, ix: _Index, nxt: int | None) -> int:
+        """Read the records of ``ix``'s segment not known yet; its size."""
+        pos = ix.known_end
+        for seq, line in self.records.read(ix.next_seq, nxt):
+            if seq != ix.next_seq:
+                break
+            pos += len(line)
+            ix.ends.append(pos)
+        return pos
+
     def _size(self, first_seq: int) -> int:
         with self._mutex:
             header, nxt = self._bounds(first_seq)
-            ix = self._indexed(first_seq, header)
-            pos = ix.known_end
-            for seq, line in self.records.read(ix.next_seq, nxt):
-                if seq != ix.next_seq:
-                    break
-                pos += len(line)
-                ix.ends.append(pos)
-            return pos
+            return self._learn(self._indexed(first_seq, header, nxt is None), nxt)
 
     def segment_size(self, first_seq: int) -> int:
         """Size of the newest (unsealed) segment; FileNotFoundError for any other."""
@@ -264,20 +274,18 @@ class SegmentView:
             self.records.sync()
 
     def truncate_segment(self, first_seq: int, size: int) -> None:
-        """Cut the newest segment to ``size`` bytes: delete the records from the first one
-        that ends after ``size`` (a record store holds no part of a record)."""
+        """Cut a segment to ``size`` bytes: delete the records from the first one that ends
+        after ``size`` (a record store holds no part of a record)."""
         with self._mutex:
-            total = self._size(first_seq)
-            ix = self._index[first_seq]
-            if size >= total:
+            header, nxt = self._bounds(first_seq)
+            ix = self._indexed(first_seq, header, nxt is None)
+            if size >= self._learn(ix, nxt):
                 return
-            k = bisect.bisect_right(ix.ends, size)
-            if size <= len(ix.header):
-                k = 0
+            k = 0 if size <= len(header) else bisect.bisect_right(ix.ends, size)
             self.records.delete_from(first_seq + k)
             del ix.ends[k:]
             if k == 0:  # only the header is left: it waits for the next record
-                self._pending_header = (first_seq, ix.header)
+                self._pending_header = (first_seq, header)
 
     def delete_segment(self, first_seq: int) -> None:
         """Delete a segment: the oldest (a prefix) or the newest (a suffix)."""
