@@ -438,9 +438,15 @@ def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
             lo, hi = vals[ns[0]], vals[ns[-1]]
             ratio = (lo / hi if higher else hi / lo) if len(ns) > 1 and lo and hi else None
             info = (label, unit) in [(a, b) for a, b, _ in INFO_ROWS]
+            # Against the second size too: at the smallest one (1k steps = 10 snapshots of
+            # 100) retention has nothing to delete or compress yet, so the steady state
+            # starts at the second size.
+            mid = vals[ns[1]] if len(ns) > 2 else None
+            steady = ((mid / hi if higher else hi / mid) if mid and hi else None)
             out.append({"variant": variant, "measure": label, "unit": unit, "values": vals,
                         "ratio_of": [int(ns[-1]), int(ns[0])] if ratio else None,
-                        "ratio": ratio, "info": info,
+                        "ratio": ratio, "info": info, "ratio_steady": steady,
+                        "steady_of": [int(ns[-1]), int(ns[1])] if steady else None,
                         "flat": None if ratio is None or info else ratio <= TARGET})
     return out
 
@@ -456,13 +462,17 @@ def _f(v: float | None) -> str:
 def table_lines(doc: dict[str, Any], markdown: bool = False) -> list[str]:
     """The table, per variant: one line per measure, one column per size, then the ratio."""
     sizes = [str(n) for n in doc["sizes"]]
-    head = ["variant", "measure", "unit"] + [f"{int(n):,}" for n in sizes] + ["ratio", "flat"]
+    second = f"÷{int(sizes[1]):,}" if len(sizes) > 2 else "-"
+    head = (["variant", "measure", "unit"] + [f"{int(n):,}" for n in sizes]
+            + ["ratio", "flat", second])
     body = []
     for r in doc["rows"]:
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}×"
         flat = "" if r["flat"] is None else "yes" if r["flat"] else "NO"
+        steady = r.get("ratio_steady")
         body.append([r["variant"], r["measure"], r["unit"]]
-                    + [_f(r["values"].get(n)) for n in sizes] + [ratio, flat])
+                    + [_f(r["values"].get(n)) for n in sizes]
+                    + [ratio, flat, "-" if steady is None else f"{steady:.2f}×"])
     if markdown:
         lines = ["| " + " | ".join(head) + " |",
                  "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|"]

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from agentjournal.backends import FilesystemBackend, MemoryBackend
-from agentjournal.backends.base import Backend
-from agentjournal.testing import BackendContract
+from agentjournal.backends.base import Backend, RecordStore
+from agentjournal.backends.memrecords import MemoryRecordBackend
+from agentjournal.testing import BackendContract, RecordStoreContract
 
 
 class TestFilesystemBackend(BackendContract):
@@ -22,3 +23,11 @@ class TestFilesystemBackend(BackendContract):
 class TestMemoryBackend(BackendContract):
     def make_backend(self, tmp_path: Path) -> Backend:
         return MemoryBackend()
+
+
+class TestMemoryRecordBackend(RecordStoreContract):
+    def make_backend(self, tmp_path: Path) -> MemoryRecordBackend:
+        return MemoryRecordBackend()
+
+    def take_over(self, backend: MemoryRecordBackend, agent_id: str) -> RecordStore:
+        return backend.take_over(agent_id)

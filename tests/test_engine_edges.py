@@ -252,3 +252,18 @@ def test_threads_reopening_one_agent_never_meet_their_own_lock(tmp_path: Path) -
     assert errors == []
     with Journal("a", tmp_path, readonly=True) as j:
         assert j.last_seq == 400 and j.verify().ok
+
+
+def test_snapshot_intervals_are_checked_at_open_and_when_set(tmp_path: Path) -> None:
+    for bad in ({"snapshot_every": 0}, {"snapshot_every": -3}, {"snapshot_seconds": 0},
+                {"snapshot_seconds": -1.5}):
+        with pytest.raises(ValueError, match="must be"):
+            Journal("iv", root=tmp_path, **bad)  # type: ignore[arg-type]
+    with Journal("iv", root=tmp_path, snapshot_every=3) as j:
+        with pytest.raises(ValueError, match="snapshot_every"):
+            j.snapshot_every = 0
+        with pytest.raises(ValueError, match="snapshot_seconds"):
+            j.snapshot_seconds = 0.0
+        assert (j.snapshot_every, j.snapshot_seconds) == (3, None)  # unchanged by a refusal
+        j.snapshot_every, j.snapshot_seconds = None, 2.0
+        assert (j.snapshot_every, j.snapshot_seconds) == (None, 2.0)

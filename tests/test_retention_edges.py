@@ -99,3 +99,22 @@ def test_compact_of_a_journal_object_says_what_to_call(tmp_path: Path) -> None:
         j.append({"a": 1})
         with pytest.raises(TypeError, match="Journal.compact"):
             compact(j, keep_snapshots=1)  # type: ignore[arg-type]
+
+
+def test_cli_compact_keeps_the_sparse_snapshots_the_writer_kept(tmp_path: Path) -> None:
+    """`agentjournal compact` opens the journal without a snapshot interval: it derives the
+    interval from the journal's own snapshot marks, so it deletes none of the sparse old
+    snapshots the writer's retention kept (it used to keep exactly --keep)."""
+    from test_cli_support import run
+
+    root = tmp_path / "store"
+    with Journal("sp", root=root, snapshot_every=5, keep_snapshots=2) as j:
+        for i in range(1, 301):
+            j.append({"i": i})
+        kept = j.snapshot_seqs()
+    assert len(kept) > 2  # the writer kept sparse old snapshots beside the newest two
+    res = run("compact", "sp", "--keep", "2", root=root)
+    assert res.exit_code == 0, res.output
+    with Journal("sp", root=root, readonly=True) as r:
+        assert r.snapshot_seqs() == kept
+        assert r.state_at(7) == {"i": 7}

@@ -23,10 +23,12 @@ segment and stats no file but those it deletes or compresses.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from . import _codec
+from .events import AnyRecord, SnapshotMark
 
 log = logging.getLogger("agentjournal")
 
@@ -199,6 +201,24 @@ def compact(t: RetentionTarget, *, keep_snapshots: int, prune: bool = False,
                 rep.errors.append(f"could not compress segment {first}: {e}")
                 log.error("retention: could not compress segment %s: %s", first, e)
     return rep
+
+
+def snapshot_spacing(records: Iterable[AnyRecord]) -> int | None:
+    """Steps between the journal's first two snapshot marks (None: fewer than two), the
+    unit of ``snapshot_every``.
+
+    The interval sparse retention uses for a journal opened without ``snapshot_every``: the
+    first marks stay while the old segments stay (sparse snapshots are kept only then), so
+    every compaction derives the same interval and retention stays idempotent. Reads only up
+    to the second mark.
+    """
+    ats: list[int] = []
+    for rec in records:
+        if isinstance(rec, SnapshotMark):
+            ats.append(rec.step)
+            if len(ats) == 2:
+                return max(ats[1] - ats[0], 1)
+    return None
 
 
 def sparse_picks(snaps: list[int], base: int, gap: int) -> set[int]:

@@ -30,7 +30,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from journal_helpers import SLOW_FACTOR, canonical, figures, genesis_states
 
 from agentjournal import Journal, MemoryBackend, StepNotFoundError, StepPrunedError
-from agentjournal.retention import sparse_picks
+from agentjournal.retention import snapshot_spacing, sparse_picks
 
 AGENT = "t6-agent"
 FIGS: dict[str, int] = {"sequences": 0, "steps": 0, "state_at_checks": 0, "pruned_checks": 0,
@@ -276,7 +276,7 @@ class JournalMachine(RuleBasedStateMachine):
         segs = self.j.segment_seqs()
         needed = {segs[0] - 1} & set(before) if segs and segs[0] > 1 else set()
         # Where the old history stays, sparse old snapshots stay with it (10 intervals apart).
-        every = self.opts.get("snapshot_every")
+        every = self.opts.get("snapshot_every") or snapshot_spacing(self.j.records())
         picks = (sparse_picks(before, before[-min(keep, len(before))], 10 * every)
                  if every and not prune and before else set())
         assert after == sorted(set(before[-keep:]) | needed | picks) if before else after == []

@@ -1,6 +1,10 @@
 """Storage backends: the local filesystem (default), memory (tests) and, with the
 ``postgres`` extra, PostgreSQL (a fleet's shared store).
 
+A backend implements the record-level core (:class:`RecordStore`, seen by the engine through
+:class:`SegmentView`), as PostgreSQL and :class:`MemoryRecordBackend` do, or the segment
+capability (:class:`AgentStore`) directly, as the filesystem and :class:`MemoryBackend` do.
+
 :func:`open_backend` chooses one from a string, the way ``--store`` and
 ``AGENTJOURNAL_STORE`` do on the command line.
 """
@@ -12,9 +16,11 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import MissingExtraError
-from .base import AgentStore, Appender, Backend
+from .base import AgentStore, Appender, Backend, RecordBackend, RecordStore, SnapshotData
 from .filesystem import DEFAULT_ROOT, FilesystemBackend
 from .memory import MemoryBackend
+from .memrecords import MemoryRecordBackend
+from .segmentview import SegmentView, SegmentViews
 
 __all__ = [
     "DEFAULT_ROOT",
@@ -23,6 +29,12 @@ __all__ = [
     "Backend",
     "FilesystemBackend",
     "MemoryBackend",
+    "MemoryRecordBackend",
+    "RecordBackend",
+    "RecordStore",
+    "SegmentView",
+    "SegmentViews",
+    "SnapshotData",
     "StoreKind",
     "describe_store",
     "open_backend",

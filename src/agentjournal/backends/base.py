@@ -183,12 +183,8 @@ class ChangeWaiter(Protocol):
         lost notification channel: it waits out the timeout instead (polling)."""
 
 
-@runtime_checkable
-class Backend(Protocol):
-    """Where journals live."""
-
-    def agent(self, agent_id: str, *, create: bool) -> AgentStore:
-        """Open one agent's store; without ``create`` a missing one is JournalNotFoundError."""
+class Directory(Protocol):
+    """What every backend of either shape says about the store as a whole."""
 
     def exists(self, agent_id: str) -> bool:
         """Whether the agent has a journal here."""
@@ -204,6 +200,14 @@ class Backend(Protocol):
 
     def identity(self) -> object:
         """Hashable; equal for two backend objects on the same store (writers share)."""
+
+
+@runtime_checkable
+class Backend(Directory, Protocol):
+    """Where journals live, as the engine sees them (agent stores with segments)."""
+
+    def agent(self, agent_id: str, *, create: bool) -> AgentStore:
+        """Open one agent's store; without ``create`` a missing one is JournalNotFoundError."""
 
 
 # --- the record-level core ----------------------------------------------------------------
@@ -294,27 +298,12 @@ class RecordStore(Protocol):
 
 
 @runtime_checkable
-class RecordBackend(Protocol):
+class RecordBackend(Directory, Protocol):
     """Where record stores live: the backend-level half of the core."""
 
     def records(self, agent_id: str, *, create: bool) -> RecordStore:
         """One agent's :class:`RecordStore`; without ``create`` a missing one is
         ``JournalNotFoundError``."""
-
-    def exists(self, agent_id: str) -> bool:
-        """Whether the agent has a journal here."""
-
-    def list_agents(self) -> list[str]:
-        """Agent ids with a journal, sorted."""
-
-    def describe(self) -> str:
-        """Where this backend stores things (for messages)."""
-
-    def lock_holders(self) -> dict[str, int]:
-        """``{agent_id: pid}`` of the agents whose writer lease is held now (one look-up)."""
-
-    def identity(self) -> object:
-        """Hashable; equal for two backend objects on the same store (writers share)."""
 
 
 class Quarantine(Protocol):

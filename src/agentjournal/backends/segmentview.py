@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from ..errors import StoreError
 from .base import Hint, RecordStore, SnapshotData, seq_name
 
-__all__ = ["SegmentView", "SegmentViews"]
+__all__ = ["SegmentView", "SegmentViews", "WakingSegmentView", "segment_view"]
 
 _SEQ = re.compile(rb'\{"kind":"[a-z]+","seq":([0-9]{1,19}),')
 
@@ -159,10 +159,17 @@ class SegmentView:
         heads = self._headers()
         return [(s, i < len(heads) - 1) for i, (s, _) in enumerate(heads)]
 
-    def _indexed(self, first: int, header: bytes) -> _Index:
+    def _indexed(self, first: int, header: bytes, newest: bool) -> _Index:
+        """The line lengths known of a segment. Kept only for the newest segment (the one
+        readers follow and the writer appends to), so reading a long journal once does not
+        keep an offset per record in memory; an older one is immutable and read whole."""
         ix = self._index.get(first)
         if ix is None or ix.header != header:
-            ix = self._index[first] = _Index(first, header)
+            ix = _Index(first, header)
+            if newest:
+                for old in [s for s in self._index if s < first]:
+                    del self._index[old]
+                self._index[first] = ix
         return ix
 
     def _records(self, first: int, start: int, stop: int | None
@@ -186,7 +193,7 @@ class SegmentView:
         that overlap, using the line lengths learned on earlier reads."""
         with self._mutex:
             header, nxt = self._bounds(first_seq)
-            ix = self._indexed(first_seq, header)
+            ix = self._indexed(first_seq, header, nxt is None)
             end = None if length is None else offset + length
             with_header = offset < len(header)
             # The first record that ends after ``offset`` (known, or the next unknown one).
@@ -212,18 +219,21 @@ class SegmentView:
             start = 0 if with_header else base
             return data[offset - start: None if end is None else end - start]
 
+    def _learn(self, ix: _Index, nxt: int | None) -> int:
+        """Read the records of ``ix``'s segment not known yet; its size."""
+        pos = ix.known_end
+        gap = False
+        for seq, line in self._records(ix.first, ix.next_seq, nxt):
+            gap = gap or seq != ix.next_seq  # damage: counted, not indexed
+            pos += len(line)
+            if not gap:
+                ix.ends.append(pos)
+        return pos
+
     def _size(self, first_seq: int) -> int:
         with self._mutex:
             header, nxt = self._bounds(first_seq)
-            ix = self._indexed(first_seq, header)
-            pos = ix.known_end
-            gap = False
-            for seq, line in self._records(first_seq, ix.next_seq, nxt):
-                gap = gap or seq != ix.next_seq  # damage: counted, not indexed
-                pos += len(line)
-                if not gap:
-                    ix.ends.append(pos)
-            return pos
+            return self._learn(self._indexed(first_seq, header, nxt is None), nxt)
 
     def segment_size(self, first_seq: int) -> int:
         """Size of the newest (unsealed) segment; FileNotFoundError for any other."""
@@ -283,20 +293,18 @@ class SegmentView:
             self.records.sync()
 
     def truncate_segment(self, first_seq: int, size: int) -> None:
-        """Cut the newest segment to ``size`` bytes: delete the records from the first one
-        that ends after ``size`` (a record store holds no part of a record)."""
+        """Cut a segment to ``size`` bytes: delete the records from the first one that ends
+        after ``size`` (a record store holds no part of a record)."""
         with self._mutex:
-            total = self._size(first_seq)
-            ix = self._index[first_seq]
-            if size >= total:
+            header, nxt = self._bounds(first_seq)
+            ix = self._indexed(first_seq, header, nxt is None)
+            if size >= self._learn(ix, nxt):
                 return
-            k = bisect.bisect_right(ix.ends, size)
-            if size <= len(ix.header):
-                k = 0
+            k = 0 if size <= len(header) else bisect.bisect_right(ix.ends, size)
             self.records.delete_from(first_seq + k)
             del ix.ends[k:]
             if k == 0:  # only the header is left: it waits for the next record
-                self._pending_header = (first_seq, ix.header)
+                self._pending_header = (first_seq, header)
 
     def delete_segment(self, first_seq: int) -> None:
         """Delete a segment: the oldest (a prefix) or the newest (a suffix)."""
@@ -412,13 +420,20 @@ class SegmentView:
             self.unlock()
             self.records.close()
 
+
+class WakingSegmentView(SegmentView):
+    """The view of a record store that offers wake-ups (the optional ``wait_for_change``
+    of :class:`~agentjournal.backends.base.ChangeWaiter`)."""
+
     def wait_for_change(self, timeout: float) -> bool:
-        """The record store's wake-up when it has one, else a plain wait (polling)."""
-        wait = getattr(self.records, "wait_for_change", None)
-        if wait is not None:
-            return bool(wait(timeout))
-        threading.Event().wait(timeout)
-        return False
+        return bool(self.records.wait_for_change(timeout))  # type: ignore[attr-defined]
+
+
+def segment_view(store: RecordStore) -> SegmentView:
+    """The engine's view of ``store``, with wake-ups when the store has them."""
+    if callable(getattr(store, "wait_for_change", None)):
+        return WakingSegmentView(store)
+    return SegmentView(store)
 
 
 class SegmentViews:
@@ -429,4 +444,4 @@ class SegmentViews:
         raise NotImplementedError
 
     def agent(self, agent_id: str, *, create: bool) -> SegmentView:
-        return SegmentView(self.records(agent_id, create=create))
+        return segment_view(self.records(agent_id, create=create))

@@ -35,7 +35,7 @@ from ..errors import (
 from ..events import AnyRecord
 from ..journal.reader import SegmentReader
 from ..journal.writer import Durability, JournalWriter
-from ..retention import CompactReport, compact
+from ..retention import CompactReport, compact, snapshot_spacing
 from ..snapshot.store import DEFAULT_MAX_SNAPSHOT_BYTES, SnapshotDoc
 from .core import Core, open_core, release_core
 from .fork import fork_journal
@@ -126,10 +126,7 @@ class Journal(QueryMethods):
         allow_insecure_root: bool = False,
         expect_head: Head | None = None,
     ) -> None:
-        if snapshot_every is not None and snapshot_every < 1:
-            raise ValueError("snapshot_every must be >= 1 or None")
-        if snapshot_seconds is not None and snapshot_seconds <= 0:
-            raise ValueError("snapshot_seconds must be > 0 or None")
+        triggers = Triggers(snapshot_every, snapshot_seconds)  # validates both
         if keep_snapshots is not None and keep_snapshots < 1:
             raise ValueError("keep_snapshots must be >= 1 or None (the newest is never deleted)")
         validate_agent_id(agent_id)  # before it names anything (a registry key, a path)
@@ -141,7 +138,7 @@ class Journal(QueryMethods):
         self.agent_id = agent_id
         self.key = key.encode() if isinstance(key, str) else (key or None)
         self.durability = Durability(durability)
-        self._triggers = Triggers(snapshot_every, snapshot_seconds)
+        self._triggers = triggers
         self.compress = compress
         self.keep_snapshots = keep_snapshots
         self.prune = prune
@@ -179,8 +176,6 @@ class Journal(QueryMethods):
 
     @snapshot_every.setter
     def snapshot_every(self, value: int | None) -> None:
-        if value is not None and value < 1:
-            raise ValueError("snapshot_every must be >= 1 or None")
         self._triggers = Triggers(value, self._triggers.seconds)
 
     @property
@@ -189,8 +184,6 @@ class Journal(QueryMethods):
 
     @snapshot_seconds.setter
     def snapshot_seconds(self, value: float | None) -> None:
-        if value is not None and value <= 0:
-            raise ValueError("snapshot_seconds must be > 0 or None")
         self._triggers = Triggers(self._triggers.every, value)
 
     # --- the head ----------------------------------------------------------------------------
@@ -372,11 +365,19 @@ class Journal(QueryMethods):
         return write_snapshot(self._core, compress=self.compress, retention=retention)
 
     def _sparse_gap(self) -> int | None:
-        """Seqs between the old snapshots retention keeps for time travel (None: none)."""
-        every = self.snapshot_every
-        if not self.sparse_snapshots or every is None:
+        """Seqs between the old snapshots retention keeps for time travel (None: none).
+
+        A journal opened without a snapshot interval (as ``agentjournal compact`` opens one)
+        uses the spacing of the journal's own first two snapshot marks, which never change
+        while the old history stays, so an explicit compaction keeps the sparse snapshots
+        the writer's retention kept instead of deleting them.
+        """
+        if not self.sparse_snapshots:
             return None
-        return self.sparse_snapshots * every
+        every = self.snapshot_every
+        if every is None:
+            every = snapshot_spacing(self.records())
+        return None if every is None else self.sparse_snapshots * every
 
     def sync(self) -> int:
         """Make every record durable now; returns ``durable_seq``."""

@@ -55,6 +55,12 @@ class Triggers:
     every: int | None
     seconds: float | None
 
+    def __post_init__(self) -> None:
+        if self.every is not None and self.every < 1:
+            raise ValueError("snapshot_every must be >= 1 or None")
+        if self.seconds is not None and self.seconds <= 0:
+            raise ValueError("snapshot_seconds must be > 0 or None")
+
     def due(self, core: Core, step: int) -> bool:
         """For a writable core: would a record at ``step`` be followed by a snapshot."""
         if self.every is not None and step - core.snap_step >= self.every:
