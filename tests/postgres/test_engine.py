@@ -104,7 +104,7 @@ def test_rows_hold_the_exact_hashed_lines(pg_dsn: str, pg_schema: str,
     store = pg_backend.agent("rows", create=False)
     try:
         bounds = [*segs, len(rows) + 1]
-        for first, nxt in zip(bounds, bounds[1:]):
+        for first, nxt in zip(bounds, bounds[1:], strict=False):
             want = (rows[first - 1][2] or b"") + b"".join(r[1] for r in rows[first - 1:nxt - 1])
             assert store.read_segment(first) == want
             assert store.segment_bytes(first) == len(want)
