@@ -1,5 +1,5 @@
 """The record-level contract (``agentjournal.testing.RecordStoreContract``: the core, then the
-engine on it) on PostgreSQL, with each lease kind. A takeover is done as another host would
+engine on it) on PostgreSQL, with each lease kind and with time partitions. A takeover is done as another host would
 do it: the advisory lease's session is terminated (a reaper, a partition), the row lease is
 left to expire; then a new store takes the lease and the old holder is fenced."""
 
@@ -21,6 +21,7 @@ from agentjournal.testing import RecordStoreContract
 
 class TestPostgresRecords(RecordStoreContract):
     lease = "advisory"
+    options: dict[str, Any] = {}
 
     @pytest.fixture(autouse=True)
     def _server(self, pg_dsn: str) -> Iterator[None]:
@@ -35,7 +36,7 @@ class TestPostgresRecords(RecordStoreContract):
         from agentjournal.backends.postgres import PostgresBackend
 
         schema = fresh_schema()
-        be = PostgresBackend(self.dsn, schema=schema, lease=self.lease)
+        be = PostgresBackend(self.dsn, schema=schema, lease=self.lease, **self.options)
         self.made.append((be, schema))
         return be
 
@@ -66,3 +67,10 @@ class TestPostgresRecordsRowLease(TestPostgresRecords):
     """The same contract with the lease kind for transaction-mode poolers."""
 
     lease = "row"
+
+
+class TestPostgresRecordsTimePartitions(TestPostgresRecords):
+    """The same contract on the time layout (1-second partitions: a test's records spread
+    over several of them)."""
+
+    options = {"partition": "time", "partition_interval": 1}

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 try:
@@ -50,18 +51,31 @@ from ..segmentview import SegmentViews
 from ._errors import translated
 from ._lease import holders_sql
 from ._notify import Wakeups
+from ._partitions import Buckets, PartitionDrop, drop_expired
 from ._schema import (
     SCHEMA_VERSION,
     SchemaTooNewError,
     advisory_key,
     check_schema_name,
     migrate,
+    settings,
 )
 from .records import PostgresRecordStore
 
-__all__ = ["PostgresBackend", "PostgresRecordStore", "SCHEMA_VERSION", "Wakeups"]
+__all__ = ["PartitionDrop", "PostgresBackend", "PostgresRecordStore", "SCHEMA_VERSION",
+           "Wakeups"]
 
 Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+def _seconds(value: float | timedelta | None) -> int | None:
+    """A partition interval in whole seconds (at least one)."""
+    if value is None:
+        return None
+    secs = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if secs < 1 or secs != int(secs):
+        raise ValueError(f"partition_interval={value!r}: use a whole number of seconds >= 1")
+    return int(secs)
 
 
 class PostgresBackend(SegmentViews):
@@ -83,18 +97,30 @@ class PostgresBackend(SegmentViews):
         lease_keepalive: seconds of silence after which the server probes a writer's
             connection (``tcp_keepalives_*`` of its session, advisory leases over TCP), so a
             vanished host's lease ends in about 2.5 times this; None: the server's setting.
+        partition: how ``records`` is partitioned, chosen when the schema is created:
+            ``"hash"`` (by agent; the default) or ``"time"`` (by the time each segment
+            started, each bucket by agent: fleet expiry drops whole partitions, see
+            :mod:`._partitions`). None: whatever the schema has (``"hash"`` for a new one).
+        partition_interval: seconds (or a ``timedelta``) per time partition, for a new
+            ``"time"`` schema (default one day); None: the schema's.
 
     Raises:
         StoreUnavailableError: the server cannot be reached (or is full).
-        StoreError: the schema is newer than this agentjournal, or the DSN is invalid.
+        StoreError: the schema is newer than this agentjournal, the DSN is invalid, or the
+            schema's partitioning is not the one asked for.
     """
 
     def __init__(self, dsn: str, *, schema: str = "agentjournal", pool_size: int = 4,
                  statement_timeout: float | None = 30.0, connect_timeout: float = 10.0,
                  pool_timeout: float = 30.0, lease: str = "advisory",
-                 lease_ttl: float = 30.0, lease_keepalive: float | None = 10.0) -> None:
+                 lease_ttl: float = 30.0, lease_keepalive: float | None = 10.0,
+                 partition: str | None = None,
+                 partition_interval: float | timedelta | None = None) -> None:
         if lease not in ("advisory", "row"):
             raise ValueError(f"lease={lease!r}: use 'advisory' or 'row'")
+        if partition not in (None, "hash", "time"):
+            raise ValueError(f"partition={partition!r}: use 'hash' or 'time'")
+        interval = _seconds(partition_interval)
         if lease_ttl <= 0:
             raise ValueError(f"lease_ttl={lease_ttl!r}: must be positive")
         self.lease = lease
@@ -112,9 +138,20 @@ class PostgresBackend(SegmentViews):
         try:
             with translated(f"creating schema {schema!r}"):
                 try:
-                    migrate(conn, self.schema)
+                    migrate(conn, self.schema, partition or "hash", interval or 86400)
                 except SchemaTooNewError as e:
                     raise StoreError(str(e), hint="upgrade agentjournal on this host") from None
+                self.partition, self.partition_interval = settings(conn, self.schema)
+            if partition is not None and partition != self.partition or (
+                    interval is not None and self.partition == "time"
+                    and interval != self.partition_interval):
+                raise StoreError(
+                    f"schema {schema!r} is partitioned by {self.partition}"
+                    + (f" every {self.partition_interval} s" if self.partition == "time"
+                       else "") + f", not as asked (partition={partition!r}, "
+                    f"partition_interval={interval!r})",
+                    hint="the partitioning is chosen when a schema is created: leave "
+                    "partition= unset to use it as it is, or use a new schema")
             info = conn.info
             self._user = info.user
             self._where = (info.host, info.port, info.dbname)
@@ -127,6 +164,8 @@ class PostgresBackend(SegmentViews):
             configure=self._configure, timeout=pool_timeout, open=False,
             name=f"agentjournal-{self.schema}")
         self.pool.open(wait=False)
+        self.buckets = Buckets(self)
+        """The time partitions known to exist (``partition="time"``)."""
 
     # --- connections --------------------------------------------------------------------------
     def _configure(self, conn: Conn) -> None:
@@ -257,6 +296,12 @@ class PostgresBackend(SegmentViews):
                 f"{s}.snapshots WHERE agent = %(a)s) AND NOT EXISTS (SELECT 1 FROM "
                 f"{s}.quarantine WHERE agent = %(a)s)", {"a": agent_id})
         return not self.exists(agent_id)
+
+    def drop_expired_partitions(self, *, dry_run: bool = False) -> list[PartitionDrop]:
+        """Drop the time partitions no agent can see a row of any more (``partition="time"``;
+        none otherwise): an optional capability that :func:`agentjournal.expiry.expire`
+        calls after pruning. See :mod:`._partitions`."""
+        return drop_expired(self, dry_run=dry_run)
 
     # --- lifetime -----------------------------------------------------------------------------
     def close(self) -> None:

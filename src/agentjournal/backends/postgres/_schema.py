@@ -6,11 +6,16 @@ version already there. No ``CREATE INDEX CONCURRENTLY`` (it cannot run in a tran
 
 Version 2, the record-level store (see docs/postgres.md, "Schema"):
 
-- ``agents``: one row per agent with a journal.
+- ``settings``: the layout chosen when the schema was created (``partition``: ``hash`` or
+  ``time``; ``partition_interval``: seconds per time partition).
+- ``agents``: one row per agent with a journal; ``horizon``: the first seq kept (time layout:
+  a prefix cut moves it, and the rows below wait for their partition to be dropped).
 - ``records``: one row per record, keyed by ``(agent, seq)``: the exact line bytes that were
   hashed, and ``header``, the line of the segment that starts at this record (NULL for every
-  record but a segment's first). Hash-partitioned by agent. A partial index on the records
-  that carry a header finds an agent's segments without reading its records.
+  record but a segment's first). Hash-partitioned by agent; or (time layout) range-partitioned
+  by ``bucket`` (the time its segment started, in intervals since the epoch), each bucket
+  hash-partitioned by agent (:mod:`._partitions`). A partial index on the records that carry
+  a header finds an agent's segments without reading its records.
 - ``snapshots``: lz4 (or plain) ``bytea``, written in the same transaction as their mark.
 - ``quarantine``: bytes ``repair`` cut, kept for inspection.
 - ``leases``: one row per agent that ever had a writer: ``epoch`` (bumped at every
@@ -86,16 +91,32 @@ def _header_index(s: str) -> str:
             "WHERE header IS NOT NULL")
 
 
-def create_v2(s: str) -> list[str]:
-    """A new schema at version 2 (the statements docs/postgres.md shows)."""
+def _v2_tables(s: str, partition: str, interval: int) -> list[str]:
+    """What version 2 adds to every layout: the settings and the agents' horizon."""
     return [
-        *_common(s),
-        f"CREATE TABLE {s}.records (agent text NOT NULL, seq bigint NOT NULL, "
-        "line bytea NOT NULL, header bytea, PRIMARY KEY (agent, seq)) "
-        "PARTITION BY HASH (agent)",
-        *_partitions(s),
-        _header_index(s),
+        f"CREATE TABLE {s}.settings (name text PRIMARY KEY, value text NOT NULL)",
+        f"INSERT INTO {s}.settings (name, value) VALUES ('partition', '{partition}'), "
+        f"('partition_interval', '{int(interval)}')",
+        f"ALTER TABLE {s}.agents ADD COLUMN horizon bigint NOT NULL DEFAULT 0",
     ]
+
+
+def create_v2(s: str, partition: str = "hash", interval: int = 0) -> list[str]:
+    """A new schema at version 2 (the statements docs/postgres.md shows). ``partition``:
+    ``hash`` (records hash-partitioned by agent) or ``time`` (by ``bucket``, each bucket by
+    hash of agent; the buckets are made as they are needed, ``interval`` seconds each)."""
+    if partition == "time":
+        records = [
+            f"CREATE TABLE {s}.records (agent text NOT NULL, seq bigint NOT NULL, "
+            "bucket integer NOT NULL, line bytea NOT NULL, header bytea, "
+            "PRIMARY KEY (agent, seq, bucket)) PARTITION BY RANGE (bucket)"]
+    else:
+        records = [
+            f"CREATE TABLE {s}.records (agent text NOT NULL, seq bigint NOT NULL, "
+            "line bytea NOT NULL, header bytea, PRIMARY KEY (agent, seq)) "
+            "PARTITION BY HASH (agent)",
+            *_partitions(s)]
+    return [*_common(s), *_v2_tables(s, partition, interval), *records, _header_index(s)]
 
 
 def create_v1(s: str) -> list[str]:
@@ -134,6 +155,7 @@ def _v1_to_v2(s: str) -> list[str]:
         f"FROM {s}.fragments ORDER BY agent, seg, off",
         f"ALTER TABLE {s}.records DROP COLUMN seg, DROP COLUMN off",
         f"DROP TABLE {s}.segments, {s}.fragments, {s}.hints",
+        *_v2_tables(s, "hash", 0),
         _header_index(s),
     ]
 
@@ -142,16 +164,25 @@ MIGRATIONS: dict[int, Callable[[str], list[str]]] = {2: _v1_to_v2}
 """``version: statements(schema)`` taking the schema from ``version - 1`` to ``version``."""
 
 
+def settings(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> tuple[str, int]:
+    """``(partition, interval seconds)`` of a schema at version 2."""
+    rows = dict(conn.execute(f"SELECT name, value FROM {check_schema_name(schema)}.settings"
+                             ).fetchall())
+    return str(rows.get("partition", "hash")), int(rows.get("partition_interval", 0))
+
+
 class SchemaTooNewError(RuntimeError):
     """The database holds a newer schema than this version of agentjournal knows."""
 
 
-def migrate(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> int:
+def migrate(conn: psycopg.Connection[tuple[Any, ...]], schema: str,
+            partition: str = "hash", interval: int = 0) -> int:
     """Create or upgrade ``schema`` to :data:`SCHEMA_VERSION`; returns the version found.
 
     Safe to run from many processes at once: the whole check-and-apply is serialized by a
     transaction-level advisory lock on the schema's name. A new schema is created at the
-    current version directly; an older one is taken through each migration in order.
+    current version directly, with the ``partition`` layout; an older one is taken through
+    each migration in order (it keeps the hash layout it has).
     """
     s = check_schema_name(schema)
     with conn.transaction():
@@ -166,7 +197,7 @@ def migrate(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> int:
                 f"schema {s!r} is at version {found}, newer than {SCHEMA_VERSION} which this "
                 "agentjournal knows; upgrade agentjournal on this host")
         if found == 0:
-            steps = [(SCHEMA_VERSION, create_v2(s))]
+            steps = [(SCHEMA_VERSION, create_v2(s, partition, interval))]
         else:
             steps = [(v, MIGRATIONS[v](s)) for v in range(found + 1, SCHEMA_VERSION + 1)]
         for version, statements in steps:

@@ -56,6 +56,14 @@ class PostgresRecordStore:
         self._lease: Lease | None = None
         self._wakeups: Wakeups | None = None
         self._insert_sql: dict[tuple[bool, bool, bool], str] = {}
+        self._time = backend.partition == "time"
+        self._last_bucket: int | None = None
+        """Time layout: the bucket of the newest record (None: no record)."""
+        self._bucket_known = False
+        # Time layout: rows below the agent's horizon are cut (they wait for their partition
+        # to be dropped); every read sees only the rows from it on.
+        self._vis = (f" AND seq >= (SELECT horizon FROM {self._s}.agents WHERE agent = %(a)s)"
+                     if self._time else "")
 
     def describe(self) -> str:
         return f"{self._be.url}/{self.agent_id}"
@@ -134,6 +142,7 @@ class PostgresRecordStore:
             raise
         self._lease = Lease(conn, epoch, self._be.lease, self._be.lease_ttl)
         self._lease.start_heartbeat(self._s, self.agent_id)
+        self._bucket_known = False  # another writer may have written since
 
     def _locked(self, conn: Conn) -> JournalLockedError:
         row = conn.execute(f"SELECT host, pid, since FROM {self._s}.leases WHERE agent = %s",
@@ -171,16 +180,22 @@ class PostgresRecordStore:
         if got is not None:
             return got
         s = self._s
+        # Time layout: the bucket of the rows, and the newest seq looked for only from the
+        # bucket of the newest record on (buckets never go down along the seqs).
+        cols, bucket, newest = ("agent, seq, line, header", "", "")
+        if self._time:
+            cols, bucket, newest = ("agent, seq, bucket, line, header", "%(b)s::integer, ",
+                                    " AND bucket >= %(lb)s::integer")
         if many:
-            rows = ("SELECT %(a)s, %(start)s::bigint + t.o - 1, t.l, CASE WHEN t.o = 1 THEN "
-                    "%(h)s::bytea END FROM unnest(%(lines)s::bytea[]) WITH ORDINALITY "
-                    "AS t(l, o)")
+            rows = (f"SELECT %(a)s, %(start)s::bigint + t.o - 1, {bucket}t.l, CASE WHEN "
+                    "t.o = 1 THEN %(h)s::bytea END FROM unnest(%(lines)s::bytea[]) WITH "
+                    "ORDINALITY AS t(l, o)")
         else:
-            rows = "SELECT %(a)s, %(start)s::bigint, %(line)s::bytea, %(h)s::bytea"
-        query = (f"WITH ins AS (INSERT INTO {s}.records (agent, seq, line, header) {rows} "
+            rows = f"SELECT %(a)s, %(start)s::bigint, {bucket}%(line)s::bytea, %(h)s::bytea"
+        query = (f"WITH ins AS (INSERT INTO {s}.records ({cols}) {rows} "
                  f"WHERE EXISTS (SELECT 1 FROM {s}.leases WHERE agent = %(a)s AND "
                  "epoch = %(e)s::bigint FOR SHARE) AND coalesce((SELECT max(seq) FROM "
-                 f"{s}.records WHERE agent = %(a)s), %(start)s::bigint - 1) = "
+                 f"{s}.records WHERE agent = %(a)s{newest}), %(start)s::bigint - 1) = "
                  "%(start)s::bigint - 1 "
                  "RETURNING 1)")
         if snapshot:
@@ -220,6 +235,9 @@ class PostgresRecordStore:
             params["line"] = bytes(lines[0])
         if snapshot is not None:
             params.update(ss=snapshot.seq, sd=bytes(snapshot.data), sc=snapshot.compressed)
+        if self._time:
+            params["b"] = self._bucket(header is not None)
+            params["lb"] = -(1 << 31) if self._last_bucket is None else self._last_bucket
         with lease.mutex:
             self._check_followed(lease, what)
             if lease.followed:
@@ -243,11 +261,31 @@ class PostgresRecordStore:
                 row = cur.fetchone()
             except psycopg.Error as e:
                 lease.dirty = True  # the outcome is unknown: the next sync must commit
+                self._bucket_known = False
                 raise self._lost(e, what) from e
             if not durable:
                 lease.dirty = True
             if row is None or int(row[0]) != len(lines):
+                self._bucket_known = False
                 raise self._refused(lease, start)
+            if self._time:
+                self._last_bucket = params["b"]
+
+    def _bucket(self, opens_segment: bool) -> int:
+        """Time layout: the bucket of the next rows (made if missing). A record that opens a
+        segment goes into the current bucket, any other into its segment's, so a segment
+        never straddles two partitions; never below the newest record's bucket."""
+        if not self._bucket_known:
+            rows = self._read(f"SELECT bucket FROM {self._s}.records WHERE agent = %s ORDER "
+                              "BY seq DESC LIMIT 1", (self.agent_id,), "finding the bucket")
+            self._last_bucket = int(rows[0][0]) if rows else None
+            self._bucket_known = True
+        last = self._last_bucket
+        now = int(time.time() // self._be.partition_interval)
+        bucket = now if opens_segment or last is None else last
+        bucket = bucket if last is None else max(bucket, last)
+        self._be.buckets.ensure(bucket)
+        return bucket
 
     def _refused(self, lease: Lease, start: int) -> JournalFencedError:
         """Why an append inserted nothing: the epoch moved on, or ``start`` is not next."""
@@ -317,8 +355,9 @@ class PostgresRecordStore:
         nxt = start
         while nxt < stop:
             rows = self._read(
-                f"SELECT seq, line FROM {self._s}.records WHERE agent = %s AND seq >= %s AND "
-                "seq < %s ORDER BY seq LIMIT %s", (self.agent_id, nxt, stop, READ_BATCH),
+                f"SELECT seq, line FROM {self._s}.records WHERE agent = %(a)s AND "
+                f"seq >= %(n)s AND seq < %(e)s{self._vis} ORDER BY seq LIMIT %(k)s",
+                {"a": self.agent_id, "n": nxt, "e": stop, "k": READ_BATCH},
                 f"reading records of agent {self.agent_id!r}")
             for seq, line in rows:
                 yield int(seq), bytes(line)
@@ -327,28 +366,55 @@ class PostgresRecordStore:
             nxt = int(rows[-1][0]) + 1
 
     def span(self) -> tuple[int, int] | None:
-        rows = self._read(f"SELECT min(seq), max(seq) FROM {self._s}.records WHERE agent = %s",
-                          (self.agent_id,), f"reading the span of agent {self.agent_id!r}")
+        rows = self._read(f"SELECT min(seq), max(seq) FROM {self._s}.records WHERE "
+                          f"agent = %(a)s{self._vis}", {"a": self.agent_id},
+                          f"reading the span of agent {self.agent_id!r}")
         lo, hi = rows[0]
         return None if lo is None else (int(lo), int(hi))
 
     def headers(self) -> list[tuple[int, bytes]]:
-        rows = self._read(f"SELECT seq, header FROM {self._s}.records WHERE agent = %s AND "
-                          "header IS NOT NULL ORDER BY seq", (self.agent_id,),
+        rows = self._read(f"SELECT seq, header FROM {self._s}.records WHERE agent = %(a)s AND "
+                          f"header IS NOT NULL{self._vis} ORDER BY seq", {"a": self.agent_id},
                           f"listing the segments of agent {self.agent_id!r}")
         return [(int(s), bytes(h)) for s, h in rows]
 
     # --- deletes ------------------------------------------------------------------------------
     def delete_below(self, seq: int) -> None:
-        """Delete the records before ``seq``: one statement on the primary key's range."""
+        """Delete the records before ``seq``: one statement on the primary key's range (time
+        layout: the agent's horizon moves to ``seq``, and the rows below wait for their
+        partition to be dropped; all of them go at once when none would be left)."""
+        s, p = self._s, {"a": self.agent_id, "n": seq}
         with self._tx(f"deleting records of agent {self.agent_id!r} below {seq}") as c:
-            c.execute(f"DELETE FROM {self._s}.records WHERE agent = %s AND seq < %s",
-                      (self.agent_id, seq))
+            if not self._time:
+                c.execute(f"DELETE FROM {s}.records WHERE agent = %(a)s AND seq < %(n)s", p)
+                return
+            row = c.execute(f"SELECT max(seq) FROM {s}.records WHERE agent = %(a)s",
+                            p).fetchone()
+            if row is None or row[0] is None or int(row[0]) < seq:
+                self._clear(c)
+            else:
+                c.execute(f"UPDATE {s}.agents SET horizon = greatest(horizon, %(n)s) "
+                          "WHERE agent = %(a)s", p)
 
     def delete_from(self, seq: int) -> None:
+        s, p = self._s, {"a": self.agent_id, "n": seq}
         with self._tx(f"deleting records of agent {self.agent_id!r} from {seq}") as c:
-            c.execute(f"DELETE FROM {self._s}.records WHERE agent = %s AND seq >= %s",
-                      (self.agent_id, seq))
+            self._bucket_known = False
+            if self._time:
+                row = c.execute(f"SELECT horizon FROM {s}.agents WHERE agent = %(a)s",
+                                p).fetchone()
+                if row is not None and seq <= int(row[0]):  # nothing visible is left
+                    self._clear(c)
+                    return
+            c.execute(f"DELETE FROM {s}.records WHERE agent = %(a)s AND seq >= %(n)s", p)
+
+    def _clear(self, c: Conn) -> None:
+        """Time layout: no visible record is left: delete every row, reset the horizon (so a
+        journal may start again at any seq)."""
+        p = {"a": self.agent_id}
+        c.execute(f"DELETE FROM {self._s}.records WHERE agent = %(a)s", p)
+        c.execute(f"UPDATE {self._s}.agents SET horizon = 0 WHERE agent = %(a)s", p)
+        self._bucket_known = False
 
     # --- snapshots ----------------------------------------------------------------------------
     def put_snapshot(self, snapshot: SnapshotData) -> None:
@@ -402,7 +468,7 @@ class PostgresRecordStore:
         s = self._s
         rows = self._read(
             f"SELECT (SELECT coalesce(sum(octet_length(line) + coalesce(octet_length(header), "
-            f"0)), 0) FROM {s}.records WHERE agent = %(a)s) + (SELECT "
+            f"0)), 0) FROM {s}.records WHERE agent = %(a)s{self._vis}) + (SELECT "
             f"coalesce(sum(octet_length(data)), 0) FROM {s}.snapshots WHERE agent = %(a)s)",
             {"a": self.agent_id}, "measuring disk usage")
         return int(rows[0][0])
