@@ -23,6 +23,11 @@ retention (:func:`agentjournal.retention.compact` with ``prune``), one agent at 
 - **Live writers.** An agent whose writer lease is held by a writer elsewhere (another
   process, another host) is skipped and reported; a writer of this process is shared, as
   any ``Journal`` does. Nothing is opened for writing unless a read-only look found work.
+- **Whole partitions.** A backend that keeps records in time partitions (PostgreSQL with
+  ``partition="time"``) has the optional ``drop_expired_partitions(dry_run=...)``: after the
+  agents, expiry calls it, and it drops every partition whose rows the pruning above (or any
+  earlier retention) has cut for every agent that has rows in it. What was dropped, and who
+  pins what is not, is in the report's ``partitions``.
 
 Agents are processed in batches of ``batch`` (one ``lock_holders()`` look per batch), one
 journal open at a time, so no history and no journal handle is held across agents; what
@@ -87,6 +92,10 @@ class ExpiryReport:
     dropped: list[AgentExpiry] = field(default_factory=list)
     skipped: list[AgentExpiry] = field(default_factory=list)
     errors: list[AgentExpiry] = field(default_factory=list)
+    partitions: list[dict[str, Any]] = field(default_factory=list)
+    """Time partitions looked at (a backend with ``drop_expired_partitions`` only): ``name``,
+    ``start``/``end`` (ISO 8601), ``bytes``, ``dropped`` (or would be, in a dry run) and
+    ``pinned_by`` (some agents that still see rows in it)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -177,6 +186,10 @@ def expire(backend: Backend, *, older_than: timedelta | datetime | float,
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+    drop_partitions = getattr(backend, "drop_expired_partitions", None)
+    if drop_partitions is not None and agents is None:  # the whole store only
+        rep.partitions = [asdict(d) for d in drop_partitions(dry_run=dry_run)]
+        rep.bytes_saved += sum(d["bytes"] for d in rep.partitions if d["dropped"])
     return rep
 
 

@@ -85,7 +85,8 @@ def expire_cmd(agents: tuple[str, ...], older_than: timedelta | float,
     verifiable), so every step recorded since can still be shown; it never writes a
     snapshot, and keeps the history of an agent with no snapshot that old. Agents whose
     writer runs elsewhere are skipped and listed. With --drop-idle, whole agents idle for
-    longer are deleted.
+    longer are deleted. On a store partitioned by time (PostgreSQL, partition=time), whole
+    partitions whose rows every agent has pruned are then dropped.
     """
     s = get_settings()
     backend = s.backend()
@@ -121,7 +122,13 @@ def _doc(rep: ExpiryReport) -> schemas.ExpireOut:
             "pruned": [_agent(a) for a in rep.pruned],
             "dropped": [_agent(a) for a in rep.dropped],
             "skipped": [_agent(a) for a in rep.skipped],
-            "errors": [_agent(a) for a in rep.errors]}
+            "errors": [_agent(a) for a in rep.errors],
+            "partitions": [_partition(p) for p in rep.partitions]}
+
+
+def _partition(p: dict[str, Any]) -> schemas.ExpirePartition:
+    return {"name": p["name"], "start": p["start"], "end": p["end"], "bytes": p["bytes"],
+            "dropped": p["dropped"], "pinned_by": list(p["pinned_by"])}
 
 
 def _print(s: Settings, d: schemas.ExpireOut) -> None:
@@ -139,6 +146,16 @@ def _print(s: Settings, d: schemas.ExpireOut) -> None:
         names = ", ".join(a["agent_id"] for a in d["dropped"][:8])
         more = f" … ({len(d['dropped'])} in all)" if len(d["dropped"]) > 8 else ""
         s.out.print(f"  {would}drop {plural(len(d['dropped']), 'idle agent')}: {names}{more}")
+    gone = [p for p in d["partitions"] if p["dropped"]]
+    if gone:
+        s.out.print(f"  {would}drop {plural(len(gone), 'time partition')} "
+                    f"({gone[0]['start']} to {gone[-1]['end']}): "
+                    f"{human_bytes(sum(p['bytes'] for p in gone))}")
+    pinned = [p for p in d["partitions"] if not p["dropped"]]
+    if pinned:
+        who = ", ".join(pinned[0]["pinned_by"][:3])
+        s.out.print(f"  {plural(len(pinned), 'older time partition')} kept: agents still "
+                    f"see rows in them (the oldest: {who})")
     s.out.print(f"  unchanged: {d['unchanged']}")
     for a in d["skipped"]:
         s.warn(f"skipped {a['agent_id']}: {a['detail']}")

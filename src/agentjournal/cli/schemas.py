@@ -188,6 +188,20 @@ class ExpireAgent(TypedDict):
     """Unix time of the agent's newest step (null: not looked at)."""
 
 
+class ExpirePartition(TypedDict):
+    """One time partition in ``expire --json`` (a store partitioned by time)."""
+
+    name: str
+    start: str
+    """ISO 8601 UTC: the first moment the partition covers."""
+    end: str
+    bytes: int
+    dropped: bool
+    """Dropped (with ``--dry-run``: would be)."""
+    pinned_by: list[str]
+    """Some agents that still see rows in it (why it was not dropped)."""
+
+
 class ExpireOut(TypedDict):
     """``expire --json``."""
 
@@ -204,6 +218,8 @@ class ExpireOut(TypedDict):
     dropped: list[ExpireAgent]
     skipped: list[ExpireAgent]
     errors: list[ExpireAgent]
+    partitions: list[ExpirePartition]
+    """Time partitions looked at (empty unless the store is partitioned by time)."""
 
 
 class SkippedSnapshot(TypedDict):
