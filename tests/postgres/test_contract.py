@@ -1,7 +1,8 @@
 """The record-level contract (``agentjournal.testing.RecordStoreContract``: the core, then the
-engine on it) on PostgreSQL, with each lease kind and with time partitions. A takeover is done as another host would
-do it: the advisory lease's session is terminated (a reaper, a partition), the row lease is
-left to expire; then a new store takes the lease and the old holder is fenced."""
+engine on it) on PostgreSQL, with each lease kind and with time partitions. A takeover is
+done as another host would do it: the advisory lease's session is terminated (a reaper, a
+partition), the row lease is left to expire; then a new store takes the lease and the old
+holder is fenced."""
 
 from __future__ import annotations
 

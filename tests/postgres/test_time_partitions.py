@@ -3,6 +3,7 @@ against the real server, with one-second partitions so a test spans several."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -158,3 +159,32 @@ def test_a_pending_detach_is_finished(pg_dsn: str, pg_schema: str) -> None:
         drops = be.drop_expired_partitions()
         assert [d.name for d in drops if d.dropped] == [f"records_b{bucket}"]
         assert f"records_b{bucket}" not in _tables(pg_dsn, pg_schema)
+
+
+def test_store_url_and_command_line(pg_dsn: str, pg_schema: str) -> None:
+    from agentjournal.backends import open_backend
+    from test_cli_support import run
+
+    url = f"{pg_dsn}?schema={pg_schema}"
+    be = open_backend(url + "&partition=time&partition_interval=1")
+    states: dict[int, Any] = {}
+    try:
+        assert (be.partition, be.partition_interval) == ("time", 1)  # type: ignore[attr-defined]
+        for _ in range(3):
+            _write(be, "c", 4, states)  # type: ignore[arg-type]
+            _next_bucket()
+    finally:
+        be.close()  # type: ignore[attr-defined]
+    time.sleep(2.1)
+    res = run("expire", "--older-than", "2s", "--json", "--store", url)
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert [p["agent_id"] for p in doc["pruned"]] == ["c"]
+    assert [p for p in doc["partitions"] if p["dropped"]]
+    res = run("expire", "--older-than", "2s", "--store", url)  # the text form, run again
+    assert res.exit_code == 0 and "drop" not in res.stdout, res.stdout
+    assert "older time partition kept" in res.stdout and "(the oldest: c)" in res.stdout
+    res = run("--store", url, "verify", "c")
+    assert res.exit_code == 0 and res.stdout.startswith("ok  c"), res.stdout
+    res = run("ls", "--store", url + "&partition=sideways")
+    assert res.exit_code in (1, 2) and "partition" in res.stderr

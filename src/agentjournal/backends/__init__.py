@@ -70,7 +70,7 @@ def filesystem_root(spec: str | os.PathLike[str]) -> str:
     return text[len(FILE_PREFIX):] if text.startswith(FILE_PREFIX) else text
 
 
-OUR_PARAMETERS = ("schema", "lease")
+OUR_PARAMETERS = ("schema", "lease", "partition", "partition_interval")
 """URL parameters read by :func:`open_backend` itself (libpq refuses parameters it does not
 know, so they are taken out of the URL it gets)."""
 
@@ -111,7 +111,8 @@ def open_backend(spec: str | os.PathLike[str]) -> Backend:
     * ``postgresql://…`` or ``postgres://…``: a
       :class:`~agentjournal.backends.postgres.PostgresBackend` on that database (a libpq URL;
       ``?schema=NAME`` picks the schema, default ``agentjournal``; ``?lease=row`` the lease
-      that works through a transaction-mode pooler such as PgBouncer). Needs the
+      that works through a transaction-mode pooler such as PgBouncer; ``?partition=time``
+      and ``?partition_interval=SECONDS`` the time partitions of a new schema). Needs the
       ``postgres`` extra.
     * ``memory:``: a new, empty :class:`MemoryBackend` (tests; nothing outlives the process).
     * anything else: a :class:`FilesystemBackend` rooted there (``file:PATH`` works too).
@@ -123,7 +124,7 @@ def open_backend(spec: str | os.PathLike[str]) -> Backend:
 
     Raises:
         MissingExtraError: a PostgreSQL URL without psycopg installed.
-        ValueError: a bad ``schema`` or ``lease`` parameter.
+        ValueError: a bad ``schema``, ``lease`` or partition parameter.
     """
     kind = store_kind(spec)
     if kind == "memory":
@@ -147,4 +148,10 @@ def open_backend(spec: str | os.PathLike[str]) -> Backend:
         raise ValueError(f"lease={ours['lease']!r} in {describe_store(spec)}: use "
                          "lease=advisory or lease=row")
     options: dict[str, Any] = dict(ours)
+    if "partition_interval" in options:
+        try:
+            options["partition_interval"] = float(options["partition_interval"])
+        except ValueError:
+            raise ValueError(f"partition_interval={ours['partition_interval']!r} in "
+                             f"{describe_store(spec)}: use a number of seconds") from None
     return PostgresBackend(url, **options)
