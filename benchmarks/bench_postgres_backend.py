@@ -102,11 +102,16 @@ def main() -> int:
         server = PgServer().start()
         dsn = server.dsn
     try:
+        time_schema = args.schema + "_time"
         with psycopg.connect(dsn, autocommit=True) as c:
             c.execute(f"DROP SCHEMA IF EXISTS {args.schema} CASCADE")
+            c.execute(f"DROP SCHEMA IF EXISTS {time_schema} CASCADE")
             version = str(c.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
         be = PostgresBackend(dsn, schema=args.schema)
         row_be = PostgresBackend(dsn, schema=args.schema, lease="row")
+        # Time partitions (daily; a schema of their own, so the size figure below stays the
+        # hash layout's).
+        time_be = PostgresBackend(dsn, schema=time_schema, partition="time")
         tmp = tempfile.TemporaryDirectory()
         fs = FilesystemBackend(Path(tmp.name) / "store")
         systems: dict[tuple[str, str], Any] = {}
@@ -115,6 +120,8 @@ def main() -> int:
                 systems["postgres", mode] = _JournalSystem(be, f"pg-{mode}", mode)
             for mode in ("sync", "none"):  # the lease for transaction-mode poolers
                 systems["pg-row", mode] = _JournalSystem(row_be, f"row-{mode}", mode)
+            for mode in ("sync", "none"):
+                systems["pg-time", mode] = _JournalSystem(time_be, f"time-{mode}", mode)
             for mode, setting in (("sync", "on"), ("none", "off")):
                 systems["raw-insert", mode] = _RawSystem(dsn, args.schema, setting)
             for mode in MODES:
@@ -129,6 +136,7 @@ def main() -> int:
             for system in systems.values():
                 system.close()
             row_be.close()
+            time_be.close()
         rows = [{"store": k[0], "mode": k[1], "lat": v.lat} for k, v in systems.items()]
         try:
             with psycopg.connect(dsn) as c:  # the advisory and row lease journals
@@ -149,6 +157,7 @@ def main() -> int:
             tmp.cleanup()
         with psycopg.connect(dsn, autocommit=True) as c:
             c.execute(f"DROP SCHEMA IF EXISTS {args.schema} CASCADE")
+            c.execute(f"DROP SCHEMA IF EXISTS {time_schema} CASCADE")
     finally:
         if server is not None:
             server.stop()

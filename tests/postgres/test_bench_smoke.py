@@ -22,5 +22,6 @@ def test_bench_postgres_backend_smoke(pg_dsn: str, pg_schema: str) -> None:
     doc = json.loads(line.split(" ", 1)[1])
     assert set(doc["modes"]) == {f"{s}-{m}" for s in ("postgres", "filesystem")
                                  for m in ("sync", "group", "none")} | {
-        "raw-insert-sync", "raw-insert-none", "pg-row-sync", "pg-row-none"}
+        "raw-insert-sync", "raw-insert-none", "pg-row-sync", "pg-row-none", "pg-time-sync",
+        "pg-time-none"}
     assert doc["records"] >= 5 * 10
