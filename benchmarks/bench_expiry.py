@@ -2,11 +2,15 @@
 
     python benchmarks/bench_expiry.py [--agents 1000] [--steps 30] [--workers 1]
                                       [--dsn postgresql://...] [--no-postgres]
+                                      [--time-partitions SECONDS]
 
 Workload: ``--agents`` agents, each ``--steps`` steps (a small growing state, snapshots every
 10 steps, durability ``none`` to build it fast); then a cutoff; then 5 more steps for every
 other agent (busy ones; the others are idle). Timed, per backend: a dry run, the real run
-(prunes every agent), and a re-run (a no-op: every agent looked at read-only). Without
+(prunes every agent), and a re-run (a no-op: every agent looked at read-only); with
+``--time-partitions``, PostgreSQL once more on time partitions of that many seconds (it then
+waits two of them after the build, so the partitions before the cutoff can be dropped).
+Without
 ``--dsn`` (or ``AGENTJOURNAL_TEST_PG_DSN``) a throw-away local cluster is started
 (tests/_pgserver.py) and removed. Prints a table and one JSON line ``BENCH_EXPIRY {...}``.
 No figure is asserted.
@@ -50,11 +54,12 @@ def _build(backend: Backend, agents: int, steps: int) -> float:
     return cut
 
 
-def _run(name: str, backend: Backend, agents: int, steps: int, workers: int
-         ) -> dict[str, Any]:
+def _run(name: str, backend: Backend, agents: int, steps: int, workers: int,
+         settle: float = 0.0) -> dict[str, Any]:
     t0 = time.perf_counter()
     cut = _build(backend, agents, steps)
     build = time.perf_counter() - t0
+    time.sleep(settle)  # time partitions: let the ones before the cutoff age past "previous"
     out: dict[str, Any] = {"build_s": round(build, 2)}
     for phase, dry in (("dry-run", True), ("expire", False), ("re-run", False)):
         t0 = time.perf_counter()
@@ -63,7 +68,10 @@ def _run(name: str, backend: Backend, agents: int, steps: int, workers: int
         assert not rep.errors, rep.errors[:3]
         out[phase] = {"seconds": round(dt, 3), "agents_per_s": round(agents / dt, 1),
                       "pruned": len(rep.pruned), "segments_deleted": rep.segments_deleted,
-                      "unchanged": rep.unchanged}
+                      "unchanged": rep.unchanged,
+                      "partitions_dropped": sum(1 for p in rep.partitions if p["dropped"]),
+                      "partition_bytes": sum(p["bytes"] for p in rep.partitions
+                                             if p["dropped"])}
     print(f"{name}: built {agents} agents x {steps}+ steps in {build:.1f} s", flush=True)
     return out
 
@@ -76,6 +84,8 @@ def main() -> int:
     ap.add_argument("--schema", default="bench_expiry")
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--workers", type=int, default=1, help="expire(workers=N)")
+    ap.add_argument("--time-partitions", type=int, default=0, metavar="SECONDS",
+                    help="also run PostgreSQL with partition='time' and this interval")
     args = ap.parse_args()
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,17 +111,25 @@ def main() -> int:
                                            args.workers)
             with psycopg.connect(dsn, autocommit=True) as c:
                 c.execute(f"DROP SCHEMA IF EXISTS {args.schema} CASCADE")
+            if args.time_partitions:
+                with PostgresBackend(dsn, schema=args.schema, partition="time",
+                                     partition_interval=args.time_partitions) as be:
+                    results["pg-time"] = _run("pg-time", be, args.agents, args.steps,
+                                              args.workers, 2.2 * args.time_partitions)
+                with psycopg.connect(dsn, autocommit=True) as c:
+                    c.execute(f"DROP SCHEMA IF EXISTS {args.schema} CASCADE")
         finally:
             if server is not None:
                 server.stop()
     print()
     print(f"{'backend':<11} {'phase':<8} {'seconds':>8} {'agents/s':>9} {'pruned':>7} "
-          f"{'segments':>9} {'unchanged':>9}")
+          f"{'segments':>9} {'unchanged':>9} {'partitions':>10}")
     for name, r in results.items():
         for phase in ("dry-run", "expire", "re-run"):
             p = r[phase]
             print(f"{name:<11} {phase:<8} {p['seconds']:>8.2f} {p['agents_per_s']:>9.1f} "
-                  f"{p['pruned']:>7} {p['segments_deleted']:>9} {p['unchanged']:>9}")
+                  f"{p['pruned']:>7} {p['segments_deleted']:>9} {p['unchanged']:>9} "
+                  f"{p['partitions_dropped']:>10}")
     print("BENCH_EXPIRY " + json.dumps({"agents": args.agents, "steps": args.steps,
                                         "workers": args.workers, "results": results}))
     return 0
