@@ -155,7 +155,7 @@ def _v1_to_v2(s: str) -> list[str]:
         f"FROM {s}.fragments ORDER BY agent, seg, off",
         f"ALTER TABLE {s}.records DROP COLUMN seg, DROP COLUMN off",
         f"DROP TABLE {s}.segments, {s}.fragments, {s}.hints",
-        *_v2_tables(s, "hash", 0),
+        *_v2_tables(s, "hash", 86400),
         _header_index(s),
     ]
 
