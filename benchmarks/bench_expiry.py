@@ -8,8 +8,9 @@ Workload: ``--agents`` agents, each ``--steps`` steps (a small growing state, sn
 10 steps, durability ``none`` to build it fast); then a cutoff; then 5 more steps for every
 other agent (busy ones; the others are idle). Timed, per backend: a dry run, the real run
 (prunes every agent), and a re-run (a no-op: every agent looked at read-only); with
-``--time-partitions``, PostgreSQL once more on time partitions of that many seconds (it then
-waits two of them after the build, so the partitions before the cutoff can be dropped).
+``--time-partitions``, PostgreSQL once more on time partitions of that many seconds (the
+history written in rounds of 10 steps, one partition each, and two intervals waited after
+the build, so the partitions before the cutoff can be dropped).
 Without
 ``--dsn`` (or ``AGENTJOURNAL_TEST_PG_DSN``) a throw-away local cluster is started
 (tests/_pgserver.py) and removed. Prints a table and one JSON line ``BENCH_EXPIRY {...}``.
@@ -37,15 +38,22 @@ from agentjournal.backends.base import Backend  # noqa: E402
 from agentjournal.expiry import expire  # noqa: E402
 
 
-def _build(backend: Backend, agents: int, steps: int) -> float:
-    """Write the fleet; returns the cutoff."""
+def _build(backend: Backend, agents: int, steps: int, interval: int = 0) -> float:
+    """Write the fleet; returns the cutoff. ``interval`` (time partitions): the history is
+    written in rounds of 10 steps over every agent, each round in a partition of its own
+    (as days of a real fleet would be), so the old rounds can be dropped whole."""
     def write(agent: str, rng: range) -> None:
         with Journal(agent, backend=backend, durability="none", snapshot_every=10) as j:
             for i in rng:
                 j.append({"i": i, "notes": [f"note {k}" for k in range(i % 8)]})
 
-    for a in range(agents):
-        write(f"agent-{a:05d}", range(steps))
+    rounds = [range(r, min(r + 10, steps)) for r in range(0, steps, 10)] if interval else [
+        range(steps)]
+    for rng in rounds:
+        for a in range(agents):
+            write(f"agent-{a:05d}", rng)
+        if interval:
+            time.sleep(interval - time.time() % interval + 0.01)
     time.sleep(0.05)
     cut = time.time()
     time.sleep(0.05)
@@ -57,7 +65,7 @@ def _build(backend: Backend, agents: int, steps: int) -> float:
 def _run(name: str, backend: Backend, agents: int, steps: int, workers: int,
          settle: float = 0.0) -> dict[str, Any]:
     t0 = time.perf_counter()
-    cut = _build(backend, agents, steps)
+    cut = _build(backend, agents, steps, int(settle / 2.2))
     build = time.perf_counter() - t0
     time.sleep(settle)  # time partitions: let the ones before the cutoff age past "previous"
     out: dict[str, Any] = {"build_s": round(build, 2)}

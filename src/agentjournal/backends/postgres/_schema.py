@@ -8,8 +8,9 @@ Version 2, the record-level store (see docs/postgres.md, "Schema"):
 
 - ``settings``: the layout chosen when the schema was created (``partition``: ``hash`` or
   ``time``; ``partition_interval``: seconds per time partition).
-- ``agents``: one row per agent with a journal; ``horizon``: the first seq kept (time layout:
-  a prefix cut moves it, and the rows below wait for their partition to be dropped).
+- ``agents``: one row per agent with a journal; ``horizon``: the first seq kept, and
+  ``low_bucket``: the lowest bucket a kept row is in (time layout: a prefix cut moves them,
+  and the rows below wait for their partition to be dropped).
 - ``records``: one row per record, keyed by ``(agent, seq)``: the exact line bytes that were
   hashed, and ``header``, the line of the segment that starts at this record (NULL for every
   record but a segment's first). Hash-partitioned by agent; or (time layout) range-partitioned
@@ -97,7 +98,8 @@ def _v2_tables(s: str, partition: str, interval: int) -> list[str]:
         f"CREATE TABLE {s}.settings (name text PRIMARY KEY, value text NOT NULL)",
         f"INSERT INTO {s}.settings (name, value) VALUES ('partition', '{partition}'), "
         f"('partition_interval', '{int(interval)}')",
-        f"ALTER TABLE {s}.agents ADD COLUMN horizon bigint NOT NULL DEFAULT 0",
+        f"ALTER TABLE {s}.agents ADD COLUMN horizon bigint NOT NULL DEFAULT 0, "
+        "ADD COLUMN low_bucket integer",
     ]
 
 

@@ -61,9 +61,10 @@ class PostgresRecordStore:
         """Time layout: the bucket of the newest record (None: no record)."""
         self._bucket_known = False
         # Time layout: rows below the agent's horizon are cut (they wait for their partition
-        # to be dropped); every read sees only the rows from it on.
-        self._vis = (f" AND seq >= (SELECT horizon FROM {self._s}.agents WHERE agent = %(a)s)"
-                     if self._time else "")
+        # to be dropped); every read sees only the rows from it on, and looks only in the
+        # buckets from the agent's lowest on (both passed as values, so that PostgreSQL
+        # prunes the other partitions when it plans the query, not row by row).
+        self._vis = " AND seq >= %(hz)s AND bucket >= %(lo)s" if self._time else ""
 
     def describe(self) -> str:
         return f"{self._be.url}/{self.agent_id}"
@@ -185,7 +186,7 @@ class PostgresRecordStore:
         cols, bucket, newest = ("agent, seq, line, header", "", "")
         if self._time:
             cols, bucket, newest = ("agent, seq, bucket, line, header", "%(b)s::integer, ",
-                                    " AND bucket >= %(lb)s::integer")
+                                    " AND bucket >= __LB__")
         if many:
             rows = (f"SELECT %(a)s, %(start)s::bigint + t.o - 1, {bucket}t.l, CASE WHEN "
                     "t.o = 1 THEN %(h)s::bytea END FROM unnest(%(lines)s::bytea[]) WITH "
@@ -237,12 +238,14 @@ class PostgresRecordStore:
             params.update(ss=snapshot.seq, sd=bytes(snapshot.data), sc=snapshot.compressed)
         if self._time:
             params["b"] = self._bucket(header is not None)
-            params["lb"] = -(1 << 31) if self._last_bucket is None else self._last_bucket
         with lease.mutex:
             self._check_followed(lease, what)
             if lease.followed:
                 params["ch"] = channel(self._s)
             query = self._append_sql(many, snapshot is not None, lease.followed)
+            if self._time:  # a literal: the plan prunes to the newest buckets (one a day)
+                query = query.replace("__LB__", str(int(
+                    -(1 << 31) if self._last_bucket is None else self._last_bucket)))
             lease.since_sync += 1
             if lease.since_sync > 1:
                 lease.sync_each = False  # appends in a burst: commit asynchronously
@@ -285,7 +288,23 @@ class PostgresRecordStore:
         bucket = now if opens_segment or last is None else last
         bucket = bucket if last is None else max(bucket, last)
         self._be.buckets.ensure(bucket)
+        if last is None:  # the first rows: readers look from their bucket on
+            with self._tx(f"starting agent {self.agent_id!r}") as c:
+                c.execute(f"UPDATE {self._s}.agents SET low_bucket = least(coalesce("
+                          "low_bucket, %(b)s), %(b)s) WHERE agent = %(a)s",
+                          {"a": self.agent_id, "b": bucket})
         return bucket
+
+    def _where(self) -> dict[str, Any]:
+        """The parameters of a read: the agent, and (time layout) its horizon and lowest
+        bucket, looked up first (one primary-key lookup)."""
+        p: dict[str, Any] = {"a": self.agent_id}
+        if self._time:
+            rows = self._read(f"SELECT horizon, low_bucket FROM {self._s}.agents WHERE "
+                              "agent = %s", (self.agent_id,), "reading the agent's horizon")
+            hz, lo = rows[0] if rows else (0, None)
+            p.update(hz=int(hz), lo=-(1 << 31) if lo is None else int(lo))
+        return p
 
     def _refused(self, lease: Lease, start: int) -> JournalFencedError:
         """Why an append inserted nothing: the epoch moved on, or ``start`` is not next."""
@@ -353,11 +372,12 @@ class PostgresRecordStore:
 
     def _pages(self, start: int, stop: int) -> Iterator[tuple[int, bytes]]:
         nxt = start
+        where = self._where()
         while nxt < stop:
             rows = self._read(
                 f"SELECT seq, line FROM {self._s}.records WHERE agent = %(a)s AND "
                 f"seq >= %(n)s AND seq < %(e)s{self._vis} ORDER BY seq LIMIT %(k)s",
-                {"a": self.agent_id, "n": nxt, "e": stop, "k": READ_BATCH},
+                {**where, "n": nxt, "e": stop, "k": READ_BATCH},
                 f"reading records of agent {self.agent_id!r}")
             for seq, line in rows:
                 yield int(seq), bytes(line)
@@ -367,14 +387,14 @@ class PostgresRecordStore:
 
     def span(self) -> tuple[int, int] | None:
         rows = self._read(f"SELECT min(seq), max(seq) FROM {self._s}.records WHERE "
-                          f"agent = %(a)s{self._vis}", {"a": self.agent_id},
+                          f"agent = %(a)s{self._vis}", self._where(),
                           f"reading the span of agent {self.agent_id!r}")
         lo, hi = rows[0]
         return None if lo is None else (int(lo), int(hi))
 
     def headers(self) -> list[tuple[int, bytes]]:
         rows = self._read(f"SELECT seq, header FROM {self._s}.records WHERE agent = %(a)s AND "
-                          f"header IS NOT NULL{self._vis} ORDER BY seq", {"a": self.agent_id},
+                          f"header IS NOT NULL{self._vis} ORDER BY seq", self._where(),
                           f"listing the segments of agent {self.agent_id!r}")
         return [(int(s), bytes(h)) for s, h in rows]
 
@@ -393,7 +413,11 @@ class PostgresRecordStore:
             if row is None or row[0] is None or int(row[0]) < seq:
                 self._clear(c)
             else:
-                c.execute(f"UPDATE {s}.agents SET horizon = greatest(horizon, %(n)s) "
+                # The bucket of the first row kept is the lowest any kept row is in (buckets
+                # never go down along the seqs); none at that seq: the old bound stays.
+                c.execute(f"UPDATE {s}.agents SET horizon = greatest(horizon, %(n)s), "
+                          "low_bucket = greatest(low_bucket, (SELECT bucket FROM "
+                          f"{s}.records WHERE agent = %(a)s AND seq = %(n)s)) "
                           "WHERE agent = %(a)s", p)
 
     def delete_from(self, seq: int) -> None:
@@ -413,7 +437,8 @@ class PostgresRecordStore:
         journal may start again at any seq)."""
         p = {"a": self.agent_id}
         c.execute(f"DELETE FROM {self._s}.records WHERE agent = %(a)s", p)
-        c.execute(f"UPDATE {self._s}.agents SET horizon = 0 WHERE agent = %(a)s", p)
+        c.execute(f"UPDATE {self._s}.agents SET horizon = 0, low_bucket = NULL WHERE "
+                  "agent = %(a)s", p)
         self._bucket_known = False
 
     # --- snapshots ----------------------------------------------------------------------------
@@ -470,7 +495,7 @@ class PostgresRecordStore:
             f"SELECT (SELECT coalesce(sum(octet_length(line) + coalesce(octet_length(header), "
             f"0)), 0) FROM {s}.records WHERE agent = %(a)s{self._vis}) + (SELECT "
             f"coalesce(sum(octet_length(data)), 0) FROM {s}.snapshots WHERE agent = %(a)s)",
-            {"a": self.agent_id}, "measuring disk usage")
+            self._where(), "measuring disk usage")
         return int(rows[0][0])
 
     # --- follow: wake-ups (the optional ChangeWaiter capability) -----------------------------
