@@ -120,8 +120,8 @@ def test_rows_hold_the_exact_hashed_lines(pg_dsn: str, pg_schema: str,
         tables = {t for (t,) in c.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
             "AND table_name NOT LIKE 'records_p%%'", (pg_schema,)).fetchall()}
-        assert tables == {"schema_version", "agents", "records", "snapshots", "quarantine",
-                          "leases", "followers"}
+        assert tables == {"schema_version", "settings", "agents", "records", "snapshots",
+                          "quarantine", "leases", "followers"}
 
 
 def test_tampering_is_detected(pg_dsn: str, pg_schema: str,
