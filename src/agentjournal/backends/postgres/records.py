@@ -175,7 +175,8 @@ class PostgresRecordStore:
     def _append_sql(self, many: bool, snapshot: bool, notify: bool) -> str:
         """The one statement of an append: insert the records only while the epoch is ours
         and the first seq is the next one; the snapshot only if the records went in; a
-        wake-up for followers with the commit. Returns the number of records inserted."""
+        wake-up for followers with the commit. Its one row is the number of records
+        inserted (all or none)."""
         key = (many, snapshot, notify)
         got = self._insert_sql.get(key)
         if got is not None:
