@@ -25,9 +25,10 @@ retention (:func:`agentjournal.retention.compact` with ``prune``), one agent at 
   any ``Journal`` does. Nothing is opened for writing unless a read-only look found work.
 - **Whole partitions.** A backend that keeps records in time partitions (PostgreSQL with
   ``partition="time"``) has the optional ``drop_expired_partitions(dry_run=...)``: after the
-  agents, expiry calls it, and it drops every partition whose rows the pruning above (or any
-  earlier retention) has cut for every agent that has rows in it. What was dropped, and who
-  pins what is not, is in the report's ``partitions``.
+  agents, expiry run over the whole store (no ``agents`` given) calls it, and it drops every
+  partition whose rows the pruning above (or any earlier retention) has cut for every agent
+  that has rows in it. What was dropped, and who pins what is not, is in the report's
+  ``partitions``. A dry run moves nothing, so it reports only what is droppable already.
 
 Agents are processed in batches of ``batch`` (one ``lock_holders()`` look per batch), one
 journal open at a time, so no history and no journal handle is held across agents; what
