@@ -1,4 +1,4 @@
-"""The writable journals one :class:`~agentjournal.StateManager` holds, and where each save runs.
+"""The writable journals one :class:`~agentjournal.StateManager` holds, and where its work runs.
 
 A manager opens an agent's writer on its first save and keeps it (at most
 ``max_open_journals`` of them; the least recently saved idle one is closed to make room).
@@ -20,7 +20,8 @@ Where a save runs (``offload="auto"``):
   event loop never waits on a large encode or on creating files.
 
 ``offload="always"`` runs every save in a worker, ``"never"`` every save inline (snapshots
-included).
+included). A fresh manager's resume runs inline once this process has seen the agent's state
+resume cheaply (:func:`resume_readonly`).
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ from ._fs import open_journals_within_fd_limit as _fd_budget
 from ._saves import record_state
 from ._workers import run_blocking
 from .errors import JournalPoisonedError
-from .replay import Appended, Journal
+from .replay import Appended, Journal, Resumed
 from .state import AgentState
 
-__all__ = ["OpenAgent", "Writers"]
+__all__ = ["INLINE_LIMIT_S", "OpenAgent", "Writers", "resume_readonly"]
 
 log = logging.getLogger("agentjournal")
 
@@ -251,3 +252,27 @@ class Writers:
             # in a loop would keep the loop, and the others could not be seen saving with it.
             await asyncio.sleep(0)
         return cid, appended
+
+
+_RESUME_CPU: dict[tuple[str, str], float] = {}
+"""(storage directory, agent) -> CPU seconds of its last read-only resume in this process."""
+
+
+async def resume_readonly(open_readonly: Callable[[], Journal], key: tuple[str, str],
+                          offload: Offload) -> Resumed:
+    """``resume()`` of a read-only journal: inline when this process has resumed the agent
+    before at a small CPU cost (a thread hop costs as much as a small resume), else in the
+    pool (an unknown or large state never blocks the loop)."""
+
+    def run() -> Resumed:
+        t0 = time.thread_time()
+        with open_readonly() as j:
+            res = j.resume()
+        _RESUME_CPU[key] = time.thread_time() - t0
+        return res
+
+    cost = _RESUME_CPU.get(key)
+    if offload == "never" or (offload == "auto" and cost is not None
+                              and cost <= INLINE_LIMIT_S):
+        return run()
+    return await run_blocking(run)

@@ -49,7 +49,7 @@ from ._saves import (
     register_for_exit,
 )
 from ._workers import run_blocking
-from ._writers import INLINE_LIMIT_S, OpenAgent, Writers
+from ._writers import OpenAgent, Writers, resume_readonly
 from .errors import (
     CheckpointNotFoundError,
     CloseError,
@@ -84,8 +84,6 @@ __all__ = [
 log = logging.getLogger("agentjournal")
 T = TypeVar("T")
 
-_RESUME_CPU: dict[tuple[str, str], float] = {}
-"""(storage directory, agent) -> CPU seconds of its last read-only resume in this process."""
 
 
 class StateManager:
@@ -416,23 +414,8 @@ class StateManager:
         return None
 
     async def _resume_readonly(self, agent_id: str) -> Resumed:
-        """``resume()`` of a read-only journal: inline when this process has resumed the agent
-        before at a small CPU cost (a thread hop costs as much as a small resume), else in the
-        pool (an unknown or large state never blocks the loop)."""
-        key = (str(self._fs().base_dir), agent_id)
-
-        def run() -> Resumed:
-            t0 = time.thread_time()
-            with self._open_readonly(agent_id) as j:
-                res = j.resume()
-            _RESUME_CPU[key] = time.thread_time() - t0
-            return res
-
-        cost = _RESUME_CPU.get(key)
-        if self._offload == "never" or (
-                self._offload == "auto" and cost is not None and cost <= INLINE_LIMIT_S):
-            return run()
-        return await run_blocking(run)
+        return await resume_readonly(lambda: self._open_readonly(agent_id),
+                                     (str(self._fs().base_dir), agent_id), self._offload)
 
     async def last_step(self, agent_id: str) -> int | None:
         """The agent's last recorded step, or None when it has no journal or no records."""
