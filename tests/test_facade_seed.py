@@ -449,10 +449,12 @@ def test_a_fleet_save_whose_sync_fails_is_not_acknowledged(
     async def run(sm: StateManager, s: AgentState) -> None:
         for k in range(1, 6):
             s.step_number = k
+            before = s.checkpoint_id
             try:
                 await sm.save_checkpoint(s)
             except JournalPoisonedError:
                 failed.append(s.agent_id)
+                assert s.checkpoint_id == before  # an unacknowledged save names no checkpoint
                 continue
             acked[s.agent_id] = k
             if k == 2 and not fail["fired"]:

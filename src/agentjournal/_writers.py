@@ -226,11 +226,16 @@ class Writers:
                     # CPU time, not wall time: waiting on fdatasync does not hold the loop's
                     # CPU (and a first save's file creation is no sign of a large state).
                     t0 = time.thread_time()
+                    before = state.checkpoint_id
                     cid, appended = record_state(j, state, snap, prepare, sync=not fleet)
                     if time.thread_time() - t0 > INLINE_LIMIT_S:
                         ag.offload = True
                     if fleet:
-                        await self._in_pool(j.sync)  # acknowledged once durable
+                        try:
+                            await self._in_pool(j.sync)  # acknowledged once durable
+                        except BaseException:
+                            state.checkpoint_id = before  # not acknowledged, as if not saved
+                            raise
                     else:
                         inline_synced = True
             except JournalPoisonedError as e:
