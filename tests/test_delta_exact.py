@@ -182,6 +182,21 @@ def test_a_short_conversation_gets_a_witness() -> None:
     assert _exact._witness_prefix(shadow, len(shadow)) == len(shadow)
 
 
+def test_the_shortcut_for_equal_strings_and_empty_containers_stays_exact() -> None:
+    """Fields skipped without a walk (an equal string in another object, two empty lists or
+    dicts) are exactly equal; an empty list becoming an empty dict is still a change."""
+    text = "".join(["st", "atus"])  # equal to "status", another object
+    old = {"a": [], "b": {}, "c": "status", "d": [], "e": {}, "f": 1, "g": 0.0}
+    new = {"a": [], "b": {}, "c": text, "d": {}, "e": [], "f": True, "g": -0.0}
+    assert new["c"] is not old["c"]
+    assert diff(old, new) == [{"op": "replace", "path": "/d", "value": {}},
+                              {"op": "replace", "path": "/e", "value": []},
+                              {"op": "replace", "path": "/f", "value": True},
+                              {"op": "replace", "path": "/g", "value": -0.0}]
+    assert diff({"l": []}, {"l": []}) == [] and diff({"l": []}, {"l": ["x"]}) == [
+        {"op": "add", "path": "/l/-", "value": "x"}]
+
+
 # --------------------------------------------------------------------------- key order
 
 
