@@ -476,6 +476,44 @@ def test_a_fleet_save_whose_sync_fails_is_not_acknowledged(
             assert r.last_step >= step and r.verify().ok
 
 
+def test_cancelling_fleet_saves_leaves_every_journal_whole(tmp_path: Path) -> None:
+    """Tasks of a fleet cancelled at random points, some while their save's sync is pending in
+    a worker: nothing acknowledged is lost, every journal verifies, and the agents' next saves
+    (a new task each) go on from where they were."""
+    acked: dict[str, int] = {}
+
+    async def run(sm: StateManager, s: AgentState, steps: range) -> None:
+        for k in steps:
+            s.step_number = k
+            await sm.save_checkpoint(s)
+            acked[s.agent_id] = k
+
+    async def main() -> None:
+        async with StateManager(store(tmp_path, durability="sync"),
+                                checkpoint_frequency=None, checkpoint_interval=None) as sm:
+            fleet = [AgentState(agent_id=f"c{i}") for i in range(8)]
+            for s in fleet:
+                await sm.save_checkpoint(s)
+            for round_ in range(5):
+                tasks = [asyncio.create_task(run(sm, s, range(round_ * 10 + 1,
+                                                              round_ * 10 + 11)))
+                         for s in fleet]
+                for _ in range(3 + round_):
+                    await asyncio.sleep(0)
+                for t in tasks[::2]:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                for s in fleet:  # every agent saves again after its task was cancelled
+                    s.step_number = round_ * 10 + 10
+                    await sm.save_checkpoint(s)
+                    acked[s.agent_id] = s.step_number
+
+    run_loop(main)
+    for agent_id, step in acked.items():
+        with Journal(agent_id, tmp_path / "store", readonly=True) as r:
+            assert r.last_step == step == 50 and r.verify().ok
+
+
 def test_a_fresh_managers_resume_runs_inline_once_the_agent_is_known_small(
         tmp_path: Path, monkeypatch: Any) -> None:
     where: list[int] = []

@@ -233,8 +233,11 @@ class Writers:
                     if fleet:
                         try:
                             await self._in_pool(j.sync)  # acknowledged once durable
-                        except BaseException:
-                            state.checkpoint_id = before  # not acknowledged, as if not saved
+                        except Exception:
+                            # Not acknowledged, as when the sync inside append fails. (A
+                            # cancelled save keeps its id: its record is written and becomes
+                            # durable with the next sync, as a cancelled pooled save's did.)
+                            state.checkpoint_id = before
                             raise
                     else:
                         inline_synced = True
