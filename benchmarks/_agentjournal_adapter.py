@@ -33,6 +33,11 @@ read-only ``Journal`` on it and calls ``resume()``, reading from the file -- ope
 ``StateManager.save_checkpoint`` (async), configured as a drop-in for the seed's defaults:
 ``FilesystemStorage(durability="none")`` (the seed never fsyncs), ``checkpoint_frequency=100``
 (a snapshot every 100 steps; every call records its step), ``retention_count=10``.
+
+``agentjournal-manager-sync`` is the facade as users run it: ``StateManager`` with every default
+(``FilesystemStorage()``: ``sync`` durability; ``checkpoint_frequency=10``,
+``checkpoint_interval=60``, ``retention_count=100``): the row to compare with LangGraph's
+``SqliteSaver``, which also syncs every commit.
 """
 
 from __future__ import annotations
@@ -247,9 +252,31 @@ class AgentJournalManagerAdapter(Adapter):
             self._loop = None
 
 
+class AgentJournalManagerSyncAdapter(AgentJournalManagerAdapter):
+    """The facade with every default: ``StateManager(FilesystemStorage(dir))`` (``sync``)."""
+
+    name = "agentjournal-manager-sync"
+    description = ("agentjournal StateManager facade (seed API) with its defaults: "
+                   "FilesystemStorage() (durability='sync'), checkpoint_frequency=10, "
+                   "checkpoint_interval=60, retention_count=100")
+    durability = _DURABILITY_WORDS["sync"]
+
+    def config(self) -> dict[str, Any]:
+        return {"api": "await StateManager.save_checkpoint(AgentState)",
+                "storage": "FilesystemStorage() (durability='sync')",
+                "checkpoint_frequency": 10, "checkpoint_interval": 60.0,
+                "retention_count": 100,
+                "driven_by": "one asyncio event loop; loop.run_until_complete per call"}
+
+    def _manager(self, base: Path) -> Any:
+        from agentjournal import FilesystemStorage, StateManager
+        return StateManager(FilesystemStorage(str(base)))
+
+
 ADAPTERS = {
     "agentjournal-sync": lambda: AgentJournalAdapter("sync"),
     "agentjournal-group": lambda: AgentJournalAdapter("group"),
     "agentjournal-none": lambda: AgentJournalAdapter("none"),
     "agentjournal-manager": AgentJournalManagerAdapter,
+    "agentjournal-manager-sync": AgentJournalManagerSyncAdapter,
 }

@@ -555,18 +555,20 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """
     out: list[dict[str, Any]] = []
 
-    def speed(ours: str, peer: str, goal: float, what: str) -> None:
+    def speed(ours: str, peer: str, goal: float, what: str, by_total: bool = False) -> None:
         a, b = _g(doc, ours), _g(doc, peer)
         if not a or not b:
             return
         pa, pb = a["per_step"], b["per_step"]
         r = {k: pb[k]["median_ms"] / pa[k]["median_ms"] for k in ("all", "first", "last")}
+        total = b["total_s"] / a["total_s"]
         out.append({"target": what, "ours": ours, "peer": peer, "goal_ratio": goal,
-                    "ratio": r["all"], "ratio_first": r["first"], "ratio_last": r["last"],
-                    "ratio_total_time": b["total_s"] / a["total_s"],
+                    "ratio": total if by_total else r["all"], "ratio_median": r["all"],
+                    "ratio_first": r["first"], "ratio_last": r["last"],
+                    "ratio_total_time": total,
                     "ours_median_ms": pa["all"]["median_ms"],
                     "peer_median_ms": pb["all"]["median_ms"],
-                    "met": r["all"] >= goal})
+                    "met": (total if by_total else r["all"]) >= goal})
 
     def written(ours: str, peer: str, goal: float, what: str) -> None:
         a, b = _g(doc, ours), _g(doc, peer)
@@ -582,6 +584,9 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
     speed("agentjournal-none", "kaizen-fs-gzip", 50, "(same, against the seed with gzip)")
     speed("agentjournal-sync", "langgraph-sqlite", 8, "sync mode >= 8x faster per step than "
           "LangGraph's SQLite checkpointer")
+    speed("agentjournal-manager-sync", "langgraph-sqlite", 8, "the StateManager facade with "
+          "its defaults (sync) >= 8x faster in total than LangGraph's SQLite checkpointer",
+          by_total=True)
     written("agentjournal-none", "kaizen-fs", 100, ">= 100x fewer bytes written than the seed")
     written("agentjournal-none", "kaizen-fs-gzip", 100,
             ">= 100x fewer bytes written than the seed (gzip)")
@@ -626,7 +631,7 @@ def print_targets(rows: list[dict[str, Any]]) -> None:
             extra = ""
             if "ratio_total_time" in t:
                 extra = (f"first100 {t['ratio_first']:.0f}x, last100 {t['ratio_last']:.0f}x, "
-                         f"total time {t['ratio_total_time']:.0f}x")
+                         f"total time {t['ratio_total_time']:.1f}x")
             elif "ours_bytes" in t:
                 extra = f"{t['peer_bytes'] / 1e6:.1f} MB vs {t['ours_bytes'] / 1e6:.2f} MB"
             goal = f">= {t['goal_ratio']:.0f}x"
@@ -654,6 +659,7 @@ def rolling_median(xs: list[float], w: int) -> list[float]:
 STYLE_COLOURS = {
     "agentjournal-sync": "tab:blue", "agentjournal-group": "tab:cyan",
     "agentjournal-none": "tab:green", "agentjournal-manager": "tab:olive",
+    "agentjournal-manager-sync": "darkolivegreen",
     "kaizen-fs": "tab:red", "kaizen-fs-gzip": "tab:orange",
     "langgraph-sqlite": "tab:purple", "langgraph-sqlite-delta": "tab:pink",
     "langgraph-memory": "tab:brown", "langgraph-none": "tab:gray",

@@ -165,6 +165,38 @@ def test_many_lists_evict_witnesses_and_stay_exact() -> None:
     assert len(_exact._witnesses) <= _exact._WITNESS_SLOTS
 
 
+def test_a_fleet_of_conversations_keeps_its_witnesses() -> None:
+    """One process diffing 64 agents' conversations in turn: each list still has its witness
+    when its turn comes again (with 16 slots, every one was evicted and re-walked each step)."""
+    lists = [[{"role": "user", "content": f"{j}-{i}"} for i in range(40)] for j in range(64)]
+    shadows = [copy_containers(items) for items in lists]  # as a journal's shadow holds them
+    for items, shadow in zip(lists, shadows, strict=True):
+        assert diff(shadow, [*items, "more"]) == [{"op": "add", "path": "/-", "value": "more"}]
+    assert all(_exact._witness_prefix(items, len(items)) == len(items) for items in shadows)
+
+
+def test_a_short_conversation_gets_a_witness() -> None:
+    items = [{"role": "user", "content": f"m{i}"} for i in range(10)]
+    shadow = copy_containers(items)
+    diff(shadow, [*items, "more"])
+    assert _exact._witness_prefix(shadow, len(shadow)) == len(shadow)
+
+
+def test_the_shortcut_for_equal_strings_and_empty_containers_stays_exact() -> None:
+    """Fields skipped without a walk (an equal string in another object, two empty lists or
+    dicts) are exactly equal; an empty list becoming an empty dict is still a change."""
+    text = "".join(["st", "atus"])  # equal to "status", another object
+    old = {"a": [], "b": {}, "c": "status", "d": [], "e": {}, "f": 1, "g": 0.0}
+    new = {"a": [], "b": {}, "c": text, "d": {}, "e": [], "f": True, "g": -0.0}
+    assert new["c"] is not old["c"]
+    assert diff(old, new) == [{"op": "replace", "path": "/d", "value": {}},
+                              {"op": "replace", "path": "/e", "value": []},
+                              {"op": "replace", "path": "/f", "value": True},
+                              {"op": "replace", "path": "/g", "value": -0.0}]
+    assert diff({"l": []}, {"l": []}) == [] and diff({"l": []}, {"l": ["x"]}) == [
+        {"op": "add", "path": "/l/-", "value": "x"}]
+
+
 # --------------------------------------------------------------------------- key order
 
 

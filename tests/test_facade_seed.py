@@ -348,36 +348,170 @@ def store_root_free() -> FilesystemStorage:
     return FilesystemStorage(backend=MemoryBackend())
 
 
-# --- 7. a fleet's saves leave the loop, a lone agent's stay inline ------------------------------
-def test_concurrent_sync_saves_of_many_agents_run_in_worker_threads(
+# --- 7. a fleet's syncs leave the loop, a lone agent's stay inline ------------------------------
+def test_concurrent_sync_saves_of_many_agents_sync_in_worker_threads(
         tmp_path: Path, monkeypatch: Any) -> None:
-    threads: list[tuple[str, int]] = []
-    real = Journal.append
+    """Several agents saving in ``sync`` at once: each save is recorded on the loop (no GIL
+    hand-off for the Python part) and only its ``fdatasync`` runs in a worker thread, where
+    the syncs of many agents overlap; the save returns once its sync did."""
+    appends: list[tuple[str, int, bool]] = []
+    syncs: list[tuple[str, int, int]] = []
+    real_append, real_sync = Journal.append, Journal.sync
 
-    def spy(self: Journal, *a: Any, **kw: Any) -> Any:
-        threads.append((self.agent_id, threading.get_ident()))
-        return real(self, *a, **kw)
+    def spy_append(self: Journal, *a: Any, **kw: Any) -> Any:
+        appends.append((self.agent_id, threading.get_ident(), kw.get("sync", True)))
+        return real_append(self, *a, **kw)
 
-    monkeypatch.setattr(Journal, "append", spy)
-    alone: list[int] = []
+    def spy_sync(self: Journal) -> int:
+        durable = real_sync(self)
+        syncs.append((self.agent_id, threading.get_ident(), durable))
+        return durable
+
+    monkeypatch.setattr(Journal, "append", spy_append)
+    monkeypatch.setattr(Journal, "sync", spy_sync)
+    acked: list[tuple[str, int]] = []
+
+    async def save_and_check(sm: StateManager, s: AgentState) -> None:
+        for k in range(1, 4):
+            s.step_number = k
+            cid = await sm.save_checkpoint(s)
+            seq = int(cid.rsplit(".", 1)[1])
+            # Acknowledged means durable: this save's own sync has returned by now.
+            assert any(a == s.agent_id and d >= seq for a, _, d in syncs), (cid, syncs)
+            acked.append((s.agent_id, seq))
 
     async def main() -> int:
         async with StateManager(store(tmp_path, durability="sync"),
                                 checkpoint_frequency=None, checkpoint_interval=None) as sm:
             await save_steps(sm, AgentState(agent_id="alone"), range(1, 4))
-            alone.extend(t for _, t in threads)
             fleet = [AgentState(agent_id=f"f{i}") for i in range(8)]
             for s in fleet:  # open the journals first: then only the saves are timed apart
                 await sm.save_checkpoint(s)
-            threads.clear()
-            await asyncio.gather(*(save_steps(sm, s, range(1, 4)) for s in fleet))
+            appends.clear()
+            syncs.clear()
+            await asyncio.gather(*(save_and_check(sm, s) for s in fleet))
         return threading.get_ident()
 
     loop_thread = run_loop(main)
-    assert alone == [loop_thread] * 3  # one agent: no thread hop
-    # Several agents saving at once: their saves overlap in the worker threads.
-    fleet = [t for _, t in threads]
-    assert len(fleet) == 24 and sum(t != loop_thread for t in fleet) >= 20, fleet
+    assert len(acked) == 24
+    # Every save was recorded on the loop; most skipped the inline sync ...
+    assert all(t == loop_thread for _, t, _ in appends) and len(appends) == 24
+    assert sum(not synced for _, _, synced in appends) >= 20, appends
+    # ... and was synced in a worker thread instead.
+    assert len(syncs) >= 20 and all(t != loop_thread for _, t, _ in syncs), syncs
+
+
+def test_a_lone_agents_sync_saves_stay_inline_after_its_first(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    threads: list[tuple[int, bool]] = []
+    real = Journal.append
+
+    def spy(self: Journal, *a: Any, **kw: Any) -> Any:
+        threads.append((threading.get_ident(), kw.get("sync", True)))
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(Journal, "append", spy)
+
+    async def main() -> int:
+        async with StateManager(store(tmp_path, durability="sync"),
+                                checkpoint_frequency=None, checkpoint_interval=None) as sm:
+            await save_steps(sm, AgentState(agent_id="alone"), range(1, 4))
+        return threading.get_ident()
+
+    loop_thread = run_loop(main)
+    # The journal's first record creates its first segment (a file, two syncs): in a worker.
+    assert threads[0][0] != loop_thread
+    assert threads[1:] == [(loop_thread, True)] * 2  # then no thread hop, synced inline
+
+
+def test_a_fleet_save_whose_sync_fails_is_not_acknowledged(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """The deferred sync of a fleet save fails (EIO): that save raises, the next one reopens
+    the journal, and everything acknowledged before is there."""
+    import errno
+
+    from agentjournal import _fs
+    from agentjournal.errors import JournalPoisonedError
+
+    real_fdatasync = _fs.ops.fdatasync
+    fail = {"armed": False, "fired": False}
+
+    def flaky(fd: int) -> None:
+        if fail["armed"] and threading.current_thread() is not threading.main_thread():
+            fail["armed"], fail["fired"] = False, True
+            raise OSError(errno.EIO, "injected")
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(_fs.ops, "fdatasync", flaky)
+    acked: dict[str, int] = {}
+    failed: list[str] = []
+
+    async def run(sm: StateManager, s: AgentState) -> None:
+        for k in range(1, 6):
+            s.step_number = k
+            before = s.checkpoint_id
+            try:
+                await sm.save_checkpoint(s)
+            except JournalPoisonedError:
+                failed.append(s.agent_id)
+                assert s.checkpoint_id == before  # an unacknowledged save names no checkpoint
+                continue
+            acked[s.agent_id] = k
+            if k == 2 and not fail["fired"]:
+                fail["armed"] = True  # the next sync in a worker fails, whoever's it is
+
+    async def main() -> None:
+        async with StateManager(store(tmp_path, durability="sync"),
+                                checkpoint_frequency=None, checkpoint_interval=None) as sm:
+            fleet = [AgentState(agent_id=f"f{i}") for i in range(4)]
+            for s in fleet:
+                await sm.save_checkpoint(s)
+            await asyncio.gather(*(run(sm, s) for s in fleet))
+
+    run_loop(main)
+    assert len(failed) == 1 and fail["fired"], failed
+    assert acked[failed[0]] == 5  # its next save reopened the journal
+    for agent_id, step in acked.items():
+        with Journal(agent_id, tmp_path / "store", readonly=True) as r:
+            assert r.last_step >= step and r.verify().ok
+
+
+def test_cancelling_fleet_saves_leaves_every_journal_whole(tmp_path: Path) -> None:
+    """Tasks of a fleet cancelled at random points, some while their save's sync is pending in
+    a worker: nothing acknowledged is lost, every journal verifies, and the agents' next saves
+    (a new task each) go on from where they were."""
+    acked: dict[str, int] = {}
+
+    async def run(sm: StateManager, s: AgentState, steps: range) -> None:
+        for k in steps:
+            s.step_number = k
+            await sm.save_checkpoint(s)
+            acked[s.agent_id] = k
+
+    async def main() -> None:
+        async with StateManager(store(tmp_path, durability="sync"),
+                                checkpoint_frequency=None, checkpoint_interval=None) as sm:
+            fleet = [AgentState(agent_id=f"c{i}") for i in range(8)]
+            for s in fleet:
+                await sm.save_checkpoint(s)
+            for round_ in range(5):
+                tasks = [asyncio.create_task(run(sm, s, range(round_ * 10 + 1,
+                                                              round_ * 10 + 11)))
+                         for s in fleet]
+                for _ in range(3 + round_):
+                    await asyncio.sleep(0)
+                for t in tasks[::2]:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                for s in fleet:  # every agent saves again after its task was cancelled
+                    s.step_number = round_ * 10 + 10
+                    await sm.save_checkpoint(s)
+                    acked[s.agent_id] = s.step_number
+
+    run_loop(main)
+    for agent_id, step in acked.items():
+        with Journal(agent_id, tmp_path / "store", readonly=True) as r:
+            assert r.last_step == step == 50 and r.verify().ok
 
 
 def test_a_fresh_managers_resume_runs_inline_once_the_agent_is_known_small(

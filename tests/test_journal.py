@@ -375,3 +375,22 @@ def test_scan_newer_format_and_garbage_tail_with_hash_suffix(tmp_path: Path) -> 
     fake = b'garbage{"kind":' + b',"h":"' + b"0" * 64 + b'"}\n'
     sc = scan(data + b"xx\n" + fake, first_seq=1, agent_id=AGENT, key=None, where="s")
     assert sc.error is not None and sc.tail
+
+
+def test_append_without_its_sync_is_pending_until_sync(tmp_path: Path) -> None:
+    """``append(sync=False)`` in ``sync`` mode: written (readable, replayable) but not yet
+    durable; ``sync()`` makes it so; a normal append syncs whatever was pending."""
+    with Journal("a", tmp_path, durability="sync") as j:
+        j.append({"k": 1}, step=1)
+        assert j.durable_seq == 1
+        j.append({"k": 2}, step=2, sync=False)
+        assert (j.last_seq, j.durable_seq) == (2, 1)
+        with Journal("a", tmp_path, readonly=True) as r:
+            assert r.resume().state == {"k": 2}
+        assert j.sync() == 2 and j.durable_seq == 2
+        j.append({"k": 3}, step=3, sync=False)
+        j.append({"k": 4}, step=4)  # its sync covers the pending record too
+        assert j.durable_seq == 4
+        j.append({"k": 5}, step=5, sync=False)
+    with Journal("a", tmp_path, readonly=True) as r:  # close synced it
+        assert r.resume().state == {"k": 5} and r.verify().ok

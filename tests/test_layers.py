@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("replay",),
     ("exchange", "summary", "status", "witness", "expiry"),
     ("state", "hooks", "storage", "manager", "agent", "migrate", "_saves", "_fullstate",
-     "_workers"),
+     "_workers", "_writers"),
     ("cli", "serve", "integrations", "demo", "testing", "__init__", "__main__"),
 ]
 

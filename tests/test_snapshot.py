@@ -179,3 +179,30 @@ def test_snapshot_seconds_trigger(tmp_path: Path) -> None:
     with Journal(AGENT, tmp_path, snapshot_every=None) as j:
         assert j.append(_state(2), snapshot=True).snapshot_seq == 3
         assert j.append(_state(3), snapshot=False).snapshot_seq is None
+
+
+def test_a_large_snapshot_hashed_while_compressed_is_the_same_file_content() -> None:
+    """Above PARALLEL_DIGEST_BYTES the digest is computed in a helper thread during the lz4
+    compression: the content, the digest and what a reader decodes are those of the plain
+    path (only the lz4 framing may differ)."""
+    from agentjournal import _codec
+    from agentjournal.snapshot.store import PARALLEL_DIGEST_BYTES
+
+    state = {"messages": [{"role": "user", "content": f"message {i} " + "y" * 300}
+                          for i in range(1200)], "n": 1.0, "ok": True}
+    doc = SnapshotDoc(format=3, agent_id="a", seq=7, step=7, chain_hash="0" * 64, ts=1.5,
+                      state=state)
+    data, digest = encode_snapshot(doc, True)
+    plain, plain_digest = encode_snapshot(doc, False)
+    assert len(plain) > PARALLEL_DIGEST_BYTES
+    assert digest == plain_digest == _codec.content_digest(plain[:plain.index(b"\n")])
+    assert _codec.decompress(data, 1 << 30) == plain
+    got, got_digest = decode_snapshot(data, True, where="x")
+    assert got.state == state and got_digest == digest
+    small = SnapshotDoc(format=3, agent_id="a", seq=1, step=1, chain_hash="0" * 64, ts=1.5,
+                        state={"k": "v"})
+    data, digest = encode_snapshot(small, True)
+    assert decode_snapshot(data, True, where="x")[1] == digest
+    # the helper itself, with any tail
+    out, d = _codec.compress_with_digest(b"abc" * 100_000, lambda h: h.encode())
+    assert _codec.decompress(out, 1 << 30) == b"abc" * 100_000 + d.encode()

@@ -148,10 +148,14 @@ def _eq(a: Any, b: Any, room: int) -> bool:
 # mutated behind it, an id reused) only costs the walk it would have saved. Witnesses are kept
 # for the most recently used lists only: each costs a copy of its items' containers, and keeps
 # their strings alive until it is evicted.
-_WITNESS_MIN = 32
-"""Shortest list worth a witness."""
-_WITNESS_SLOTS = 16
-"""How many lists keep a witness (most recently used)."""
+_WITNESS_MIN = 8
+"""Shortest list worth a witness (walking 8 small dicts already costs more than one)."""
+_WITNESS_SLOTS = 256
+"""How many lists keep a witness (most recently used). One process serving a fleet diffs one
+conversation per agent in turn: with fewer slots than agents saving, every witness is evicted
+before its list comes round again and every step walks the whole conversation (measured: 64
+agents at 16 slots spent half their CPU re-walking and re-copying). 256 covers a manager's
+default 128 open journals twice over; a 1000-message conversation's witness is ~230 KB."""
 _witnesses: dict[int, list[Any]] = {}
 
 

@@ -112,9 +112,10 @@ def check_state(state: Any, known: Container[str] = ()) -> str:
 
 def record_state(j: Journal, state: AgentState, snapshot: bool | None,
                  prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-                 ) -> tuple[str, Appended]:
+                 sync: bool = True) -> tuple[str, Appended]:
     """Append ``state`` as one save; ``state.checkpoint_id`` is set to its id (restored if the
-    append fails). The caller holds the journal exclusively.
+    append fails). The caller holds the journal exclusively. With ``sync=False`` the save is
+    written but not synced (see ``Journal.append``): the caller syncs before acknowledging.
 
     Raises:
         ValueError: ``step_number`` is lower than the journal's last step.
@@ -130,7 +131,7 @@ def record_state(j: Journal, state: AgentState, snapshot: bool | None,
         doc = state.to_dict()
         if prepare is not None:
             doc = prepare(doc)
-        appended = j.append(doc, step=step, snapshot=snapshot)
+        appended = j.append(doc, step=step, snapshot=snapshot, sync=sync)
     except BaseException:
         state.checkpoint_id = old
         raise

@@ -140,6 +140,12 @@ def _diff_dict(old: dict[Any, Any], new: dict[Any, Any], path: str, ops: list[Op
             nv = new[k]
             if ov is nv:
                 continue
+            t = type(ov)
+            if t is type(nv) and ((t is str and ov == nv)
+                                  or ((t is list or t is dict) and not ov and not nv)):
+                # Exactly equal without a walk (== is exact on strings; two empty
+                # containers): most fields of an agent's state, every step.
+                continue
             if type(k) is not str:
                 check_json(new, path)  # raises, naming this dict
             _diff(ov, nv, path + "/" + escape(k), ops, room)
@@ -237,6 +243,8 @@ def _equal_suffix(old: list[Any], new: list[Any], n: int) -> int:
 
 
 def _append(new: list[Any], start: int, path: str, ops: list[Op]) -> None:
+    if start >= len(new):
+        return
     end = path + "/-"
     for i in range(start, len(new)):
         item = new[i]

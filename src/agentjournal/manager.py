@@ -15,10 +15,10 @@ CLI may read while this one writes. The agent's writer lock is taken on its firs
 until :meth:`StateManager.close` (or interpreter exit).
 
 Where a save runs: a small one inline on the event loop (a thread hop costs as much as the
-append); a snapshot, a state that once took more than 2 ms of CPU to record, or ``sync`` saves of
-several agents at once run in worker threads (:mod:`agentjournal._workers`), so the event loop
-never waits on big encodes and many agents' ``fdatasync`` calls overlap (they release the GIL)
-instead of queueing.
+append); when several agents save in ``sync`` at once, each is still recorded inline but its
+``fdatasync`` runs in a worker thread, so many agents' syncs overlap; a snapshot or a state that
+once took more than 2 ms of CPU to record runs in a worker thread, so the event loop never
+waits on big encodes (see :mod:`agentjournal._writers`).
 
 Any other object implementing the seed's :class:`~agentjournal.storage.StorageBackend` protocol
 may be passed as ``storage``; it keeps the seed's full-state semantics (see
@@ -37,7 +37,6 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 from . import delta
-from ._fs import open_journals_within_fd_limit as _fd_budget
 from ._fullstate import FullStateStore, is_seed_backend
 from ._ids import validate_agent_id
 from ._saves import (
@@ -47,16 +46,15 @@ from ._saves import (
     lineage,
     list_saves,
     load_save,
-    record_state,
     register_for_exit,
 )
 from ._workers import run_blocking
+from ._writers import OpenAgent, Writers, resume_readonly
 from .errors import (
     CheckpointNotFoundError,
     CloseError,
     JournalError,
     JournalNotFoundError,
-    JournalPoisonedError,
     UnsupportedOperationError,
 )
 from .hooks import HookEvent, HookManager, Redactor, apply_redactor
@@ -86,26 +84,6 @@ __all__ = [
 log = logging.getLogger("agentjournal")
 T = TypeVar("T")
 
-_INLINE_LIMIT_S = 0.002  # CPU seconds: an agent whose save took more inline moves to the pool
-_OVERLAP_S = 0.005  # another agent's save this recent: several agents are saving at once
-_RESUME_CPU: dict[tuple[str, str], float] = {}
-"""(storage directory, agent) -> CPU seconds of its last read-only resume in this process."""
-
-
-class _Agent:
-    """A writable journal the manager holds, and how its saves run."""
-
-    def __init__(self, journal: Journal) -> None:
-        self.journal = journal
-        self.lock: asyncio.Lock | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.offload = False  # record this agent's saves in the pool (a large state)
-
-    def lock_for_loop(self) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
-        if self.lock is None or self.loop is not loop:
-            self.lock, self.loop = asyncio.Lock(), loop
-        return self.lock
 
 
 class StateManager:
@@ -188,22 +166,30 @@ class StateManager:
         self.hook_manager = hook_manager
         self.redact = redact
         self._offload: Literal["auto", "always", "never"] = offload
-        self._agents: dict[str, _Agent] = {}
-        self.max_open_journals = max_open_journals
-        self._open_lock: asyncio.Lock | None = None
-        self._open_loop: asyncio.AbstractEventLoop | None = None
-        self._inflight = 0  # saves running in the pool now
-        self._recent: dict[str, float] = {}  # agent -> when its last save ended (perf_counter)
-        # The two latest save ends by different agents, newest first: (agent, perf_counter).
-        self._end1: tuple[str | None, float] = (None, float("-inf"))
-        self._end2: tuple[str | None, float] = (None, float("-inf"))
+        self._writers = Writers(
+            lambda agent_id, create: self._fs().open_journal(
+                agent_id, create=create, **self.journal_options()),
+            max_open=max_open_journals, offload=offload,
+            sync_durability=getattr(storage, "durability", None) is Durability.SYNC)
         register_for_exit(self)
+
+    @property
+    def max_open_journals(self) -> int:
+        """Keep at most this many agents' writers open (see the class docstring)."""
+        return self._writers.max_open
+
+    @max_open_journals.setter
+    def max_open_journals(self, value: int) -> None:
+        self._writers.max_open = value
+
+    @property
+    def _agents(self) -> dict[str, OpenAgent]:
+        return self._writers.agents
 
     # --- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
         """Close every journal this manager holds (syncing them and releasing their locks)."""
-        agents, self._agents = self._agents, {}
-        self._recent.clear()
+        agents = self._writers.pop_all()
         errors: list[tuple[str, BaseException]] = []
         for agent_id, ag in agents.items():
             try:
@@ -219,8 +205,7 @@ class StateManager:
 
     def release(self, agent_id: str) -> None:
         """Close one agent's journal so another process may write to it."""
-        ag = self._agents.pop(agent_id, None)
-        self._recent.pop(agent_id, None)
+        ag = self._writers.pop(agent_id)
         if ag is not None:
             ag.journal.close()
 
@@ -256,48 +241,8 @@ class StateManager:
                 "keep_snapshots": self.retention_count, "prune": st.prune,
                 "compress_segments": st.compress_segments}
 
-    def _open_sync(self, agent_id: str, create: bool) -> _Agent:
-        ag = self._agents.get(agent_id)
-        if ag is not None:
-            return ag
-        self._close_idle(room_for=1)
-        j = self._fs().open_journal(agent_id, create=create, **self.journal_options())
-        try:
-            j.snapshot_base()  # loads the last state now, in this thread, not on first append
-        except BaseException:
-            j.close()
-            raise
-        ag = self._agents[agent_id] = _Agent(j)
-        return ag
-
-    def _close_idle(self, room_for: int) -> None:
-        """Close the least recently saved idle writers until ``room_for`` more fit."""
-        excess = len(self._agents) + room_for - min(self.max_open_journals, _fd_budget())
-        if excess <= 0:
-            return
-        idle = [a for a, ag in self._agents.items()
-                if ag.lock is None or not ag.lock.locked()]
-        idle.sort(key=lambda a: self._recent.get(a, 0.0))
-        for agent_id in idle[:excess]:
-            ag = self._agents.pop(agent_id)
-            self._recent.pop(agent_id, None)
-            try:
-                ag.journal.close()
-            except OSError as e:
-                log.error("closing the idle journal of %s failed: %s", agent_id, e)
-
-    async def _writer(self, agent_id: str, *, create: bool = True) -> _Agent:
-        ag = self._agents.get(agent_id)
-        if ag is None:
-            # One opening at a time: two tasks saving a new agent at once must share a journal.
-            loop = asyncio.get_running_loop()
-            if self._open_lock is None or self._open_loop is not loop:
-                self._open_lock, self._open_loop = asyncio.Lock(), loop
-            async with self._open_lock:
-                ag = self._agents.get(agent_id)
-                if ag is None:
-                    ag = await run_blocking(self._open_sync, agent_id, create)
-        return ag
+    async def _writer(self, agent_id: str, *, create: bool = True) -> OpenAgent:
+        return await self._writers.writer(agent_id, create=create)
 
     def _open_readonly(self, agent_id: str) -> Journal:
         return self._fs().open_journal(agent_id, readonly=True, create=False,
@@ -353,26 +298,6 @@ class StateManager:
             doc = hm.redact(doc)
         return doc
 
-    def _pooled(self, agent_id: str, now: float) -> bool:
-        """Whether a small save should still go to the pool: several agents saving in
-        ``sync`` at once (inline, their ``fdatasync`` calls would queue on the loop)."""
-        if self._offload != "auto":
-            return self._offload == "always"
-        if self.storage.durability is not Durability.SYNC:
-            return False
-        if self._inflight > 0:
-            return True
-        # When the last save of another agent ended (O(1), however many agents).
-        other = self._end1[1] if self._end1[0] != agent_id else self._end2[1]
-        return other > now - _OVERLAP_S
-
-    def _ended(self, agent_id: str, t: float) -> None:
-        self._recent[agent_id] = t
-        if self._end1[0] == agent_id:
-            self._end1 = (agent_id, t)
-        else:
-            self._end2, self._end1 = self._end1, (agent_id, t)
-
     async def save_checkpoint(self, state: AgentState, force: bool = False) -> str:
         """Record ``state`` as one save of its agent; returns the checkpoint id.
 
@@ -401,48 +326,8 @@ class StateManager:
         ag = self._agents.get(agent_id) or await self._writer(agent_id)
         prepare = (self._prepare if self.redact is not None
                    or (hm is not None and hm.redactors) else None)
-        snap = True if force else None
-        inline = False
-        async with ag.lock_for_loop():
-            j = ag.journal
-            try:
-                t_start = time.perf_counter()
-                inline = not (force or ag.offload or self._pooled(agent_id, t_start) or (
-                    self._offload != "never" and j.snapshot_due(step, now)))
-                if inline:
-                    # CPU time, not wall time: waiting on fdatasync does not hold the loop's
-                    # CPU (and a first save's file creation is no sign of a large state).
-                    t0 = time.thread_time()
-                    cid, appended = record_state(j, state, snap, prepare)
-                    if self._offload == "auto" and time.thread_time() - t0 > _INLINE_LIMIT_S:
-                        ag.offload = True
-                elif self._offload == "never":
-                    cid, appended = record_state(j, state, snap, prepare)
-                else:
-                    self._inflight += 1
-                    try:
-                        cid, appended = await run_blocking(record_state, j, state, snap,
-                                                           prepare)
-                    finally:
-                        self._inflight -= 1
-            except JournalPoisonedError as e:
-                # One failed write or sync (ENOSPC...) poisons the writer for good; drop it so
-                # the next save reopens the journal, whose recovery keeps every acknowledged
-                # record (space may be back by then).
-                self._agents.pop(agent_id, None)
-                self._recent.pop(agent_id, None)
-                try:
-                    j.close()
-                except OSError:
-                    pass
-                e.hint = ((e.hint + "; ") if e.hint else "") + (
-                    "this save was not recorded; the next save reopens the journal")
-                raise
-            self._ended(agent_id, time.perf_counter())
-        if inline and len(self._agents) > 1 and self.storage.durability is Durability.SYNC:
-            # An inline save never suspends: without this, one task of a fleet saving in a
-            # loop would keep the loop, and the others could not be seen saving alongside it.
-            await asyncio.sleep(0)
+        cid, appended = await self._writers.record(agent_id, ag, state, force=force, now=now,
+                                                   prepare=prepare)
         if hm is not None and hm.has_handlers(HookEvent.POST_CHECKPOINT_SAVE):
             await hm.trigger(HookEvent.POST_CHECKPOINT_SAVE, agent_id, {
                 "agent_id": agent_id, "checkpoint_id": cid, "step_number": step,
@@ -529,23 +414,8 @@ class StateManager:
         return None
 
     async def _resume_readonly(self, agent_id: str) -> Resumed:
-        """``resume()`` of a read-only journal: inline when this process has resumed the agent
-        before at a small CPU cost (a thread hop costs as much as a small resume), else in the
-        pool (an unknown or large state never blocks the loop)."""
-        key = (str(self._fs().base_dir), agent_id)
-
-        def run() -> Resumed:
-            t0 = time.thread_time()
-            with self._open_readonly(agent_id) as j:
-                res = j.resume()
-            _RESUME_CPU[key] = time.thread_time() - t0
-            return res
-
-        cost = _RESUME_CPU.get(key)
-        if self._offload == "never" or (
-                self._offload == "auto" and cost is not None and cost <= _INLINE_LIMIT_S):
-            return run()
-        return await run_blocking(run)
+        return await resume_readonly(lambda: self._open_readonly(agent_id),
+                                     (str(self._fs().base_dir), agent_id), self._offload)
 
     async def last_step(self, agent_id: str) -> int | None:
         """The agent's last recorded step, or None when it has no journal or no records."""
@@ -705,7 +575,7 @@ class StateManager:
             return j.fork(step, new_id, **options)
 
         new_j = await self._read(agent_id, fork)
-        self._agents[new_id] = _Agent(new_j)
+        self._writers.adopt(new_id, new_j)
         src_state.agent_id = new_id
         src_state.parent_checkpoint_id = checkpoint_id
         await self.save_checkpoint(src_state)

@@ -288,12 +288,18 @@ class JournalWriter:
         return {"seq": self.last_seq + 1, "ts": ts, "step": st, "prev": self.last_hash}
 
     def append_step(self, ops: list[dict[str, Any]], step: int | None = None,
-                    ts: float | None = None, meta: dict[str, Any] | None = None) -> Step:
-        """Append a ``step`` record carrying ``ops`` (and ``meta``); returns it with its hash."""
+                    ts: float | None = None, meta: dict[str, Any] | None = None,
+                    sync: bool = True) -> Step:
+        """Append a ``step`` record carrying ``ops`` (and ``meta``); returns it with its hash.
+
+        ``sync=False`` skips the ``fdatasync`` of ``sync`` mode: the record counts as pending
+        (``durable_seq`` stays behind) until :meth:`sync` returns, which the caller must call
+        before acknowledging it.
+        """
         with self._mutex:
             self._check_open()
             rec = Step(ops=ops, meta=meta, **self._next_fields(step, ts))
-            return self._write(rec)  # type: ignore[return-value]
+            return self._write(rec, sync)  # type: ignore[return-value]
 
     def append_mark(self, at: int, digest: str, step: int | None = None) -> SnapshotMark:
         with self._mutex:
@@ -318,7 +324,7 @@ class JournalWriter:
                          **self._next_fields(None, None))
             return self._write(rec)  # type: ignore[return-value]
 
-    def _write(self, rec: AnyRecord) -> AnyRecord:
+    def _write(self, rec: AnyRecord, sync: bool = True) -> AnyRecord:
         line = self._encode(rec)
         try:
             if (self._app is None or self._roll_pending
@@ -340,7 +346,7 @@ class JournalWriter:
         self.tail_records = None
         self.last_seq, self.last_step, self.last_ts = rec.seq, rec.step, rec.ts
         self.last_hash = line[-_codec.HASH_HEX_LEN - 3 : -3].decode()
-        self._after_write()
+        self._after_write(sync)
         return msgspec.structs.replace(rec, h=self.last_hash)
 
     def _roll(self, rec: AnyRecord) -> None:
@@ -363,9 +369,12 @@ class JournalWriter:
         if self.on_roll is not None:
             self.on_roll(rec.seq)
 
-    def _after_write(self) -> None:
+    def _after_write(self, sync: bool = True) -> None:
         if self.durability is Durability.SYNC:
-            self._sync_now()
+            if sync:
+                self._sync_now()
+            else:
+                self._pending += 1  # the caller syncs before acknowledging it
         elif self.durability is Durability.GROUP:
             self._pending += 1
             if (self._pending >= self.group_records

@@ -294,6 +294,7 @@ class Journal(QueryMethods):
         step: int | None = None,
         snapshot: bool | None = None,
         meta: dict[str, Any] | None = None,
+        sync: bool = True,
     ) -> Appended:
         """Record one step, given the new full ``state`` or the ``ops`` that make it.
 
@@ -304,6 +305,9 @@ class Journal(QueryMethods):
         integration needs to find the step again (a checkpoint id, a run id). Once the step is
         recorded, a failure to write its snapshot is logged, not raised (``snapshot_seq`` is
         None): the step is durable, and an exception would invite recording it twice.
+        ``sync=False`` returns after the write, before the ``fdatasync`` of ``sync`` mode: the
+        step is acknowledged only once :meth:`sync` returns (a process serving many agents
+        overlaps their syncs in threads while it records the next steps).
 
         Raises:
             NotJSONEncodableError: a value that JSON cannot represent (its path is named).
@@ -325,10 +329,10 @@ class Journal(QueryMethods):
                     if isinstance(op, dict) and "value" in op:
                         delta.check_json(op["value"], str(op.get("path", "")))
                 delta.apply(core.shadow, ops)  # validates without touching the shadow
-            rec = w.append_step(ops, step=step, meta=meta)
+            rec = w.append_step(ops, step=step, meta=meta, sync=sync)
             core.reader.tail = w.seg_first
             core.adopt(ops, rec.seq)
-            if self._sync_after:
+            if self._sync_after and sync:
                 w.sync()
             snap_seq = None
             if snapshot or (snapshot is None and self._trigger_due(rec.step)):

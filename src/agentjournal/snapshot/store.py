@@ -46,6 +46,16 @@ _trailer_decoder = msgspec.json.Decoder(_Trailer)
 _encoder = msgspec.json.Encoder()
 
 
+PARALLEL_DIGEST_BYTES = 256 << 10
+"""A compressed snapshot at least this large is hashed while it is compressed (in a helper
+thread, see :func:`agentjournal._codec.compress_with_digest`); below, a thread costs more than
+it saves."""
+
+
+def _trailer(digest: str) -> bytes:
+    return b'\n{"blake2b":"' + digest.encode() + b'"}\n'
+
+
 def encode_snapshot(doc: SnapshotDoc, compress: bool) -> tuple[bytes, str]:
     """The bytes of a snapshot file for ``doc`` and the digest of its document line."""
     try:
@@ -54,8 +64,10 @@ def encode_snapshot(doc: SnapshotDoc, compress: bool) -> tuple[bytes, str]:
         from ..errors import NotJSONEncodableError
 
         raise NotJSONEncodableError(f"state is not JSON-encodable: {e}") from None
+    if compress and len(body) >= PARALLEL_DIGEST_BYTES:
+        return _codec.compress_with_digest(body, _trailer)
     digest = _codec.content_digest(body)
-    data = b"".join((body, b'\n{"blake2b":"', digest.encode(), b'"}\n'))
+    data = body + _trailer(digest)
     return (_codec.compress(data) if compress else data), digest
 
 
