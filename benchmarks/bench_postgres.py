@@ -24,7 +24,8 @@ their states for the LangGraph systems; the last 100 steps' records for ``journa
 **Fleet throughput**: A agents (1, 8, 64) spread over P processes (1 to 4), each agent a thread
 writing steps of ~250 bytes (a counter and a message replaced) as fast as it can for
 ``--seconds``; acknowledged steps per second over the whole fleet, in ``sync`` (a step counts
-once its write call returned, i.e. its commit is durable on the server).
+once its write call returned, i.e. its commit is durable on the server). Also the most
+server sessions connected to the fleet's database at once during the run (``pg_stat_activity``).
 
 The server is ``--dsn`` or ``AGENTJOURNAL_TEST_PG_DSN``, else a throw-away cluster started here
 (tests/_pgserver.py: initdb, loopback, fsync on) and removed at the end. Prints a table per
@@ -450,6 +451,29 @@ def run_child(args: list[str]) -> dict[str, Any]:
     return dict(json.loads(p.stdout.strip().splitlines()[-1]))
 
 
+class ConnectionPeak:
+    """The most server sessions connected to one database at once while the fleet runs
+    (``pg_stat_activity`` every 50 ms, from the maintenance database, which is not counted)."""
+
+    def __init__(self, dsn: str, database: str) -> None:
+        self.peak = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(dsn, database), daemon=True)
+        self._thread.start()
+
+    def _watch(self, dsn: str, database: str) -> None:
+        with admin(dsn) as c:
+            while not self._done.wait(0.05):
+                row = c.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
+                                (database,)).fetchone()
+                self.peak = max(self.peak, int(row[0]))
+
+    def stop(self) -> int:
+        self._done.set()
+        self._thread.join()
+        return self.peak
+
+
 def fleet_run(server: Server, system: str, agents: int, procs: int, seconds: float
               ) -> dict[str, Any]:
     db = server.database(system)
@@ -469,6 +493,7 @@ def fleet_run(server: Server, system: str, agents: int, procs: int, seconds: flo
             p.stdout.readline()
         start_at = time.time() + 0.2
         w0 = wal_lsn(db)
+        peak = ConnectionPeak(server.dsn, urlsplit(db).path.lstrip("/"))
         for p in ps:
             assert p.stdin is not None
             p.stdin.write(f"{start_at!r}\n")
@@ -486,7 +511,8 @@ def fleet_run(server: Server, system: str, agents: int, procs: int, seconds: flo
         wal = wal_lsn(db) - w0
         return {"system": system, "agents": agents, "processes": len(ps), "seconds": seconds,
                 "steps": steps, "steps_per_s": steps / seconds,
-                "wal_per_step": wal / steps if steps else None}
+                "wal_per_step": wal / steps if steps else None,
+                "connections": peak.stop()}
     finally:
         server.drop(db)
 
@@ -609,7 +635,8 @@ def main() -> None:
                     [("system", "system", str), ("agents", "agents", str),
                      ("processes", "processes", str), ("steps", "steps", str),
                      ("steps_per_s", "steps/s", "{:.0f}".format),
-                     ("wal_per_step", "WAL/step", fmt_bytes)], fleet)
+                     ("wal_per_step", "WAL/step", fmt_bytes),
+                     ("connections", "peak conns", str)], fleet)
     print(json.dumps({"bench": "postgres", "server": version, "quick": args.quick,
                       "conversation": conversation, "fleet": fleet}))
 
