@@ -196,25 +196,6 @@ class Journal(QueryMethods):
             last = self._last_record()
             return Head(self.agent_id, last.seq if last else 0, last.h if last else "")
 
-    def check_head(self, head: Head) -> str | None:
-        """Why this journal does not reach or match ``head`` (None when it does)."""
-        if head.agent_id != self.agent_id:
-            return f"the head is of agent {head.agent_id!r}, not {self.agent_id!r}"
-        if head.seq <= 0:
-            return None
-        last = self.last_seq
-        if last < head.seq:
-            return (f"the journal ends at seq {last}, before the anchored head at seq "
-                    f"{head.seq}: records were cut off or the store was rolled back")
-        rec = next(iter(self.records(head.seq, head.seq)), None)
-        if rec is None:
-            return (f"record {head.seq} of the anchored head was pruned, so the head cannot be "
-                    "checked: anchor again after compaction")
-        if rec.h != head.hash:
-            return (f"record {head.seq} is not the one anchored (another hash): the history "
-                    "was rewritten")
-        return None
-
     # --- the parts (for the engine's other modules: verify, export, retention) ---------------
     @property
     def store(self) -> AgentStore:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .. import query as _query
 from ..query import BisectResult, Blame, Match, When
+from .results import Head
 
 if TYPE_CHECKING:
     from .journal import Journal
@@ -20,10 +21,31 @@ __all__ = ["QueryMethods"]
 
 
 class QueryMethods:
-    """``blame``, ``touching``, ``grep``, ``state_at_time`` and ``bisect`` on a journal."""
+    """``check_head``, ``blame``, ``touching``, ``grep``, ``state_at_time`` and ``bisect`` on a
+    journal."""
 
     def _as_journal(self) -> Journal:
         return cast("Journal", self)  # mixed into Journal only
+
+    def check_head(self, head: Head) -> str | None:
+        """Why this journal does not reach or match ``head`` (None when it does)."""
+        j = self._as_journal()
+        if head.agent_id != j.agent_id:
+            return f"the head is of agent {head.agent_id!r}, not {j.agent_id!r}"
+        if head.seq <= 0:
+            return None
+        last = j.last_seq
+        if last < head.seq:
+            return (f"the journal ends at seq {last}, before the anchored head at seq "
+                    f"{head.seq}: records were cut off or the store was rolled back")
+        rec = next(iter(j.records(head.seq, head.seq)), None)
+        if rec is None:
+            return (f"record {head.seq} of the anchored head was pruned, so the head cannot be "
+                    "checked: anchor again after compaction")
+        if rec.h != head.hash:
+            return (f"record {head.seq} is not the one anchored (another hash): the history "
+                    "was rewritten")
+        return None
 
     def blame(self, pointer: str, *, all: bool = False, children: bool = True) -> Blame:
         """Which step last wrote ``pointer`` (see :func:`agentjournal.query.blame`)."""
