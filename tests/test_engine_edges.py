@@ -15,6 +15,7 @@ from agentjournal import (
     JournalClosedError,
     JournalExistsError,
     StepNotFoundError,
+    StepPrunedError,
     TamperedError,
 )
 from agentjournal.journal.follow import Tail
@@ -267,3 +268,40 @@ def test_snapshot_intervals_are_checked_at_open_and_when_set(tmp_path: Path) -> 
         assert (j.snapshot_every, j.snapshot_seconds) == (3, None)  # unchanged by a refusal
         j.snapshot_every, j.snapshot_seconds = None, 2.0
         assert (j.snapshot_every, j.snapshot_seconds) == (None, 2.0)
+
+
+def test_state_at_does_not_list_the_snapshots_at_every_call(tmp_path: Path) -> None:
+    """Time travel into old history (its snapshot deleted by retention) used to list every
+    snapshot file at every call: ~1,000 of them in a kept 1M-step history (3 ms a call)."""
+    with Journal("ls", root=tmp_path, snapshot_every=5, keep_snapshots=2,
+                 sparse_snapshots=2) as j:
+        for i in range(1, 201):
+            j.append({"i": i})
+        calls = 0
+        store = j.store
+        real = store.list_snapshots
+
+        def counting() -> list[int]:
+            nonlocal calls
+            calls += 1
+            return real()
+
+        store.list_snapshots = counting  # type: ignore[method-assign]
+        for k in range(3, 150, 7):
+            assert j.state_at(k) == {"i": k}
+        assert calls <= 1
+
+
+def test_a_reader_notices_snapshots_deleted_since_it_listed_them(tmp_path: Path) -> None:
+    with Journal("rd", root=tmp_path, snapshot_every=5) as w:
+        for i in range(1, 61):
+            w.append({"i": i})
+        with Journal("rd", root=tmp_path, readonly=True) as r:
+            assert r.state_at(58) == {"i": 58}  # lists the snapshots
+            w.compact(keep_snapshots=2, prune=True)  # deletes most of them, and old records
+            first = w.first_step_of_segment(w.segment_seqs()[0])
+            assert first > 40
+            for k in range(first, 61):
+                assert r.state_at(k) == {"i": k}
+            with pytest.raises(StepPrunedError):
+                r.state_at(first - 2)

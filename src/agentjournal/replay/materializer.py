@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -56,6 +58,11 @@ class Materializer:
         self.key = key
         self.max_snapshot_bytes = max_snapshot_bytes
         self._tail = tail
+        self._snaps: list[int] | None = None
+        """The snapshot seqs as last listed (listing a store's snapshots costs what there
+        are: about a thousand in a kept 1M-step history), and when."""
+        self._listed_at = 0.0
+        self._stale = False
 
     def load_snapshot(self, seq: int) -> tuple[SnapshotDoc, str]:
         """Read and check one snapshot file (checksum, agent and seq; not its chain hash)."""
@@ -72,12 +79,30 @@ class Materializer:
                 hint="a snapshot file was copied from elsewhere")
         return doc, digest
 
-    def _candidates(self, upto: int, prefer: int | None) -> Iterator[int]:
-        """Snapshot seqs to try for ``upto``: ``prefer`` first (no listing), then newest first."""
+    def snapshot_written(self, seq: int) -> None:
+        """This process stored a snapshot at ``seq`` (kept in the listing without a look)."""
+        if self._snaps is not None and seq not in self._snaps:
+            bisect.insort(self._snaps, seq)
+
+    def _listing(self, upto: int, fresh: bool) -> list[int]:
+        """The snapshot seqs, listed again when asked, when never listed, or when the state
+        asked for is past the newest one known and the listing is more than a second old (a
+        live writer elsewhere may have stored newer ones: using an older one is correct,
+        only slower). Deleted ones are noticed when reading them fails."""
+        now = time.monotonic()
+        snaps = self._snaps
+        if (fresh or snaps is None
+                or ((not snaps or snaps[-1] < upto) and now - self._listed_at > 1.0)):
+            snaps = self._snaps = self.store.list_snapshots()
+            self._listed_at = now
+        return snaps
+
+    def _candidates(self, upto: int, prefer: int | None, snaps: list[int]) -> Iterator[int]:
+        """Snapshot seqs to try for ``upto``: ``prefer`` first, then newest first."""
         if prefer is not None and 0 < prefer <= upto:
             yield prefer
-        for snap_seq in reversed(self.store.list_snapshots()):
-            if snap_seq <= upto and snap_seq != prefer:
+        for snap_seq in reversed(snaps[:bisect.bisect_right(snaps, upto)]):
+            if snap_seq != prefer:
                 yield snap_seq
 
     def materialize(self, upto: int, prefer: int | None = None) -> Materialized:
@@ -88,7 +113,29 @@ class Materializer:
         """
         if upto <= 0:
             return {}, 0, 0, None
-        for snap_seq in self._candidates(upto, prefer):
+        got = self._from_snapshot(upto, prefer, fresh=False)
+        if got is None and (self._stale or time.monotonic() - self._listed_at > 1.0
+                            or (self.reader.segments() or [1])[0] > 1):
+            # One listed was gone, or the listing is old, or the history was pruned (a
+            # snapshot stored since may be the only way in): list again before replaying
+            # from the start.
+            got = self._from_snapshot(upto, prefer, fresh=True)
+        if got is not None:
+            return got
+        segs = self.reader.segments(refresh=True)
+        if segs and segs[0] > 1:
+            raise StepPrunedError(
+                f"records before seq {segs[0]} were pruned and no snapshot covers seq {upto}",
+                seq=upto, hint="ask for a later step")
+        state, seq, step = self._replay({}, 0, 0, upto, chain_hash="")
+        return state, seq, step, None
+
+    def _from_snapshot(self, upto: int, prefer: int | None, *, fresh: bool
+                       ) -> Materialized | None:
+        """The state from the newest usable snapshot of the listing, or None; sets
+        ``_stale`` when a listed snapshot was gone (deleted by retention meanwhile)."""
+        self._stale = False
+        for snap_seq in self._candidates(upto, prefer, self._listing(upto, fresh)):
             try:
                 doc, digest = self.load_snapshot(snap_seq)
                 state, seq, step = self._replay(doc.state, doc.seq, doc.step, upto,
@@ -108,15 +155,10 @@ class Materializer:
                 warnings.warn(msg, SnapshotSkippedWarning, stacklevel=4)
                 continue
             except FileNotFoundError:
-                continue  # removed by retention while we listed
+                self._stale = True  # removed by retention since it was listed
+                continue
             return state, seq, step, doc
-        segs = self.reader.segments(refresh=True)
-        if segs and segs[0] > 1:
-            raise StepPrunedError(
-                f"records before seq {segs[0]} were pruned and no snapshot covers seq {upto}",
-                seq=upto, hint="ask for a later step")
-        state, seq, step = self._replay({}, 0, 0, upto, chain_hash="")
-        return state, seq, step, None
+        return None
 
     def _replay(self, state: Any, seq: int, step: int, upto: int, *, chain_hash: str,
                 digest: str | None = None, doc: SnapshotDoc | None = None

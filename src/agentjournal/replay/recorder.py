@@ -117,6 +117,7 @@ def write_snapshot(core: Core, *, compress: bool, retention: Retention | None) -
     core.set_snapshot_base(step, doc.ts)
     view = retention_view(core)
     view.wrote_snapshot(seq)
+    core.mat.snapshot_written(seq)
     if retention is not None:
         try:
             rep = compact(view, keep_snapshots=retention.keep_snapshots, prune=retention.prune,
