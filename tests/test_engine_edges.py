@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -305,3 +306,24 @@ def test_a_reader_notices_snapshots_deleted_since_it_listed_them(tmp_path: Path)
                 assert r.state_at(k) == {"i": k}
             with pytest.raises(StepPrunedError):
                 r.state_at(first - 2)
+
+
+def test_resume_from_the_newest_snapshot_lists_no_snapshots(tmp_path: Path) -> None:
+    """The hinted newest snapshot is tried before any listing (a listing costs what there
+    are: ~1,000 files in a kept 1M-step history)."""
+    with Journal("rs", root=tmp_path, snapshot_every=5) as w:
+        for i in range(1, 103):
+            w.append({"i": i})
+    for readonly in (True, False):
+        with Journal("rs", root=tmp_path, readonly=readonly) as j:
+            calls = 0
+            real = j.store.list_snapshots
+
+            def counting(real: Any = real) -> list[int]:
+                nonlocal calls
+                calls += 1
+                return list(real())
+
+            j.store.list_snapshots = counting  # type: ignore[method-assign]
+            assert j.resume().state == {"i": 102}
+            assert calls == 0, readonly

@@ -97,10 +97,12 @@ class Materializer:
             self._listed_at = now
         return snaps
 
-    def _candidates(self, upto: int, prefer: int | None, snaps: list[int]) -> Iterator[int]:
-        """Snapshot seqs to try for ``upto``: ``prefer`` first, then newest first."""
+    def _candidates(self, upto: int, prefer: int | None, fresh: bool) -> Iterator[int]:
+        """Snapshot seqs to try for ``upto``: ``prefer`` first (no listing), then newest
+        first."""
         if prefer is not None and 0 < prefer <= upto:
             yield prefer
+        snaps = self._listing(upto, fresh)
         for snap_seq in reversed(snaps[:bisect.bisect_right(snaps, upto)]):
             if snap_seq != prefer:
                 yield snap_seq
@@ -135,7 +137,7 @@ class Materializer:
         """The state from the newest usable snapshot of the listing, or None; sets
         ``_stale`` when a listed snapshot was gone (deleted by retention meanwhile)."""
         self._stale = False
-        for snap_seq in self._candidates(upto, prefer, self._listing(upto, fresh)):
+        for snap_seq in self._candidates(upto, prefer, fresh):
             try:
                 doc, digest = self.load_snapshot(snap_seq)
                 state, seq, step = self._replay(doc.state, doc.seq, doc.step, upto,
