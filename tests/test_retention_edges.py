@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,3 +119,25 @@ def test_cli_compact_keeps_the_sparse_snapshots_the_writer_kept(tmp_path: Path) 
     with Journal("sp", root=root, readonly=True) as r:
         assert r.snapshot_seqs() == kept
         assert r.state_at(7) == {"i": 7}
+
+
+def test_the_mark_spacing_is_read_once_and_not_when_pruning(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    with Journal("ms", root=root, snapshot_every=5) as j:
+        for i in range(1, 41):
+            j.append({"i": i})
+    with Journal("ms", root=root, snapshot_every=None) as j:
+        reads = 0
+        real = j.records
+
+        def counting(*a: int) -> Any:
+            nonlocal reads
+            reads += 1
+            return real(*a)
+
+        j.records = counting  # type: ignore[method-assign]
+        j.compact(keep_snapshots=2, prune=True)
+        assert reads == 0  # pruning keeps no old history: no sparse snapshots to space
+        j.compact(keep_snapshots=2)
+        j.compact(keep_snapshots=2)
+        assert reads == 1

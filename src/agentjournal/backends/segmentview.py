@@ -262,8 +262,9 @@ class SegmentView:
         if not lines or not lines[-1].endswith(b"\n"):
             raise StoreError(f"a record store takes whole lines only; got {len(data)} bytes "
                              "that do not end a line", path=self.location("segment", first))
-        start = _line_seq(lines[0])
-        if start is None or any(_line_seq(x) != start + i for i, x in enumerate(lines)):
+        seqs = [_line_seq(x) for x in lines]
+        start = seqs[0]
+        if start is None or seqs != list(range(start, start + len(lines))):
             raise StoreError("a record store takes records with consecutive seqs only",
                              path=self.location("segment", first))
         with self._mutex:

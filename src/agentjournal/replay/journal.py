@@ -147,6 +147,7 @@ class Journal(QueryMethods):
                                              or sparse_snapshots < 0):
             raise ValueError("sparse_snapshots must be an int >= 0 or None")
         self.sparse_snapshots = sparse_snapshots
+        self._mark_spacing: int | None = None
         self.readonly = readonly
         self.max_snapshot_bytes = max_snapshot_bytes
         self._core: Core = open_core(
@@ -345,23 +346,25 @@ class Journal(QueryMethods):
 
     def _snapshot_locked(self) -> int | None:
         retention = (Retention(self.keep_snapshots, self.prune, self.compress_segments,
-                               self._sparse_gap())
+                               self._sparse_gap(self.prune))
                      if self.keep_snapshots is not None else None)
         return write_snapshot(self._core, compress=self.compress, retention=retention)
 
-    def _sparse_gap(self) -> int | None:
-        """Seqs between the old snapshots retention keeps for time travel (None: none).
+    def _sparse_gap(self, prune: bool) -> int | None:
+        """Seqs between the old snapshots retention keeps for time travel (None: none, and
+        always when pruning, which keeps no old history).
 
         A journal opened without a snapshot interval (as ``agentjournal compact`` opens one)
         uses the spacing of the journal's own first two snapshot marks, which never change
         while the old history stays, so an explicit compaction keeps the sparse snapshots
         the writer's retention kept instead of deleting them.
         """
-        if not self.sparse_snapshots:
+        if not self.sparse_snapshots or prune:
             return None
-        every = self.snapshot_every
+        every = self.snapshot_every or self._mark_spacing
         if every is None:
-            every = snapshot_spacing(self.records())
+            # Read once found: it reads the history up to the second mark.
+            every = self._mark_spacing = snapshot_spacing(self.records())
         return None if every is None else self.sparse_snapshots * every
 
     def sync(self) -> int:
@@ -530,7 +533,8 @@ class Journal(QueryMethods):
                            prune=self.prune if prune is None else prune,
                            compress_segments=(self.compress_segments if compress_segments
                                               is None else compress_segments),
-                           sparse_gap=self._sparse_gap(),
+                           sparse_gap=self._sparse_gap(self.prune if prune is None
+                                                       else prune),
                            dry_run=dry_run, measure=True)
 
     def disk_usage(self) -> int:
