@@ -62,7 +62,6 @@ class Materializer:
         """The snapshot seqs as last listed (listing a store's snapshots costs what there
         are: about a thousand in a kept 1M-step history), and when."""
         self._listed_at = 0.0
-        self._stale = False
 
     def load_snapshot(self, seq: int) -> tuple[SnapshotDoc, str]:
         """Read and check one snapshot file (checksum, agent and seq; not its chain hash)."""
@@ -116,11 +115,9 @@ class Materializer:
         if upto <= 0:
             return {}, 0, 0, None
         got = self._from_snapshot(upto, prefer, fresh=False)
-        if got is None and (self._stale or time.monotonic() - self._listed_at > 1.0
-                            or (self.reader.segments() or [1])[0] > 1):
-            # One listed was gone, or the listing is old, or the history was pruned (a
-            # snapshot stored since may be the only way in): list again before replaying
-            # from the start.
+        if got is None:
+            # One listed was gone, none was usable, or the history was pruned meanwhile (a
+            # reader racing a writer's retention): list again before replaying from the start.
             got = self._from_snapshot(upto, prefer, fresh=True)
         if got is not None:
             return got
@@ -134,9 +131,7 @@ class Materializer:
 
     def _from_snapshot(self, upto: int, prefer: int | None, *, fresh: bool
                        ) -> Materialized | None:
-        """The state from the newest usable snapshot of the listing, or None; sets
-        ``_stale`` when a listed snapshot was gone (deleted by retention meanwhile)."""
-        self._stale = False
+        """The state from the newest usable snapshot of the listing, or None."""
         for snap_seq in self._candidates(upto, prefer, fresh):
             try:
                 doc, digest = self.load_snapshot(snap_seq)
@@ -157,8 +152,7 @@ class Materializer:
                 warnings.warn(msg, SnapshotSkippedWarning, stacklevel=4)
                 continue
             except FileNotFoundError:
-                self._stale = True  # removed by retention since it was listed
-                continue
+                continue  # removed by retention since it was listed
             return state, seq, step, doc
         return None
 
