@@ -378,6 +378,11 @@ class SegmentReader:
                     path=where, seq=expect_first, hint="a segment file was deleted"))
                 return
             cached = self.scans.get(first) if self.scans is not None else None
+            if cached is not None and j + 1 < len(segs) and segs[j + 1] != (
+                    (cached.last_seq + 1) if cached.records else first):
+                # Scanned while it was the last segment: the writer has since appended to it
+                # and started the next one, so the kept scan lacks its end.
+                cached = None
             if cached is not None and (prev_hash is None or (
                     cached.header is not None and cached.header.prev == prev_hash)):
                 fresh: Scan | None = cached
@@ -424,6 +429,8 @@ class SegmentReader:
                                     "and no writer is running")
             prev_hash = sc.last_hash if sc.records else sc.header.prev
             expect_first = (sc.last_seq + 1) if sc.records else first
+            if to_seq is not None and expect_first > to_seq:
+                return  # everything asked for was read: the next segment is not needed
 
     def _warn_tail(self, first: int, sc: Scan, why: str) -> None:
         """Warn, once per tail, that a read stopped before the unreadable end of the last
