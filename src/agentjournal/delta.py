@@ -255,8 +255,26 @@ def _append(new: list[Any], start: int, path: str, ops: list[Op]) -> None:
 # --------------------------------------------------------------------------- apply
 
 
-def _parse_op(op: Any, n: int) -> tuple[str, str, list[str], Any]:
+_TOKENS: dict[str, tuple[str, ...]] = {}
+"""Parsed paths of valid ops, by path: a replay applies the same few paths ("/messages/-",
+"/counter") over and over. Bounded: emptied when full (paths with list indexes are many)."""
+_TOKENS_MAX = 4096
+
+
+def _parse_op(op: Any, n: int) -> tuple[str, str, tuple[str, ...], Any]:
     """Validate op number ``n``; return its name, path, tokens and value (``None`` if absent)."""
+    if isinstance(op, dict):  # the common case, checked in one go; errors are named below
+        name = op.get("op")
+        path = op.get("path")
+        if (name in _OPS and isinstance(path, str) and (name == "remove" or "value" in op)):
+            tokens = _TOKENS.get(path)
+            if tokens is not None:
+                return name, path, tokens, op.get("value")
+    return _parse_op_checked(op, n)
+
+
+def _parse_op_checked(op: Any, n: int) -> tuple[str, str, tuple[str, ...], Any]:
+    """:func:`_parse_op` with every check, naming what is wrong; caches the path."""
     if not isinstance(op, dict):
         raise InvalidPatchError(
             f"op {n} is a {type(op).__name__}, not an object", hint="an op is a dict"
@@ -276,11 +294,14 @@ def _parse_op(op: Any, n: int) -> tuple[str, str, list[str], Any]:
     if name != "remove" and "value" not in op:
         raise InvalidPatchError(f"op {n} ({name} {path!r}) has no 'value'", path=path)
     try:
-        tokens = parse_pointer(path)
+        tokens = tuple(parse_pointer(path))
     except InvalidPatchError as e:
         raise InvalidPatchError(f"op {n}: {e.message}", path=path, hint=e.hint) from None
     if len(tokens) > MAX_DEPTH:  # no document within the limit has such a path
         raise _limit_error(path, f"op {n} ({name}) path")
+    if len(_TOKENS) >= _TOKENS_MAX:
+        _TOKENS.clear()
+    _TOKENS[path] = tokens
     return name, path, tokens, op.get("value")
 
 
