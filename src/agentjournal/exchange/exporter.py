@@ -77,7 +77,7 @@ class _Plan:
     range: RangeInfo | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Seg:
     """One segment as pass 1 checked it."""
 
@@ -90,6 +90,8 @@ class _Seg:
     last_seq: int
     last_step: int
     last_hash: str
+    first_step: int
+    """The step of its first record."""
 
 
 @dataclass
@@ -102,8 +104,6 @@ class _Walk:
     marks: dict[int, tuple[int, str]] = field(default_factory=dict)
     """``at -> (seq of the snapshot record, digest)``."""
     anchors: list[Anchor] = field(default_factory=list)
-    first_steps: dict[int, int] = field(default_factory=dict)
-    """The step of each segment's first record, by index in ``segs``."""
     stopped: bool = False
     """A range's end was found before the journal's (a record after ``to_step``)."""
     start_seq: int | None = None
@@ -209,12 +209,15 @@ def _walk(journal: Journal, snap_seqs: set[int], steps: _Steps | None,
         walk = ChainWalk(first_seq=first, agent_id=journal.agent_id, key=key, where=where,
                          prev=prev)
 
+        first_step: int | None = None
+
         def visit(sc: Scan, k: int = k) -> None:
-            nonlocal done
+            nonlocal done, first_step
+            if first_step is None and sc.records:
+                first_step = sc.records[0].step
             for rec, end in zip(sc.records, sc.ends, strict=True):
                 if done:
                     return
-                found.first_steps.setdefault(k, rec.step)
                 if rec.seq in snap_seqs:
                     found.at[rec.seq] = rec.h
                 if isinstance(rec, SnapshotMark):
@@ -255,7 +258,8 @@ def _walk(journal: Journal, snap_seqs: set[int], steps: _Steps | None,
         found.segs.append(_Seg(first=first, sealed=sealed, prev=walk.header.prev,
                                bytes=walk.valid_end, records=walk.records,
                                last_seq=walk.last_seq, last_step=walk.last_step,
-                               last_hash=walk.last_hash))
+                               last_hash=walk.last_hash,
+                               first_step=first_step if first_step is not None else 0))
         prev, expect = walk.last_hash, walk.last_seq + 1
         if done:
             break
@@ -374,7 +378,7 @@ def _select_range(journal: Journal, found: _Walk, steps: _Steps, plan: _Plan, *,
     """
     lo, hi = steps
     segs = found.segs
-    first_step = found.first_steps[0]
+    first_step = segs[0].first_step
     pruned = origin and segs[0].first > 1
     if found.start_seq is None and not found.stopped:
         raise StepNotFoundError(
@@ -417,7 +421,7 @@ def _select_range(journal: Journal, found: _Walk, steps: _Steps, plan: _Plan, *,
     plan.range = RangeInfo(
         from_step=first_step if lo is None else lo,
         to_step=hi if hi is not None and found.stopped else end_step,
-        first_step=found.first_steps[pick], base_seq=first - 1, end_seq=end_seq,
+        first_step=segs[pick].first_step, base_seq=first - 1, end_seq=end_seq,
         anchor_seq=anchor_seq)
     return chosen, end_seq
 
