@@ -798,6 +798,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.tmpdir is not None:
+        args.tmpdir.mkdir(parents=True, exist_ok=True)  # a new place for the stores
     steps = args.steps or (QUICK_STEPS if args.quick else 1000)
     workloads = {w.strip() for w in args.workloads.split(",") if w.strip()}
 

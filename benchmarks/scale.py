@@ -382,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--probe", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.tmpdir is not None:
+        args.tmpdir.mkdir(parents=True, exist_ok=True)  # a new place for the stores
     if args.probe:
         probe(args.probe)
         return 0
