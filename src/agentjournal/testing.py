@@ -500,9 +500,11 @@ class RecordStoreContract(JournalContract):
         rstore.append(1, [_rec(1)], header=b"h\n")
         rstore.put_snapshot(SnapshotData(1, b"abc", False))
         usage = getattr(rstore, "usage", None)
+        keep = getattr(rstore, "quarantine", None)
+        if usage is None and keep is None:
+            pytest.skip(f"{type(rstore).__name__} offers neither usage() nor quarantine()")
         if usage is not None:
             assert usage() == len(_rec(1)) + 2 + 3
-        keep = getattr(rstore, "quarantine", None)
         if keep is not None:
             keep("cut-1", b"bytes")
             assert rstore.list_quarantine() == ["cut-1"]  # type: ignore[attr-defined]
