@@ -179,32 +179,96 @@ def _keep_witness(old: list[Any], witness: list[Any]) -> None:
             break
 
 
+class Trust:
+    """Number-free list prefixes of one private document, proven by earlier diffs of it.
+
+    A :class:`~agentjournal.Journal`'s shadow is such a document: nothing mutates it but the
+    journal applying the ops of its own last diff. A diff given the trust
+    (``delta.diff(old, new, trust=...)``) takes a known prefix as proven instead of comparing it
+    with a witness. Each list it visits notes what will be known of it once that diff's ops are
+    applied, and :meth:`commit` (called after applying them) makes that the knowledge. Any other
+    change to the document must :meth:`forget`. The lists themselves are held, so an id is
+    never reused while known.
+    """
+
+    __slots__ = ("known", "pending")
+
+    def __init__(self) -> None:
+        self.known: dict[int, tuple[list[Any], int]] = {}
+        self.pending: dict[int, tuple[list[Any], int]] | None = None
+
+    def prefix(self, lst: list[Any]) -> int:
+        """How many leading items of ``lst`` are known to be number-free."""
+        got = self.known.get(id(lst))
+        return got[1] if got is not None and got[0] is lst else 0
+
+    def note(self, lst: list[Any], n: int) -> None:
+        """After the running diff's ops are applied, ``lst[:n]`` is number-free."""
+        if self.pending is not None:
+            self.pending[id(lst)] = (lst, n)
+
+    def commit(self) -> None:
+        """The ops of the last diff were applied to the document, and nothing else was."""
+        self.known = self.pending if self.pending is not None else {}
+        self.pending = None
+
+    def forget(self) -> None:
+        """The document changed in some other way (or was replaced): nothing is known."""
+        self.known = {}
+        self.pending = None
+
+
+_active = threading.local()
+
+
+def active_trust() -> Trust | None:
+    """The trust of the diff running in this thread (None: an ordinary diff)."""
+    return getattr(_active, "trust", None)
+
+
+def set_trust(trust: Trust | None) -> Trust | None:
+    """Make ``trust`` the running diff's (None: none); returns the previous one."""
+    prev = getattr(_active, "trust", None)
+    _active.trust = trust
+    return prev
+
+
 def _run_exact(old: list[Any], new: list[Any], start: int, end: int, shift: int,
                room: int) -> int:
     """Given ``old[start:end] == new[start - shift:end - shift]``, whether the run is exactly
     equal item by item; ``room`` counts each item's own level.
 
     Refreshes the witness of ``old`` for the list it becomes once the ``start`` items before
-    the run are removed (the front-removal case; 0 otherwise) and the diff is applied.
+    the run are removed (the front-removal case; 0 otherwise) and the diff is applied; under a
+    :class:`Trust`, notes its number-free prefix instead (no witness is compared or copied).
     """
+    trust = getattr(_active, "trust", None)
     big = end - start >= _WITNESS_MIN
     done = start
-    w = _witnesses.get(id(old)) if big else None
-    if w is not None:
-        top = min(len(w), end)
-        if top > start and old[start:top] == (w if start == 0 and top == len(w) else
-                                              w[start:top]):
-            done = top
-        else:
-            w = None
+    w = None
+    if trust is not None:
+        known = trust.prefix(old)
+        if known > start:
+            done = min(known, end)
+    elif big:
+        w = _witnesses.get(id(old))
+        if w is not None:
+            top = min(len(w), end)
+            if top > start and old[start:top] == (w if start == 0 and top == len(w) else
+                                                  w[start:top]):
+                done = top
+            else:
+                w = None
     result = _PURE
-    grow = done  # the witness can grow over the pure items that follow it
+    grow = done  # the number-free prefix can grow over the pure items that follow it
     bulk = end - _BULK_MIN  # past the first item with numbers, try one bulk comparison
     for i in range(done, end):
         a = old[i]
         b = new[i - shift]
         if result == _EXACT:
             if i <= bulk and _same_bytes(old[i:end], new[i - shift:end - shift]):
+                if trust is not None:
+                    trust.note(old, grow - start)
                 return _EXACT
             bulk = -1  # once is enough: the items differ (or reorder keys) somewhere
             if type(a) is dict and type(b) is dict:
@@ -218,7 +282,9 @@ def _run_exact(old: list[Any], new: list[Any], start: int, end: int, shift: int,
             result = _EXACT
         elif grow == i:
             grow = i + 1
-    if big and grow > start:
+    if trust is not None:
+        trust.note(old, grow - start)
+    elif big and grow > start:
         extra = [copy_containers(old[i]) for i in range(done, grow)]
         if w is not None and start == 0 and done == len(w):
             w.extend(extra)  # pure private items only: a concurrent reader stays sound

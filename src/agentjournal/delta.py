@@ -37,7 +37,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ._exact import _DIFF, _eq, _exact, _run_exact, _same_leaf, _witness_prefix
+from ._exact import _DIFF, Trust, _eq, _exact, _run_exact, _same_leaf, _witness_prefix
+from ._exact import active_trust as _active_trust
+from ._exact import set_trust as _set_trust
 from ._jsondoc import (
     MAX_DEPTH,
     MAX_INT_DIGITS,
@@ -79,7 +81,7 @@ _OPS = frozenset({"add", "remove", "replace"})
 # --------------------------------------------------------------------------- diff
 
 
-def diff(old: Any, new: Any) -> list[Op]:
+def diff(old: Any, new: Any, *, trust: Trust | None = None) -> list[Op]:
     """Return the ops that turn ``old`` into ``new``: ``apply(old, diff(old, new)) == new``.
 
     Exact: every change of the JSON document is recorded, including the ones ``==`` hides
@@ -92,8 +94,15 @@ def diff(old: Any, new: Any) -> list[Op]:
     Raises:
         NotJSONEncodableError: a changed part of ``new`` is not JSON; ``path`` points at it.
         LimitExceededError: ``new`` (or ``old``) nests deeper than :data:`MAX_DEPTH`.
+
+    ``trust`` (the engine's, for its private shadow as ``old``): what earlier diffs of ``old``
+    proved, see :class:`agentjournal._exact.Trust`; the caller commits it once it applied the
+    ops to ``old``.
     """
     ops: list[Op] = []
+    if trust is not None:
+        trust.pending = {}
+    prev = _set_trust(trust)
     try:
         _diff(old, new, "", ops, MAX_DEPTH)
     except (_TooDeep, RecursionError):
@@ -104,6 +113,8 @@ def diff(old: Any, new: Any) -> list[Op]:
             if tokens is not None:
                 raise _limit_error(pointer(tokens), what) from None
         raise
+    finally:
+        _set_trust(prev)
     return ops
 
 
@@ -184,7 +195,8 @@ def _diff_list(old: list[Any], new: list[Any], path: str, ops: list[Op], room: i
     # Where a witness proves old's items number-free, == is exact on them: the common parts
     # are found with C-level slice comparisons (an edit of one old message costs ~2 ==).
     lim = min(n_old, n_new)
-    pure = _witness_prefix(old, n_old)
+    trust = _active_trust()
+    pure = _witness_prefix(old, n_old) if trust is None else min(trust.prefix(old), n_old)
     p = _equal_prefix(old, new, min(pure, lim))
     while p < lim and _eq(old[p], new[p], room):
         p += 1
@@ -192,6 +204,9 @@ def _diff_list(old: list[Any], new: list[Any], path: str, ops: list[Op], room: i
     while q < lim - p and _eq(old[n_old - 1 - q], new[n_new - 1 - q], room):
         q += 1
     m_old, m_new = n_old - p - q, n_new - p - q
+    if trust is not None:
+        # The items before p stay as they are; what is known of them stays known.
+        trust.note(old, min(pure, p))
     for i in range(p, p + min(m_old, m_new)):
         _diff(old[i], new[i], f"{path}/{i}", ops, room)
     if m_old > m_new:

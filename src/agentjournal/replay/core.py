@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .. import delta
+from .._exact import Trust
 from ..backends.base import AgentStore, Backend
 from ..errors import JournalClosedError, JournalForkedError
 from ..events import AnyRecord
@@ -85,6 +86,8 @@ class Core:
         # The shadow and the snapshot triggers' base (writable cores only).
         self.shadow: Any = None
         self.shadow_seq = -1  # seq the shadow is the state after; -1 = not loaded
+        self.trust = Trust()
+        """What diffs against the shadow proved of it (see :meth:`adopt`)."""
         self.snap_step = 0
         self.snap_wall = time.time()
         self.snap_clock = time.monotonic()
@@ -117,7 +120,7 @@ class Core:
         if w is None or self.shadow_seq == w.last_seq:
             return
         state, seq, _step, doc = self.mat.materialize(w.last_seq, prefer=w.hint.snap)
-        self.shadow, self.shadow_seq = state, seq
+        self.set_shadow(state, seq)
         if doc is not None:
             self.set_snapshot_base(doc.step, doc.ts)
             return
@@ -134,10 +137,31 @@ class Core:
     def seconds_since_snapshot(self) -> float:
         return time.monotonic() - self.snap_clock
 
-    def adopt(self, ops: list[delta.Op], seq: int) -> None:
-        """Apply recorded ``ops`` to the shadow (copies: it never aliases caller objects)."""
-        self.shadow = delta.apply_in_place(self.shadow, delta.copy_containers(ops))
+    def set_shadow(self, state: Any, seq: int) -> None:
+        """Make ``state`` (private: nobody else holds its containers) the shadow."""
+        self.trust.forget()
+        self.shadow, self.shadow_seq = state, seq
+
+    def diff(self, state: Any) -> list[delta.Op]:
+        """The ops from the shadow to ``state``; pass them to :meth:`adopt` once recorded."""
+        return delta.diff(self.shadow, state, trust=self.trust)
+
+    def adopt(self, ops: list[delta.Op], seq: int, *, diffed: bool = False) -> None:
+        """Apply recorded ``ops`` to the shadow (copies: it never aliases caller objects).
+
+        ``diffed``: they are the ops :meth:`diff` just returned, so what that diff proved of
+        the shadow holds for it once they are applied; any other change forgets it all.
+        """
+        try:
+            self.shadow = delta.apply_in_place(self.shadow, delta.copy_containers(ops))
+        except BaseException:
+            self.trust.forget()  # applied in part: nothing is known of the shadow any more
+            raise
         self.shadow_seq = seq
+        if diffed:
+            self.trust.commit()
+        else:
+            self.trust.forget()
 
     def close(self) -> None:
         """Sync, release the lock and the store. In a forked child: let go, touch nothing."""

@@ -75,7 +75,7 @@ def fork_journal(parent: Journal, at_step: int, new_agent_id: str,
                 # snapshot written next, which becomes part of the history.
                 fork_record([], True)
             wrote = True
-            core.shadow, core.shadow_seq = state_copy(state), w.last_seq
+            core.set_shadow(state_copy(state), w.last_seq)
             new.snapshot()
     except BaseException:
         new.close()

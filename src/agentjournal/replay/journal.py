@@ -303,8 +303,9 @@ class Journal(QueryMethods):
             w = core.check_writable()
             core.ensure_shadow()
             step = w.last_step + 1 if step is None else step
+            diffed = ops is None
             if ops is None:
-                ops = delta.diff(core.shadow, state)
+                ops = core.diff(state)
             else:
                 ops = list(ops)
                 for op in ops:
@@ -313,7 +314,7 @@ class Journal(QueryMethods):
                 delta.apply(core.shadow, ops)  # validates without touching the shadow
             rec = w.append_step(ops, step=step, meta=meta, sync=sync)
             core.reader.tail = w.seg_first
-            core.adopt(ops, rec.seq)
+            core.adopt(ops, rec.seq, diffed=diffed)
             if self._sync_after and sync:
                 w.sync()
             snap_seq = None
