@@ -128,3 +128,26 @@ def test_trust_is_per_journal_and_forgotten_when_the_shadow_is_replaced() -> Non
     assert t.prefix(a) == 10 and t.prefix(b) == 0
     t.forget()
     assert t.prefix(a) == 0
+
+
+def test_a_marker_record_keeps_the_trust_and_an_op_forgets_it(tmp_path: Path) -> None:
+    """``append(ops=[])`` (a delete marker, a note) leaves the shadow as it was, so what was
+    proved of it stays proved; ops that change it forget it all."""
+    msgs = [{"text": f"m{i}"} for i in range(30)]
+    state = {"msgs": msgs}
+    with Journal("t", tmp_path, durability="none", snapshot_every=None) as j:
+        j.append(state)
+        msgs.append({"text": "m30"})
+        j.append(state)  # the 30 items it had are now proved number-free (m30: next time)
+        trust = j._core.trust
+        shadow_msgs = j._core.shadow["msgs"]
+        assert trust.prefix(shadow_msgs) == 30
+        j.append(ops=[], meta={"note": "marker"})
+        assert trust.prefix(shadow_msgs) == 30
+        j.append(ops=[{"op": "replace", "path": "/msgs/0/text", "value": 1}])
+        msgs[0]["text"] = 1
+        assert trust.prefix(j._core.shadow["msgs"]) == 0
+        msgs.append({"text": "m31"})
+        j.append(state)
+        assert canonical(j.resume().state) == canonical(state)
+        assert trust.prefix(j._core.shadow["msgs"]) == 0  # item 0 holds a number now

@@ -150,7 +150,8 @@ class Core:
         """Apply recorded ``ops`` to the shadow (copies: it never aliases caller objects).
 
         ``diffed``: they are the ops :meth:`diff` just returned, so what that diff proved of
-        the shadow holds for it once they are applied; any other change forgets it all.
+        the shadow holds for it once they are applied; any other change forgets it all (no
+        ops at all change nothing, and keep what was known).
         """
         try:
             self.shadow = delta.apply_in_place(self.shadow, delta.copy_containers(ops))
@@ -160,8 +161,10 @@ class Core:
         self.shadow_seq = seq
         if diffed:
             self.trust.commit()
-        else:
+        elif ops:
             self.trust.forget()
+        else:
+            self.trust.pending = None  # a marker record (meta only): the shadow is as it was
 
     def close(self) -> None:
         """Sync, release the lock and the store. In a forked child: let go, touch nothing."""
