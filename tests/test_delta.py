@@ -7,6 +7,7 @@ import datetime
 import decimal
 import enum
 import json
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agentjournal import Journal
 from agentjournal.delta import (
     Op,
     apply,
@@ -609,3 +611,25 @@ def test_copy_containers_shares_only_leaves() -> None:
     c = copy_containers(v)
     assert c == v and c is not v and c["a"] is not v["a"] and c["a"][0] is not v["a"][0]
     assert c["a"][0]["s"] is v["a"][0]["s"]
+
+
+@pytest.mark.parametrize("op", [
+    {"op": ["add"], "path": "/a", "value": 1},
+    {"op": {"add": 1}, "path": "/a", "value": 1},
+    {"op": 1, "path": "/a", "value": 1},
+    {"op": "add", "path": ["a"], "value": 1},
+])
+def test_an_op_of_the_wrong_type_is_a_typed_error(op: dict) -> None:
+    """A list or dict where the op's name should be (a crafted record, a caller's bad op) is
+    an InvalidPatchError naming the op, never a TypeError from hashing it."""
+    for fn in (apply, apply_in_place):
+        with pytest.raises(InvalidPatchError, match="op 0"):
+            fn({}, [op])
+
+
+def test_a_journal_refuses_an_op_of_the_wrong_type(tmp_path: Path) -> None:
+    with Journal("t", tmp_path) as j:
+        j.append({"a": 0})
+        with pytest.raises(InvalidPatchError):
+            j.append(ops=[{"op": ["replace"], "path": "/a", "value": 1}])
+        assert j.last_seq == 1 and j.resume().state == {"a": 0}

@@ -281,7 +281,8 @@ def _parse_op(op: Any, n: int) -> tuple[str, str, tuple[str, ...], Any]:
     if isinstance(op, dict):  # the common case, checked in one go; errors are named below
         name = op.get("op")
         path = op.get("path")
-        if (name in _OPS and isinstance(path, str) and (name == "remove" or "value" in op)):
+        if (type(name) is str and name in _OPS and type(path) is str
+                and (name == "remove" or "value" in op)):
             tokens = _TOKENS.get(path)
             if tokens is not None:
                 return name, path, tokens, op.get("value")
@@ -296,7 +297,7 @@ def _parse_op_checked(op: Any, n: int) -> tuple[str, str, tuple[str, ...], Any]:
         )
     name = op.get("op")
     path = op.get("path")
-    if name not in _OPS:
+    if not isinstance(name, str) or name not in _OPS:  # a list or dict is not hashable
         raise InvalidPatchError(
             f"op {n} has unsupported op {name!r}",
             path=path if isinstance(path, str) else None,
