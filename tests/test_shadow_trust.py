@@ -113,7 +113,7 @@ def test_a_type_only_edit_of_a_long_trusted_prefix_is_recorded(tmp_path: Path) -
         assert canonical(ro.resume().state) == canonical(state)
 
 
-def test_trust_is_per_journal_and_forgotten_when_the_shadow_is_replaced() -> None:
+def test_a_trust_knows_only_the_lists_it_noted_and_only_after_commit() -> None:
     """What a Trust knows is only ever used for the very lists it noted."""
     t = Trust()
     a = [{"s": f"x{i}"} for i in range(10)]
@@ -148,3 +148,36 @@ def test_a_marker_record_keeps_the_trust_and_an_op_forgets_it(tmp_path: Path) ->
         j.append(state)
         assert canonical(j.resume().state) == canonical(state)
         assert trust.prefix(j._core.shadow["msgs"]) == 0  # item 0 holds a number now
+
+
+def test_the_facade_in_its_defaults_records_a_type_only_edit_of_an_old_message(
+        tmp_path: Path) -> None:
+    """What a migrating user runs: StateManager(FilesystemStorage(dir)) with every default.
+    After many saves of a growing conversation (its prefix trusted), an old message's field
+    going from 1 to True and to 1.0 is saved, and each checkpoint loads exactly."""
+    import asyncio
+
+    from agentjournal import AgentState, FilesystemStorage, StateManager
+
+    async def main() -> None:
+        sm = StateManager(FilesystemStorage(tmp_path))
+        history = [{"role": "user", "content": f"m{i}", "flag": None} for i in range(30)]
+        ids = []
+        for step in range(1, 16):
+            history.append({"role": "assistant", "content": f"a{step}", "flag": None})
+            ids.append(await sm.save_checkpoint(AgentState(
+                agent_id="a", step_number=step, conversation_history=history)))
+        wanted = []
+        for step, flag in ((16, 1), (17, True), (18, 1.0)):
+            history[4]["flag"] = flag
+            ids.append(await sm.save_checkpoint(AgentState(
+                agent_id="a", step_number=step, conversation_history=history)))
+            wanted.append(canonical(history))
+        sm.close()
+        again = StateManager(FilesystemStorage(tmp_path))
+        for cid, want in zip(ids[-3:], wanted, strict=True):
+            got = await again.load_checkpoint(cid)
+            assert got is not None and canonical(got.conversation_history) == want
+        again.close()
+
+    asyncio.run(main())

@@ -202,6 +202,14 @@ class Trust:
         got = self.known.get(id(lst))
         return got[1] if got is not None and got[0] is lst else 0
 
+    def begin(self) -> None:
+        """A diff of the document starts: nothing noted yet."""
+        self.pending = {}
+
+    def unchanged(self) -> None:
+        """The document was left as it was (no ops applied): what is known stays known."""
+        self.pending = None
+
     def note(self, lst: list[Any], n: int) -> None:
         """After the running diff's ops are applied, ``lst[:n]`` is number-free."""
         if self.pending is not None:

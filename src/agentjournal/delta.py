@@ -101,7 +101,7 @@ def diff(old: Any, new: Any, *, trust: Trust | None = None) -> list[Op]:
     """
     ops: list[Op] = []
     if trust is not None:
-        trust.pending = {}
+        trust.begin()
     prev = _set_trust(trust)
     try:
         _diff(old, new, "", ops, MAX_DEPTH)

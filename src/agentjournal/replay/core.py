@@ -164,7 +164,7 @@ class Core:
         elif ops:
             self.trust.forget()
         else:
-            self.trust.pending = None  # a marker record (meta only): the shadow is as it was
+            self.trust.unchanged()  # a marker record (meta only): the shadow is as it was
 
     def close(self) -> None:
         """Sync, release the lock and the store. In a forked child: let go, touch nothing."""

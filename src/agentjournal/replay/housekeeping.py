@@ -154,6 +154,7 @@ class RetentionView:
 
     def delete_snapshot(self, seq: int) -> None:
         self.core.store.delete_snapshot(seq)
+        self.core.mat.snapshot_deleted(seq)
         self._usable.discard(seq)
         if self._snaps is not None and seq in self._snaps:
             self._snaps.remove(seq)

@@ -83,6 +83,11 @@ class Materializer:
         if self._snaps is not None and seq not in self._snaps:
             bisect.insort(self._snaps, seq)
 
+    def snapshot_deleted(self, seq: int) -> None:
+        """This process deleted snapshot ``seq`` (its retention): not tried again."""
+        if self._snaps is not None and seq in self._snaps:
+            self._snaps.remove(seq)
+
     def _listing(self, upto: int, fresh: bool) -> list[int]:
         """The snapshot seqs, listed again when asked, when never listed, or when the state
         asked for is past the newest one known and the listing is more than a second old (a
